@@ -1,0 +1,29 @@
+using MessageQueue.Queues;
+using MessageQueue.Routing;
+using MessageQueue.Scheduling;
+using Microsoft.Extensions.Logging;
+
+namespace MessageQueue;
+
+/// <summary>What the parts of one broker share: time, the scheduler, the topology, dead-lettering, logging.</summary>
+internal sealed class BrokerContext
+{
+    internal BrokerContext(TimeProvider time, ILoggerFactory loggerFactory)
+    {
+        Time = time;
+        Scheduler = new Scheduler(time);
+        Topology = new Topology(this);
+        DeadLetters = new DeadLetterRouter(this);
+        Logger = loggerFactory.CreateLogger("MessageQueue");
+    }
+
+    internal TimeProvider Time { get; }
+
+    internal Scheduler Scheduler { get; }
+
+    internal Topology Topology { get; }
+
+    internal DeadLetterRouter DeadLetters { get; }
+
+    internal ILogger Logger { get; }
+}

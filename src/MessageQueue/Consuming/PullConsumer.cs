@@ -1,0 +1,142 @@
+using System.Runtime.CompilerServices;
+using System.Threading.Channels;
+using MessageQueue.Queues;
+
+namespace MessageQueue.Consuming;
+
+/// <summary>A pull consumer: reads its prefetch window through a channel.</summary>
+internal sealed class PullConsumer<T> : IConsumer<T>
+{
+    private readonly ConsumerCore _core;
+    private readonly MessageBroker _broker;
+    private int _disposed;
+
+    internal PullConsumer(ConsumerCore core, MessageBroker broker)
+    {
+        _core = core;
+        _broker = broker;
+    }
+
+    public string Queue => _core.Queue.Name;
+
+    public ValueTask<Delivery<T>> ReceiveAsync(CancellationToken cancellationToken = default)
+    {
+        ThrowIfDisposed();
+        if (cancellationToken.IsCancellationRequested)
+        {
+            return ValueTask.FromCanceled<Delivery<T>>(cancellationToken);
+        }
+
+        return TryReceive(out var delivery) ? new ValueTask<Delivery<T>>(delivery) : ReceiveSlowAsync(cancellationToken);
+    }
+
+    public bool TryReceive(out Delivery<T> delivery)
+    {
+        ThrowIfDisposed();
+        var reader = _core.Channel.Reader;
+        while (reader.TryRead(out var handoff))
+        {
+            if (TryAccept(handoff, out delivery))
+            {
+                return true;
+            }
+        }
+
+        delivery = default;
+        return false;
+    }
+
+    public async IAsyncEnumerable<Delivery<T>> ReadAllAsync([EnumeratorCancellation] CancellationToken cancellationToken = default)
+    {
+        while (Volatile.Read(ref _disposed) == 0)
+        {
+            Delivery<T> delivery;
+            try
+            {
+                delivery = await ReceiveAsync(cancellationToken).ConfigureAwait(false);
+            }
+            catch (ObjectDisposedException)
+            {
+                yield break;
+            }
+
+            yield return delivery;
+        }
+    }
+
+    public ValueTask DisposeAsync()
+    {
+        if (Interlocked.Exchange(ref _disposed, 1) == 0)
+        {
+            _core.Queue.RemoveConsumer(_core);
+            _broker.Forget(this);
+        }
+
+        return ValueTask.CompletedTask;
+    }
+
+    private async ValueTask<Delivery<T>> ReceiveSlowAsync(CancellationToken cancellationToken)
+    {
+        var reader = _core.Channel.Reader;
+        while (true)
+        {
+            bool open;
+            try
+            {
+                open = await reader.WaitToReadAsync(cancellationToken).ConfigureAwait(false);
+            }
+            catch (ChannelClosedException ex) when (ex.InnerException is TopologyException inner)
+            {
+                throw new TopologyException(inner.Message, ex);
+            }
+
+            if (!open)
+            {
+                ThrowIfDisposed();
+                throw new ObjectDisposedException(GetType().Name, $"The consumer of queue '{Queue}' was stopped.");
+            }
+
+            while (reader.TryRead(out var handoff))
+            {
+                if (TryAccept(handoff, out var delivery))
+                {
+                    return delivery;
+                }
+            }
+        }
+    }
+
+    private bool TryAccept(in Handoff handoff, out Delivery<T> delivery)
+    {
+        delivery = default;
+        if (!BrokerQueue.TryClaim(handoff))
+        {
+            return false; // returned to the queue meanwhile (ack timeout or disposal)
+        }
+
+        var entry = handoff.Entry;
+        if (entry.Body is not T)
+        {
+            _core.Queue.Reject(_core, entry, handoff.Tag, TypeMismatch.Describe(entry.Body, typeof(T)), exception: null);
+            return false;
+        }
+
+        if (_core.AutoAck)
+        {
+            _core.Queue.AutoAck(_core, entry, handoff.Tag);
+        }
+
+        delivery = new Delivery<T>(entry, _core, handoff.Tag, handoff.DeliveryCount);
+        return true;
+    }
+
+    private void ThrowIfDisposed() =>
+        ObjectDisposedException.ThrowIf(Volatile.Read(ref _disposed) != 0, this);
+}
+
+/// <summary>The reason given when a message is not of the type its consumer reads.</summary>
+internal static class TypeMismatch
+{
+    internal static string Describe(object body, Type expected) =>
+        $"The message body is a '{body.GetType().FullName}', which is not a '{expected.FullName}' as the consumer expects; it was dead-lettered instead of delivered.";
+}

@@ -1,0 +1,152 @@
+using System.Threading.Channels;
+using MessageQueue.Queues;
+using Microsoft.Extensions.Logging;
+
+namespace MessageQueue.Consuming;
+
+/// <summary>
+/// A push subscription: <c>Concurrency</c> workers read the consumer's window and call the handler. Success
+/// acks; an exception retries through a (possibly delayed) redelivery in the queue, then dead-letters.
+/// </summary>
+internal sealed partial class Subscription<T> : ISubscription
+{
+    private readonly ConsumerCore _core;
+    private readonly Func<Delivery<T>, CancellationToken, ValueTask> _handler;
+    private readonly RetryPolicy _retry;
+    private readonly MessageBroker _broker;
+    private readonly ILogger _logger;
+    private readonly CancellationTokenSource _abort = new();
+    private readonly Task[] _workers;
+    private Task? _disposing;
+
+    internal Subscription(ConsumerCore core, Func<Delivery<T>, CancellationToken, ValueTask> handler, SubscriptionOptions options, MessageBroker broker, ILogger logger)
+    {
+        _core = core;
+        _handler = handler;
+        _retry = options.Retry;
+        _broker = broker;
+        _logger = logger;
+        _workers = new Task[options.Concurrency];
+        for (var i = 0; i < _workers.Length; i++)
+        {
+            _workers[i] = Task.Run(RunAsync);
+        }
+    }
+
+    public string Queue => _core.Queue.Name;
+
+    public ValueTask DisposeAsync()
+    {
+        lock (_workers)
+        {
+            _disposing ??= StopAsync(_broker.ShutdownTimeout);
+        }
+
+        return new ValueTask(_disposing);
+    }
+
+    private async Task StopAsync(TimeSpan timeout)
+    {
+        // 1. No new deliveries; those not yet taken go back to the queue.
+        _core.Queue.StopConsumer(_core);
+
+        // 2. Running handlers get the timeout to finish; then their token is cancelled.
+        var workers = Task.WhenAll(_workers);
+        try
+        {
+            await workers.WaitAsync(timeout, _broker.Time).ConfigureAwait(false);
+        }
+        catch (TimeoutException)
+        {
+            LogShutdownTimeout(_logger, Queue, timeout);
+            await _abort.CancelAsync().ConfigureAwait(false);
+        }
+
+        // 3. Whatever is still unsettled returns to the queue.
+        _core.Queue.RemoveConsumer(_core);
+        _broker.Forget(this);
+    }
+
+    private async Task RunAsync()
+    {
+        var reader = _core.Channel.Reader;
+        try
+        {
+            while (await reader.WaitToReadAsync().ConfigureAwait(false))
+            {
+                while (reader.TryRead(out var handoff))
+                {
+                    if (!BrokerQueue.TryClaim(handoff))
+                    {
+                        continue;
+                    }
+
+                    if (handoff.Entry.Body is not T)
+                    {
+                        _core.Queue.Reject(_core, handoff.Entry, handoff.Tag, TypeMismatch.Describe(handoff.Entry.Body, typeof(T)), exception: null);
+                        continue;
+                    }
+
+                    var delivery = new Delivery<T>(handoff.Entry, _core, handoff.Tag, handoff.DeliveryCount);
+                    Exception? failure = null;
+                    try
+                    {
+                        var pending = _handler(delivery, _abort.Token);
+                        if (!pending.IsCompletedSuccessfully)
+                        {
+                            await pending.ConfigureAwait(false);
+                        }
+                    }
+                    catch (OperationCanceledException) when (_abort.IsCancellationRequested)
+                    {
+                        continue; // shutdown gave up waiting; the message returns to the queue
+                    }
+#pragma warning disable CA1031 // A handler's failure must become a retry or a dead letter, whatever it is.
+                    catch (Exception ex)
+#pragma warning restore CA1031
+                    {
+                        failure = ex;
+                    }
+
+                    if (failure is null)
+                    {
+                        delivery.TryAck(); // a handler may have settled it itself: then this is a no-op
+                    }
+                    else
+                    {
+                        Fail(delivery, failure);
+                    }
+                }
+            }
+        }
+        catch (ChannelClosedException)
+        {
+            // the queue was deleted
+        }
+    }
+
+    private void Fail(Delivery<T> delivery, Exception exception)
+    {
+        var attempt = delivery.DeliveryCount;
+        if (attempt <= _retry.MaxRetries)
+        {
+            var delay = _retry.GetDelay(attempt);
+            LogRetry(_logger, Queue, attempt, delay, exception);
+            delivery.TryRetry(delay);
+        }
+        else
+        {
+            LogDeadLetter(_logger, Queue, attempt, exception);
+            delivery.TryFail(exception);
+        }
+    }
+
+    [LoggerMessage(EventId = 1, Level = LogLevel.Warning, Message = "Handler for queue '{Queue}' failed on delivery {Attempt}; retrying in {Delay}")]
+    private static partial void LogRetry(ILogger logger, string queue, int attempt, TimeSpan delay, Exception exception);
+
+    [LoggerMessage(EventId = 2, Level = LogLevel.Error, Message = "Handler for queue '{Queue}' failed on delivery {Attempt}; retries exhausted, dead-lettering")]
+    private static partial void LogDeadLetter(ILogger logger, string queue, int attempt, Exception exception);
+
+    [LoggerMessage(EventId = 3, Level = LogLevel.Warning, Message = "Handlers for queue '{Queue}' did not finish within {Timeout}; cancelling them and returning their messages")]
+    private static partial void LogShutdownTimeout(ILogger logger, string queue, TimeSpan timeout);
+}

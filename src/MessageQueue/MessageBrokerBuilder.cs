@@ -1,0 +1,226 @@
+using MessageQueue.Routing;
+using Microsoft.Extensions.Logging;
+using Microsoft.Extensions.Logging.Abstractions;
+
+namespace MessageQueue;
+
+/// <summary>
+/// Declares the topology of a broker (exchanges, queues, bindings) and builds it. <see cref="Build"/> checks
+/// everything and reports every problem at once in one <see cref="TopologyException"/>.
+/// </summary>
+public sealed class MessageBrokerBuilder
+{
+    private readonly List<(string Name, ExchangeType Type, ExchangeOptions Options)> _exchanges = [];
+    private readonly List<(string Name, QueueOptions Options)> _queues = [];
+    private readonly List<(string Source, string Destination, bool ToExchange, string RoutingKey, IReadOnlyDictionary<string, object?>? Arguments)> _bindings = [];
+    private TimeProvider _time = TimeProvider.System;
+    private ILoggerFactory _loggerFactory = NullLoggerFactory.Instance;
+    private TimeSpan _shutdownTimeout = TimeSpan.FromSeconds(30);
+
+    /// <summary>Declares an exchange.</summary>
+    /// <param name="name">The exchange name: 1-255 printable characters.</param>
+    /// <param name="type">The exchange type.</param>
+    /// <param name="configure">Sets the exchange's options.</param>
+    /// <returns>This builder.</returns>
+    public MessageBrokerBuilder AddExchange(string name, ExchangeType type, Action<ExchangeOptions>? configure = null)
+    {
+        var options = new ExchangeOptions();
+        configure?.Invoke(options);
+        _exchanges.Add((name, type, options));
+        return this;
+    }
+
+    /// <summary>Declares a queue.</summary>
+    /// <param name="name">The queue name: 1-255 printable characters.</param>
+    /// <param name="configure">Sets the queue's options.</param>
+    /// <returns>This builder.</returns>
+    public MessageBrokerBuilder AddQueue(string name, Action<QueueOptions>? configure = null)
+    {
+        var options = new QueueOptions();
+        configure?.Invoke(options);
+        _queues.Add((name, options));
+        return this;
+    }
+
+    /// <summary>Binds a queue to an exchange.</summary>
+    /// <param name="exchange">The source exchange.</param>
+    /// <param name="queue">The destination queue.</param>
+    /// <param name="routingKey">The binding key (a pattern for topic exchanges).</param>
+    /// <param name="arguments">Binding arguments (headers exchanges match on them).</param>
+    /// <returns>This builder.</returns>
+    public MessageBrokerBuilder Bind(string exchange, string queue, string routingKey = "", IReadOnlyDictionary<string, object?>? arguments = null)
+    {
+        _bindings.Add((exchange, queue, false, routingKey, arguments));
+        return this;
+    }
+
+    /// <summary>Binds an exchange to another exchange. Cycles are allowed: routing visits each exchange once.</summary>
+    /// <param name="source">The source exchange.</param>
+    /// <param name="destination">The destination exchange.</param>
+    /// <param name="routingKey">The binding key.</param>
+    /// <param name="arguments">Binding arguments.</param>
+    /// <returns>This builder.</returns>
+    public MessageBrokerBuilder BindExchange(string source, string destination, string routingKey = "", IReadOnlyDictionary<string, object?>? arguments = null)
+    {
+        _bindings.Add((source, destination, true, routingKey, arguments));
+        return this;
+    }
+
+    /// <summary>Sets the clock for delays, redeliveries, ack timeouts and timestamps (tests pass a manual one).</summary>
+    /// <param name="timeProvider">The clock.</param>
+    /// <returns>This builder.</returns>
+    public MessageBrokerBuilder UseTimeProvider(TimeProvider timeProvider)
+    {
+        ArgumentNullException.ThrowIfNull(timeProvider);
+        _time = timeProvider;
+        return this;
+    }
+
+    /// <summary>Sets where the broker logs.</summary>
+    /// <param name="loggerFactory">The logger factory.</param>
+    /// <returns>This builder.</returns>
+    public MessageBrokerBuilder UseLoggerFactory(ILoggerFactory loggerFactory)
+    {
+        ArgumentNullException.ThrowIfNull(loggerFactory);
+        _loggerFactory = loggerFactory;
+        return this;
+    }
+
+    /// <summary>Sets how long disposing the broker waits for running handlers before cancelling them.</summary>
+    /// <param name="timeout">The timeout; the default is 30 seconds.</param>
+    /// <returns>This builder.</returns>
+    public MessageBrokerBuilder WithShutdownTimeout(TimeSpan timeout)
+    {
+        ArgumentOutOfRangeException.ThrowIfLessThan(timeout, TimeSpan.Zero);
+        _shutdownTimeout = timeout;
+        return this;
+    }
+
+    /// <summary>Checks the whole topology and builds the broker.</summary>
+    /// <returns>The broker.</returns>
+    /// <exception cref="TopologyException">Something is invalid; <see cref="TopologyException.Problems"/> lists every problem.</exception>
+    public MessageBroker Build()
+    {
+        var problems = Validate();
+        if (problems.Count > 0)
+        {
+            throw new TopologyException(problems);
+        }
+
+        var context = new BrokerContext(_time, _loggerFactory);
+        var topology = context.Topology;
+        foreach (var (name, type, options) in _exchanges)
+        {
+            topology.DeclareExchange(name, type, options.Clone(), checkReferences: false);
+        }
+
+        foreach (var (name, options) in _queues)
+        {
+            topology.DeclareQueue(name, options.Clone(), checkReferences: false);
+        }
+
+        foreach (var (source, destination, toExchange, routingKey, arguments) in _bindings)
+        {
+            topology.Bind(source, toExchange ? null : destination, toExchange ? destination : null, routingKey, arguments);
+        }
+
+        return new MessageBroker(context, _shutdownTimeout);
+    }
+
+    private List<string> Validate()
+    {
+        var problems = new List<string>();
+        var exchanges = new Dictionary<string, (ExchangeType Type, ExchangeOptions Options)>(StringComparer.Ordinal);
+        foreach (var (name, type, options) in _exchanges)
+        {
+            if (NameRules.Check(name, "exchange") is { } problem)
+            {
+                problems.Add(problem);
+            }
+            else if (exchanges.TryGetValue(name, out var earlier))
+            {
+                if (earlier.Type != type || !earlier.Options.IsEquivalentTo(options))
+                {
+                    problems.Add($"Exchange '{name}' is declared twice in different ways ({earlier.Type} and {type}, or different options); declare it once.");
+                }
+            }
+            else
+            {
+                exchanges[name] = (type, options);
+            }
+        }
+
+        var queues = new Dictionary<string, QueueOptions>(StringComparer.Ordinal);
+        foreach (var (name, options) in _queues)
+        {
+            if (NameRules.Check(name, "queue") is { } problem)
+            {
+                problems.Add(problem);
+                continue;
+            }
+
+            problems.AddRange(options.Validate(name));
+            if (queues.TryGetValue(name, out var earlier))
+            {
+                if (!earlier.IsEquivalentTo(options))
+                {
+                    problems.Add($"Queue '{name}' is declared twice with different options; declare it once.");
+                }
+            }
+            else
+            {
+                queues[name] = options;
+            }
+        }
+
+        foreach (var (name, (_, options)) in exchanges)
+        {
+            if (options.AlternateExchange is { } ae && !exchanges.ContainsKey(ae))
+            {
+                problems.Add($"Exchange '{name}' names alternate exchange '{ae}', which is not declared.");
+            }
+        }
+
+        foreach (var (name, options) in queues)
+        {
+            if (options.DeadLetterExchange is { Length: > 0 } dlx && !exchanges.ContainsKey(dlx))
+            {
+                problems.Add($"Queue '{name}' names dead-letter exchange '{dlx}', which is not declared.");
+            }
+
+            if (options.DeadLetterQueue is { } dlq && !queues.ContainsKey(dlq))
+            {
+                problems.Add($"Queue '{name}' names dead-letter queue '{dlq}', which is not declared.");
+            }
+        }
+
+        foreach (var (source, destination, toExchange, routingKey, arguments) in _bindings)
+        {
+            var what = $"Binding '{source}' -> {(toExchange ? "exchange" : "queue")} '{destination}'";
+            if (routingKey is null || routingKey.Length > NameRules.MaxLength)
+            {
+                problems.Add($"{what} has a routing key that is null or longer than {NameRules.MaxLength} characters.");
+            }
+
+            if (string.IsNullOrEmpty(source))
+            {
+                problems.Add($"{what}: the default exchange '' cannot have bindings; every queue is already bound to it by name.");
+            }
+            else if (!exchanges.TryGetValue(source, out var src))
+            {
+                problems.Add($"{what}: source exchange '{source}' is not declared.");
+            }
+            else if (Exchange.Create(source, src.Type, src.Options).CheckBinding(routingKey ?? "", arguments) is { } bindingProblem)
+            {
+                problems.Add(bindingProblem);
+            }
+
+            if (destination is null || (toExchange ? !exchanges.ContainsKey(destination) : !queues.ContainsKey(destination)))
+            {
+                problems.Add($"{what}: destination {(toExchange ? "exchange" : "queue")} '{destination}' is not declared.");
+            }
+        }
+
+        return problems;
+    }
+}

@@ -1,0 +1,56 @@
+namespace MessageQueue;
+
+/// <summary>
+/// The confirm of a publish: the message id and how many queues the message reached. When
+/// <see cref="IProducer.PublishAsync{T}"/> returns, the message is in every one of those queues.
+/// </summary>
+public readonly struct PublishResult : IEquatable<PublishResult>
+{
+    // A string id, or the single queue entry whose id is generated on first read (saves an allocation
+    // per message on the hot path, where nobody reads the id).
+    private readonly object? _id;
+
+    internal PublishResult(object id, int routedQueues)
+    {
+        _id = id;
+        RoutedQueues = routedQueues;
+    }
+
+    /// <summary>Gets the id of the published message.</summary>
+    public string MessageId => _id switch
+    {
+        string s => s,
+        Queues.QueueEntry e => e.GetProperties().MessageId,
+        _ => "",
+    };
+
+    /// <summary>Gets the number of queues the message was enqueued in.</summary>
+    public int RoutedQueues { get; }
+
+    /// <summary>Gets whether the message reached at least one queue.</summary>
+    public bool IsRouted => RoutedQueues > 0;
+
+    /// <inheritdoc/>
+    public bool Equals(PublishResult other) => MessageId == other.MessageId && RoutedQueues == other.RoutedQueues;
+
+    /// <inheritdoc/>
+    public override bool Equals(object? obj) => obj is PublishResult other && Equals(other);
+
+    /// <inheritdoc/>
+    public override int GetHashCode() => HashCode.Combine(MessageId, RoutedQueues);
+
+    /// <summary>Compares two results.</summary>
+    /// <param name="left">The first.</param>
+    /// <param name="right">The second.</param>
+    /// <returns>Whether they are equal.</returns>
+    public static bool operator ==(PublishResult left, PublishResult right) => left.Equals(right);
+
+    /// <summary>Compares two results.</summary>
+    /// <param name="left">The first.</param>
+    /// <param name="right">The second.</param>
+    /// <returns>Whether they differ.</returns>
+    public static bool operator !=(PublishResult left, PublishResult right) => !left.Equals(right);
+
+    /// <inheritdoc/>
+    public override string ToString() => $"{MessageId} -> {RoutedQueues} queue(s)";
+}

@@ -1,0 +1,98 @@
+namespace MessageQueue.Queues;
+
+/// <summary>The management side of a queue: counts, purge, browse, redrive, delete.</summary>
+internal sealed partial class BrokerQueue
+{
+    internal QueueInfo GetInfo()
+    {
+        lock (_sync)
+        {
+            var unacked = 0;
+            var active = 0;
+            foreach (var c in _consumers)
+            {
+                unacked += c.InFlight;
+                active += c.Active ? 1 : 0;
+            }
+
+            return new QueueInfo
+            {
+                Name = Name,
+                Ready = _ready.Count,
+                Unacked = unacked,
+                Delayed = _delayed.Count,
+                Consumers = active,
+                Published = _published,
+                Delivered = _delivered,
+                Acked = _acked,
+                Redelivered = _redelivered,
+                DeadLettered = Interlocked.Read(ref _deadLettered),
+                Dropped = Interlocked.Read(ref _dropped),
+            };
+        }
+    }
+
+    /// <summary>Removes every ready message (as RabbitMQ's purge: unacked and delayed ones stay).</summary>
+    internal int Purge()
+    {
+        lock (_sync)
+        {
+            var removed = _ready.Clear();
+            foreach (var e in removed)
+            {
+                e.SetState(EntryState.Gone);
+            }
+
+            return removed.Count;
+        }
+    }
+
+    internal List<QueueEntry> Peek(int max)
+    {
+        lock (_sync)
+        {
+            return _ready.Snapshot(max);
+        }
+    }
+
+    /// <summary>Takes up to <paramref name="max"/> ready messages that <paramref name="take"/> accepts, in order.</summary>
+    internal List<QueueEntry> TakeReady(Func<QueueEntry, bool> take, int max)
+    {
+        lock (_sync)
+        {
+            var taken = _ready.RemoveWhere(take, max);
+            foreach (var e in taken)
+            {
+                e.SetState(EntryState.Gone);
+            }
+
+            return taken;
+        }
+    }
+
+    /// <summary>Deletes the queue: its messages are dropped and its consumers' channels completed.</summary>
+    internal int Delete()
+    {
+        lock (_sync)
+        {
+            if (_deleted)
+            {
+                return 0;
+            }
+
+            Volatile.Write(ref _deleted, true);
+            var count = _ready.Count + _delayed.Count;
+            _ready.Clear();
+            _delayed.Clear();
+            foreach (var c in _consumers)
+            {
+                c.Active = false;
+                c.Removed = true;
+                c.Channel.Writer.TryComplete(new TopologyException($"Queue '{Name}' was deleted while this consumer was reading it."));
+            }
+
+            _consumers.Clear();
+            return count;
+        }
+    }
+}

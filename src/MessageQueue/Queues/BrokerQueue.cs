@@ -1,0 +1,505 @@
+using System.Diagnostics;
+using MessageQueue.Consuming;
+using MessageQueue.Scheduling;
+
+namespace MessageQueue.Queues;
+
+/// <summary>
+/// One queue: ready messages in order, delayed messages in a heap, consumers served round-robin within
+/// their prefetch windows. Every state change happens under one lock; dead letters produced under the lock
+/// are routed after it is released (they enter other queues, whose locks must not nest in this one), and
+/// consumer code never runs under it (channel continuations run asynchronously).
+/// </summary>
+[DebuggerDisplay("Queue '{Name}' ready={_ready.Count} delayed={_delayed.Count}")]
+internal sealed partial class BrokerQueue : IDueTarget
+{
+    private readonly Lock _sync = new();
+    private readonly BrokerContext _context;
+    private readonly ReadyList _ready = new();
+    private readonly PriorityQueue<QueueEntry, long> _delayed = new();
+    private readonly List<ConsumerCore> _consumers = [];
+    private readonly long _ackTimeoutTicks;
+    private readonly int _maxDeliveries;
+    private List<DeadLetter>? _deadLetters;
+    private long _sequence;
+    private long _wakeAt = long.MaxValue;
+    private int _roundRobin;
+    private bool _deleted;
+
+    private long _published;
+    private long _delivered;
+    private long _acked;
+    private long _redelivered;
+    private long _deadLettered;
+    private long _dropped;
+
+    internal BrokerQueue(string name, QueueOptions options, BrokerContext context)
+    {
+        Name = name;
+        Options = options;
+        _context = context;
+        _ackTimeoutTicks = options.AckTimeout?.Ticks ?? 0;
+        _maxDeliveries = options.MaxDeliveryCount ?? int.MaxValue;
+    }
+
+    internal string Name { get; }
+
+    internal QueueOptions Options { get; }
+
+    internal bool IsDeleted => Volatile.Read(ref _deleted);
+
+    /// <summary>Adds a published message. Returns false when the queue was deleted meanwhile.</summary>
+    internal bool Enqueue(QueueEntry entry)
+    {
+        lock (_sync)
+        {
+            if (_deleted)
+            {
+                return false;
+            }
+
+            entry.Sequence = ++_sequence;
+            _published++;
+            if (_ready.Count == 0 && TryPickConsumer(out var consumer))
+            {
+                Deliver(consumer, entry);
+            }
+            else
+            {
+                _ready.Append(entry);
+                if (_consumers.Count > 0)
+                {
+                    Dispatch();
+                }
+            }
+        }
+
+        return true;
+    }
+
+    internal void AddConsumer(ConsumerCore consumer)
+    {
+        lock (_sync)
+        {
+            if (_deleted)
+            {
+                throw new TopologyException($"Queue '{Name}' was deleted; declare it again before consuming from it.");
+            }
+
+            _consumers.Add(consumer);
+            Dispatch();
+        }
+    }
+
+    /// <summary>Stops new deliveries to a consumer and returns the ones it has not taken yet.</summary>
+    internal void StopConsumer(ConsumerCore consumer)
+    {
+        List<DeadLetter>? dead;
+        lock (_sync)
+        {
+            if (!consumer.Active)
+            {
+                return;
+            }
+
+            consumer.Active = false;
+            foreach (var t in consumer.Unacked)
+            {
+                if (t.Entry.TryTransition(t.Tag, EntryState.Buffered, EntryState.Ready))
+                {
+                    // Never seen by the consumer's code: return it as if it had not been delivered.
+                    t.Entry.DeliveryCount--;
+                    _delivered--;
+                    if (t.Entry.DeliveryCount > 0)
+                    {
+                        _redelivered--;
+                    }
+
+                    consumer.InFlight--;
+                    _ready.Return(t.Entry);
+                }
+            }
+
+            Trim(consumer);
+            consumer.Channel.Writer.TryComplete();
+            Dispatch();
+            dead = TakeDeadLetters();
+        }
+
+        SendDeadLetters(dead);
+    }
+
+    /// <summary>Detaches a consumer, returning every delivery it has not settled (Redelivered on the next delivery).</summary>
+    internal void RemoveConsumer(ConsumerCore consumer)
+    {
+        StopConsumer(consumer);
+        List<DeadLetter>? dead;
+        lock (_sync)
+        {
+            if (consumer.Removed)
+            {
+                return;
+            }
+
+            consumer.Removed = true;
+            while (consumer.Unacked.TryDequeue(out var t))
+            {
+                if (t.IsLive)
+                {
+                    t.Entry.SetState(EntryState.Ready);
+                    _ready.Return(t.Entry);
+                }
+            }
+
+            consumer.InFlight = 0;
+            if (_consumers.Remove(consumer) && _roundRobin >= _consumers.Count)
+            {
+                _roundRobin = 0;
+            }
+
+            Dispatch();
+            dead = TakeDeadLetters();
+        }
+
+        SendDeadLetters(dead);
+    }
+
+    /// <summary>Moves a buffered delivery into the consumer's hands; false when it was returned meanwhile.
+    /// Lock-free: one compare-and-swap on the entry's packed tag and state.</summary>
+    internal static bool TryClaim(in Handoff handoff) =>
+        handoff.Entry.TryTransition(handoff.Tag, EntryState.Buffered, EntryState.InHand);
+
+    internal SettleResult Ack(ConsumerCore consumer, QueueEntry entry, int tag)
+    {
+        lock (_sync)
+        {
+            var check = CheckSettle(consumer, entry, tag);
+            if (check != SettleResult.Ok)
+            {
+                return check;
+            }
+
+            entry.SetState(EntryState.Gone);
+            _acked++;
+            Settled(consumer);
+            return SettleResult.Ok;
+        }
+    }
+
+    /// <summary>Settles a delivery of an auto-ack consumer the moment it is claimed.</summary>
+    internal void AutoAck(ConsumerCore consumer, QueueEntry entry, int tag)
+    {
+        lock (_sync)
+        {
+            if (entry.TryTransition(tag, EntryState.InHand, EntryState.Gone))
+            {
+                _acked++;
+                Settled(consumer);
+            }
+        }
+    }
+
+    internal SettleResult Nack(ConsumerCore consumer, QueueEntry entry, int tag, bool requeue, TimeSpan? delay)
+    {
+        List<DeadLetter>? dead;
+        lock (_sync)
+        {
+            var check = CheckSettle(consumer, entry, tag);
+            if (check != SettleResult.Ok)
+            {
+                return check;
+            }
+
+            if (!requeue)
+            {
+                Kill(entry, DeathRecord.Rejected, detail: null, exception: null);
+            }
+            else
+            {
+                var wait = delay ?? (Options.Redelivery.MaxRetries > 0 ? Options.Redelivery.GetDelay(entry.DeliveryCount) : TimeSpan.Zero);
+                Requeue(entry, wait);
+            }
+
+            Settled(consumer);
+            dead = TakeDeadLetters();
+        }
+
+        SendDeadLetters(dead);
+        return SettleResult.Ok;
+    }
+
+    internal SettleResult Reject(ConsumerCore consumer, QueueEntry entry, int tag, string? reason, Exception? exception)
+    {
+        List<DeadLetter>? dead;
+        lock (_sync)
+        {
+            var check = CheckSettle(consumer, entry, tag);
+            if (check != SettleResult.Ok)
+            {
+                return check;
+            }
+
+            Kill(entry, DeathRecord.Rejected, reason, exception);
+            Settled(consumer);
+            dead = TakeDeadLetters();
+        }
+
+        SendDeadLetters(dead);
+        return SettleResult.Ok;
+    }
+
+    public void OnDue(long nowTicks)
+    {
+        List<DeadLetter>? dead;
+        lock (_sync)
+        {
+            _wakeAt = long.MaxValue;
+            if (_deleted)
+            {
+                return;
+            }
+
+            while (_delayed.TryPeek(out var entry, out var due) && due <= nowTicks)
+            {
+                _delayed.Dequeue();
+                entry.SetState(EntryState.Ready);
+                _ready.Return(entry);
+            }
+
+            var next = _delayed.TryPeek(out _, out var nextDelayed) ? nextDelayed : long.MaxValue;
+            if (_ackTimeoutTicks > 0)
+            {
+                next = Math.Min(next, ExpireAckDeadlines(nowTicks));
+            }
+
+            Dispatch();
+            WakeAt(next);
+            dead = TakeDeadLetters();
+        }
+
+        SendDeadLetters(dead);
+    }
+
+    // ---- under the lock ----
+
+    private static SettleResult CheckSettle(ConsumerCore consumer, QueueEntry entry, int tag)
+    {
+        var handle = entry.Handle;
+        if (handle == QueueEntry.Pack(tag, EntryState.InHand) && !consumer.Removed)
+        {
+            return SettleResult.Ok;
+        }
+
+        if (handle == QueueEntry.Pack(tag, EntryState.Gone))
+        {
+            return SettleResult.AlreadySettled;
+        }
+
+        return consumer.Removed ? SettleResult.ConsumerGone : SettleResult.Returned;
+    }
+
+    private void Settled(ConsumerCore consumer)
+    {
+        consumer.InFlight--;
+        Trim(consumer);
+        // Refill in batches: wait until half the window is free, so one lock hands over many messages.
+        if (_ready.Count > 0 && consumer.InFlight <= consumer.Prefetch / 2)
+        {
+            Dispatch();
+        }
+    }
+
+    private static void Trim(ConsumerCore consumer)
+    {
+        var unacked = consumer.Unacked;
+        while (unacked.TryPeek(out var head) && !head.IsLive)
+        {
+            unacked.Dequeue();
+        }
+
+        if (unacked.Count > (2 * Math.Max(consumer.InFlight, 0)) + 64)
+        {
+            var live = unacked.Where(t => t.IsLive).ToArray();
+            unacked.Clear();
+            foreach (var t in live)
+            {
+                unacked.Enqueue(t);
+            }
+        }
+    }
+
+    private void Requeue(QueueEntry entry, TimeSpan delay)
+    {
+        if (entry.DeliveryCount >= _maxDeliveries)
+        {
+            Kill(entry, DeathRecord.DeliveryLimit, detail: null, exception: null);
+            return;
+        }
+
+        if (delay > TimeSpan.Zero)
+        {
+            var due = _context.Scheduler.NowTicks + delay.Ticks;
+            entry.SetState(EntryState.Delayed);
+            _delayed.Enqueue(entry, due);
+            WakeAt(due);
+            return;
+        }
+
+        entry.SetState(EntryState.Ready);
+        _ready.Return(entry);
+    }
+
+    private void Kill(QueueEntry entry, string reason, string? detail, Exception? exception)
+    {
+        entry.SetState(EntryState.Gone);
+        (_deadLetters ??= []).Add(new DeadLetter(entry, reason, detail, exception));
+    }
+
+    private List<DeadLetter>? TakeDeadLetters()
+    {
+        var dead = _deadLetters;
+        _deadLetters = null;
+        return dead;
+    }
+
+    private void SendDeadLetters(List<DeadLetter>? dead)
+    {
+        if (dead is not null)
+        {
+            _context.DeadLetters.Send(this, dead);
+        }
+    }
+
+    internal void CountDeadLettered(bool routed)
+    {
+        if (routed)
+        {
+            Interlocked.Increment(ref _deadLettered);
+        }
+        else
+        {
+            Interlocked.Increment(ref _dropped);
+        }
+    }
+
+    private bool TryPickConsumer(out ConsumerCore consumer)
+    {
+        var consumers = _consumers;
+        var count = consumers.Count;
+        if (Options.SingleActiveConsumer)
+        {
+            // The first registered consumer that is still active owns the queue.
+            foreach (var c in consumers)
+            {
+                if (c.Active)
+                {
+                    consumer = c;
+                    return c.HasCapacity;
+                }
+            }
+
+            consumer = null!;
+            return false;
+        }
+
+        for (var i = 0; i < count; i++)
+        {
+            var index = _roundRobin + i;
+            if (index >= count)
+            {
+                index -= count;
+            }
+
+            var c = consumers[index];
+            if (c.HasCapacity)
+            {
+                _roundRobin = index + 1 == count ? 0 : index + 1;
+                consumer = c;
+                return true;
+            }
+        }
+
+        consumer = null!;
+        return false;
+    }
+
+    private void Dispatch()
+    {
+        while (_ready.Count > 0 && TryPickConsumer(out var consumer))
+        {
+            _ready.TryTake(out var entry);
+            if (entry.DeliveryCount >= _maxDeliveries)
+            {
+                Kill(entry, DeathRecord.DeliveryLimit, detail: null, exception: null);
+                continue;
+            }
+
+            Deliver(consumer, entry);
+        }
+    }
+
+    private void Deliver(ConsumerCore consumer, QueueEntry entry)
+    {
+        var tag = entry.BeginDelivery();
+        var count = ++entry.DeliveryCount;
+        consumer.InFlight++;
+        _delivered++;
+        if (count > 1)
+        {
+            _redelivered++;
+        }
+
+        long deliveredAt = 0;
+        if (_ackTimeoutTicks > 0)
+        {
+            deliveredAt = _context.Scheduler.NowTicks;
+            WakeAt(deliveredAt + _ackTimeoutTicks);
+        }
+
+        consumer.Unacked.Enqueue(new Tracked(entry, tag, deliveredAt));
+        consumer.Channel.Writer.TryWrite(new Handoff(entry, tag, count));
+    }
+
+    /// <summary>Returns deliveries whose ack deadline passed; gives the next deadline.</summary>
+    private long ExpireAckDeadlines(long nowTicks)
+    {
+        var next = long.MaxValue;
+        foreach (var consumer in _consumers.ToArray())
+        {
+            foreach (var t in consumer.Unacked)
+            {
+                if (!t.IsLive)
+                {
+                    continue;
+                }
+
+                var deadline = t.DeliveredAt + _ackTimeoutTicks;
+                if (deadline > nowTicks)
+                {
+                    next = Math.Min(next, deadline);
+                    break;
+                }
+
+                var wasBuffered = t.Entry.TryTransition(t.Tag, EntryState.Buffered, EntryState.Ready);
+                if (wasBuffered || t.Entry.TryTransition(t.Tag, EntryState.InHand, EntryState.Ready))
+                {
+                    Requeue(t.Entry, TimeSpan.Zero);
+                    consumer.InFlight--;
+                }
+            }
+
+            Trim(consumer);
+        }
+
+        return next;
+    }
+
+    private void WakeAt(long dueTicks)
+    {
+        if (dueTicks < _wakeAt)
+        {
+            _wakeAt = dueTicks;
+            _context.Scheduler.Schedule(this, dueTicks);
+        }
+    }
+}

@@ -1,0 +1,154 @@
+using MessageQueue.Publishing;
+using MessageQueue.Routing;
+
+namespace MessageQueue.Queues;
+
+/// <summary>
+/// Sends dead letters on, as RabbitMQ does: through the queue's dead-letter exchange with its dead-letter
+/// routing key (or the message's own), recording the death in <see cref="MessageProperties.Deaths"/> and
+/// the <c>x-first-death-*</c> / <c>x-last-death-*</c> headers, and dropping a message that would come back to
+/// a queue it already died in with no rejection on the way (the cycle guard).
+/// </summary>
+internal sealed class DeadLetterRouter(BrokerContext context)
+{
+    private const int MaxStackLength = 8192;
+
+    internal void Send(BrokerQueue source, List<DeadLetter> deadLetters)
+    {
+        foreach (var dead in deadLetters)
+        {
+            source.CountDeadLettered(Send(source, dead));
+        }
+    }
+
+    private bool Send(BrokerQueue source, DeadLetter dead)
+    {
+        var options = source.Options;
+        string exchangeName;
+        string routingKey;
+        if (options.DeadLetterQueue is { } dlq)
+        {
+            exchangeName = "";
+            routingKey = dlq;
+        }
+        else if (options.DeadLetterExchange is { } dlx)
+        {
+            exchangeName = dlx;
+            routingKey = options.DeadLetterRoutingKey ?? dead.Entry.RoutingKey;
+        }
+        else
+        {
+            return false;
+        }
+
+        var topology = context.Topology;
+        if (!topology.TryGetExchange(exchangeName, out var exchange))
+        {
+            return false;
+        }
+
+        var now = context.Time.GetUtcNow();
+        var properties = Record(source, dead, now);
+        var collector = RouteCollector.Rent();
+        try
+        {
+            topology.Route(exchange, routingKey, properties, collector);
+            var routed = false;
+            foreach (var queue in collector.Queues)
+            {
+                if (dead.Reason != DeathRecord.Rejected && IsCycle(queue.Name, properties.Deaths))
+                {
+                    continue;
+                }
+
+                var entry = new QueueEntry(dead.Entry.Body, properties, exchangeName, routingKey, now.UtcTicks, dead.Entry.Priority);
+                routed |= queue.Enqueue(entry);
+            }
+
+            return routed;
+        }
+        finally
+        {
+            collector.Return();
+        }
+    }
+
+    /// <summary>RabbitMQ's rule: the message already died in <paramref name="queue"/>, and every death since
+    /// (that one included) was automatic (not a rejection).</summary>
+    private static bool IsCycle(string queue, IReadOnlyList<DeathRecord> deaths)
+    {
+        for (var i = 0; i < deaths.Count; i++)
+        {
+            if (deaths[i].Reason == DeathRecord.Rejected)
+            {
+                return false;
+            }
+
+            if (deaths[i].Queue == queue)
+            {
+                return true;
+            }
+        }
+
+        return false;
+    }
+
+    private static MessageProperties Record(BrokerQueue source, DeadLetter dead, DateTimeOffset now)
+    {
+        var entry = dead.Entry;
+        var old = entry.GetProperties();
+
+        var deaths = new List<DeathRecord>(old.Deaths.Count + 1);
+        DeathRecord? previous = null;
+        foreach (var d in old.Deaths)
+        {
+            if (previous is null && d.Queue == source.Name && d.Reason == dead.Reason)
+            {
+                previous = d;
+            }
+            else
+            {
+                deaths.Add(d);
+            }
+        }
+
+        var record = previous is null
+            ? new DeathRecord(source.Name, dead.Reason, 1, now, entry.Exchange, [entry.RoutingKey]) { OriginalExpiration = old.Expiration }
+            : new DeathRecord(previous.Queue, previous.Reason, previous.Count + 1, previous.Time, previous.Exchange, previous.RoutingKeys)
+            {
+                OriginalExpiration = old.Expiration ?? previous.OriginalExpiration,
+            };
+        deaths.Insert(0, record);
+
+        var headers = new Dictionary<string, object?>(old.Headers.Count + 8, StringComparer.Ordinal);
+        foreach (var (key, value) in old.Headers)
+        {
+            // Exception and rejection details describe the last death only.
+            if (!key.StartsWith("x-exception-", StringComparison.Ordinal) && key != HeaderRules.RejectionReason)
+            {
+                headers[key] = value;
+            }
+        }
+
+        headers.TryAdd(HeaderRules.FirstDeathQueue, source.Name);
+        headers.TryAdd(HeaderRules.FirstDeathReason, dead.Reason);
+        headers.TryAdd(HeaderRules.FirstDeathExchange, entry.Exchange);
+        headers[HeaderRules.LastDeathQueue] = source.Name;
+        headers[HeaderRules.LastDeathReason] = dead.Reason;
+        headers[HeaderRules.LastDeathExchange] = entry.Exchange;
+        if (dead.Detail is { } detail)
+        {
+            headers[HeaderRules.RejectionReason] = detail;
+        }
+
+        if (dead.Exception is { } ex)
+        {
+            headers[HeaderRules.ExceptionType] = ex.GetType().FullName;
+            headers[HeaderRules.ExceptionMessage] = ex.Message;
+            var stack = ex.StackTrace ?? "";
+            headers[HeaderRules.ExceptionStack] = stack.Length > MaxStackLength ? stack[..MaxStackLength] : stack;
+        }
+
+        return old.With(headers, deaths);
+    }
+}

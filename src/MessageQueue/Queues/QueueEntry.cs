@@ -1,0 +1,115 @@
+using System.Diagnostics;
+
+namespace MessageQueue.Queues;
+
+/// <summary>
+/// One message in one queue: the only object allocated per message on the in-memory path. The body is
+/// held by reference (no serialization) and the properties are created on first read when the publisher
+/// gave none.
+/// </summary>
+/// <remarks>
+/// <see cref="Handle"/> packs the delivery tag (high 32 bits) and the state (low 32 bits) into one word so
+/// that a consumer can claim a buffered delivery with one compare-and-swap, without the queue lock, and
+/// can never claim a later delivery of the same entry by mistake.
+/// </remarks>
+[DebuggerDisplay("#{Sequence} {State} deliveries={DeliveryCount}")]
+internal sealed class QueueEntry
+{
+    private MessageProperties? _properties;
+    private long _handle;
+
+    internal QueueEntry(object body, MessageProperties? properties, string exchange, string routingKey, long timestampTicks, byte priority)
+    {
+        Body = body;
+        _properties = properties;
+        Exchange = exchange;
+        RoutingKey = routingKey;
+        TimestampTicks = timestampTicks;
+        Priority = priority;
+    }
+
+    internal object Body { get; }
+
+    internal string Exchange { get; }
+
+    internal string RoutingKey { get; }
+
+    internal long TimestampTicks { get; }
+
+    internal byte Priority { get; }
+
+    /// <summary>Position in the queue; a requeued entry goes back to it. Set under the queue lock.</summary>
+    internal long Sequence;
+
+    /// <summary>How many times the entry has been handed to a consumer. Changed under the queue lock.</summary>
+    internal int DeliveryCount;
+
+    internal bool HasProperties => Volatile.Read(ref _properties) is not null;
+
+    internal long Handle => Volatile.Read(ref _handle);
+
+    internal EntryState State => (EntryState)(int)Volatile.Read(ref _handle);
+
+    internal int Tag => (int)(Volatile.Read(ref _handle) >> 32);
+
+    internal static long Pack(int tag, EntryState state) => ((long)tag << 32) | (uint)state;
+
+    /// <summary>Sets the state, keeping the tag (caller holds the queue lock).</summary>
+    internal void SetState(EntryState state) => Volatile.Write(ref _handle, Pack(Tag, state));
+
+    /// <summary>Starts a new delivery: a fresh tag, state <see cref="EntryState.Buffered"/> (caller holds the queue lock).</summary>
+    internal int BeginDelivery()
+    {
+        var tag = Tag + 1;
+        Volatile.Write(ref _handle, Pack(tag, EntryState.Buffered));
+        return tag;
+    }
+
+    /// <summary>Moves <paramref name="tag"/>'s delivery from <paramref name="from"/> to <paramref name="to"/> atomically.</summary>
+    internal bool TryTransition(int tag, EntryState from, EntryState to) =>
+        Interlocked.CompareExchange(ref _handle, Pack(tag, to), Pack(tag, from)) == Pack(tag, from);
+
+    internal MessageProperties GetProperties()
+    {
+        var p = Volatile.Read(ref _properties);
+        if (p is not null)
+        {
+            return p;
+        }
+
+        p = new MessageProperties
+        {
+            MessageId = MessageIds.New(),
+            Timestamp = new DateTimeOffset(TimestampTicks, TimeSpan.Zero),
+            MessageType = Body.GetType().FullName,
+        };
+        return Interlocked.CompareExchange(ref _properties, p, null) ?? p;
+    }
+
+    internal MessageProperties? PropertiesIfCreated => Volatile.Read(ref _properties);
+}
+
+/// <summary>Where an entry is.</summary>
+internal enum EntryState
+{
+    /// <summary>In the ready list, waiting for a consumer.</summary>
+    Ready = 0,
+
+    /// <summary>Waiting in the delayed set for its due time.</summary>
+    Delayed = 1,
+
+    /// <summary>Written to a consumer's prefetch buffer, not yet taken by the consumer's code.</summary>
+    Buffered = 2,
+
+    /// <summary>Taken by the consumer's code; waiting for ack, nack or reject.</summary>
+    InHand = 3,
+
+    /// <summary>Acked, dead-lettered, purged or dropped.</summary>
+    Gone = 4,
+}
+
+/// <summary>Generates message ids.</summary>
+internal static class MessageIds
+{
+    internal static string New() => Guid.CreateVersion7().ToString("N");
+}

@@ -1,0 +1,43 @@
+namespace MessageQueue;
+
+/// <summary>A snapshot of a queue's contents and counters, taken atomically.</summary>
+public sealed class QueueInfo
+{
+    /// <summary>Gets the queue name.</summary>
+    public required string Name { get; init; }
+
+    /// <summary>Gets how many messages wait for a consumer.</summary>
+    public int Ready { get; init; }
+
+    /// <summary>Gets how many messages are delivered and not yet settled (including those in consumers' prefetch windows).</summary>
+    public int Unacked { get; init; }
+
+    /// <summary>Gets how many messages wait for a due time (delayed redeliveries).</summary>
+    public int Delayed { get; init; }
+
+    /// <summary>Gets how many consumers and subscriptions read the queue.</summary>
+    public int Consumers { get; init; }
+
+    /// <summary>Gets how many messages entered the queue (published, dead-lettered into it, or redriven).</summary>
+    public long Published { get; init; }
+
+    /// <summary>Gets how many deliveries were made, redeliveries included.</summary>
+    public long Delivered { get; init; }
+
+    /// <summary>Gets how many deliveries were acked.</summary>
+    public long Acked { get; init; }
+
+    /// <summary>Gets how many deliveries were redeliveries.</summary>
+    public long Redelivered { get; init; }
+
+    /// <summary>Gets how many messages left this queue for a dead-letter target.</summary>
+    public long DeadLettered { get; init; }
+
+    /// <summary>Gets how many messages left for a dead-letter reason but had nowhere to go (no target, no route,
+    /// or the dead-letter cycle guard) and were dropped.</summary>
+    public long Dropped { get; init; }
+
+    /// <inheritdoc/>
+    public override string ToString() =>
+        $"{Name}: ready={Ready} unacked={Unacked} delayed={Delayed} consumers={Consumers} published={Published} delivered={Delivered} acked={Acked} redelivered={Redelivered} dead-lettered={DeadLettered} dropped={Dropped}";
+}
