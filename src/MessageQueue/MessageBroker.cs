@@ -32,6 +32,8 @@ public sealed class MessageBroker : IMessageBroker, IAsyncDisposable
 
     internal TimeSpan ShutdownTimeout { get; }
 
+    internal BrokerContext Context => _context;
+
     internal TimeProvider Time => _context.Time;
 
     internal bool IsDisposed => _disposed;

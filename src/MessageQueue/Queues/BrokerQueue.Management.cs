@@ -35,16 +35,18 @@ internal sealed partial class BrokerQueue
     /// <summary>Removes every ready message (as RabbitMQ's purge: unacked and delayed ones stay).</summary>
     internal int Purge()
     {
+        List<QueueEntry> removed;
         lock (_sync)
         {
-            var removed = _ready.Clear();
+            removed = _ready.Clear();
             foreach (var e in removed)
             {
                 e.SetState(EntryState.Gone);
             }
-
-            return removed.Count;
         }
+
+        Notify();
+        return removed.Count;
     }
 
     internal List<QueueEntry> Peek(int max)
@@ -58,16 +60,18 @@ internal sealed partial class BrokerQueue
     /// <summary>Takes up to <paramref name="max"/> ready messages that <paramref name="take"/> accepts, in order.</summary>
     internal List<QueueEntry> TakeReady(Func<QueueEntry, bool> take, int max)
     {
+        List<QueueEntry> taken;
         lock (_sync)
         {
-            var taken = _ready.RemoveWhere(take, max);
+            taken = _ready.RemoveWhere(take, max);
             foreach (var e in taken)
             {
                 e.SetState(EntryState.Gone);
             }
-
-            return taken;
         }
+
+        Notify();
+        return taken;
     }
 
     /// <summary>Deletes the queue: its messages are dropped and its consumers' channels completed.</summary>

@@ -48,9 +48,16 @@ internal sealed partial class BrokerQueue : IDueTarget
 
     internal bool IsDeleted => Volatile.Read(ref _deleted);
 
+    /// <summary>Raised after every change of the queue's state, outside the lock (test harnesses wait on it
+    /// instead of guessing from inactivity).</summary>
+    internal event Action? Changed;
+
+    private void Notify() => Changed?.Invoke();
+
     /// <summary>Adds a published message. Returns false when the queue was deleted meanwhile.</summary>
     internal bool Enqueue(QueueEntry entry)
     {
+        List<DeadLetter>? dead;
         lock (_sync)
         {
             if (_deleted)
@@ -72,8 +79,11 @@ internal sealed partial class BrokerQueue : IDueTarget
                     Dispatch();
                 }
             }
+
+            dead = TakeDeadLetters();
         }
 
+        SendDeadLetters(dead);
         return true;
     }
 
@@ -89,6 +99,8 @@ internal sealed partial class BrokerQueue : IDueTarget
             _consumers.Add(consumer);
             Dispatch();
         }
+
+        Notify();
     }
 
     /// <summary>Stops new deliveries to a consumer and returns the ones it has not taken yet.</summary>
@@ -182,8 +194,10 @@ internal sealed partial class BrokerQueue : IDueTarget
             entry.SetState(EntryState.Gone);
             _acked++;
             Settled(consumer);
-            return SettleResult.Ok;
         }
+
+        Notify();
+        return SettleResult.Ok;
     }
 
     /// <summary>Settles a delivery of an auto-ack consumer the moment it is claimed.</summary>
@@ -197,6 +211,8 @@ internal sealed partial class BrokerQueue : IDueTarget
                 Settled(consumer);
             }
         }
+
+        Notify();
     }
 
     internal SettleResult Nack(ConsumerCore consumer, QueueEntry entry, int tag, bool requeue, TimeSpan? delay)
@@ -368,6 +384,8 @@ internal sealed partial class BrokerQueue : IDueTarget
         {
             _context.DeadLetters.Send(this, dead);
         }
+
+        Notify();
     }
 
     internal void CountDeadLettered(bool routed)
@@ -380,6 +398,8 @@ internal sealed partial class BrokerQueue : IDueTarget
         {
             Interlocked.Increment(ref _dropped);
         }
+
+        Notify();
     }
 
     private bool TryPickConsumer(out ConsumerCore consumer)

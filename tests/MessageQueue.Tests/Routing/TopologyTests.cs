@@ -1,0 +1,160 @@
+using MessageQueue.Tests.Support;
+
+namespace MessageQueue.Tests.Routing;
+
+[TestFixture]
+public sealed class TopologyTests
+{
+    [Test]
+    public void Build_ManyProblems_ReportsEveryOneNamingTheItem()
+    {
+        var builder = new MessageBrokerBuilder()
+            .AddExchange("", ExchangeType.Direct)
+            .AddExchange(new string('x', 256), ExchangeType.Direct)
+            .AddExchange("bad\u0001name", ExchangeType.Fanout)
+            .AddExchange("orders", ExchangeType.Topic)
+            .AddExchange("orders", ExchangeType.Direct)
+            .AddExchange("withAe", ExchangeType.Direct, e => e.AlternateExchange = "missing-ae")
+            .AddQueue("billing", q => q.DeadLetterQueue = "missing-dlq")
+            .AddQueue("billing", q => q.MaxDeliveryCount = 3)
+            .AddQueue("shipping", q => q.DeadLetterExchange = "missing-dlx")
+            .Bind("orders", "nowhere", "a.*")
+            .Bind("nope", "shipping")
+            .Bind("", "shipping");
+
+        var ex = Assert.Throws<TopologyException>(() => builder.Build());
+        Assert.Multiple(() =>
+        {
+            Assert.That(ex!.Problems, Has.Count.GreaterThanOrEqualTo(10));
+            Assert.That(ex.Message, Does.Contain("empty"));
+            Assert.That(ex.Message, Does.Contain("256 characters"));
+            Assert.That(ex.Message, Does.Contain("control character"));
+            Assert.That(ex.Message, Does.Contain("'orders' is declared twice"));
+            Assert.That(ex.Message, Does.Contain("'billing' is declared twice"));
+            Assert.That(ex.Message, Does.Contain("'missing-ae'"));
+            Assert.That(ex.Message, Does.Contain("'missing-dlq'"));
+            Assert.That(ex.Message, Does.Contain("'missing-dlx'"));
+            Assert.That(ex.Message, Does.Contain("'nowhere'"));
+            Assert.That(ex.Message, Does.Contain("'nope'"));
+            Assert.That(ex.Message, Does.Contain("default exchange"));
+        });
+    }
+
+    [Test]
+    public async Task Build_SameDeclarationTwice_IsIdempotent()
+    {
+        await Assert.DoesNotThrowAsync(async () =>
+        {
+            await using var broker = new MessageBrokerBuilder()
+                .AddExchange("orders", ExchangeType.Topic)
+                .AddExchange("orders", ExchangeType.Topic)
+                .AddQueue("q", o => o.MaxDeliveryCount = 2)
+                .AddQueue("q", o => o.MaxDeliveryCount = 2)
+                .Bind("orders", "q", "#")
+                .Bind("orders", "q", "#")
+                .Build();
+        });
+    }
+
+    [Test]
+    public void Build_InvalidQueueOptions_Reported()
+    {
+        var ex = Assert.Throws<TopologyException>(() => new MessageBrokerBuilder()
+            .AddQueue("dlq")
+            .AddQueue("q", o => { o.MaxDeliveryCount = 0; o.AckTimeout = TimeSpan.Zero; o.DeadLetterQueue = "dlq"; o.DeadLetterExchange = "x"; })
+            .Build());
+        Assert.That(ex!.Problems, Has.Some.Contains("MaxDeliveryCount 0").And.Some.Contains("AckTimeout").And.Some.Contains("both DeadLetterQueue and DeadLetterExchange"));
+    }
+
+    [Test]
+    public void Build_HeadersBindingWithBadXMatch_Reported()
+    {
+        var ex = Assert.Throws<TopologyException>(() => new MessageBrokerBuilder()
+            .AddExchange("h", ExchangeType.Headers)
+            .AddQueue("q")
+            .Bind("h", "q", "", new Dictionary<string, object?> { ["x-match"] = "some" })
+            .Build());
+        Assert.That(ex!.Message, Does.Contain("x-match = 'some'"));
+    }
+
+    [Test]
+    [CancelAfter(10_000)]
+    public async Task Management_DeclareBindPublishDelete_WorksAtRunTime()
+    {
+        await using var broker = new MessageBrokerBuilder().Build();
+        var m = broker.Management;
+        await m.DeclareExchangeAsync("events", ExchangeType.Fanout);
+        await m.DeclareQueueAsync("a");
+        await m.DeclareQueueAsync("b");
+        await m.BindAsync("events", "a");
+        await m.BindAsync("events", "b");
+
+        var r = await broker.PublishAsync("events", "", new Order(1));
+        Assert.That(r.RoutedQueues, Is.EqualTo(2));
+
+        Assert.That(await m.UnbindAsync("events", "b"), Is.True);
+        Assert.That((await broker.PublishAsync("events", "", new Order(2))).RoutedQueues, Is.EqualTo(1));
+
+        Assert.That(await m.DeleteQueueAsync("a"), Is.True);
+        Assert.That((await broker.PublishAsync("events", "", new Order(3))).RoutedQueues, Is.EqualTo(0));
+        Assert.That(await m.DeleteExchangeAsync("events"), Is.True);
+        await Assert.ThrowsAsync<TopologyException>(async () => await broker.PublishAsync("events", "", new Order(4)));
+        Assert.That(m.GetQueueNames(), Is.EqualTo(new[] { "b" }));
+        Assert.That(m.GetQueueInfo("b").Published, Is.EqualTo(1));
+    }
+
+    [Test]
+    public async Task Management_ConflictingRedeclaration_ThrowsNamingTheItem()
+    {
+        await using var broker = new MessageBrokerBuilder()
+            .AddExchange("x", ExchangeType.Direct)
+            .AddQueue("q", o => o.MaxDeliveryCount = 3)
+            .Build();
+
+        var ex1 = await Assert.ThrowsAsync<TopologyException>(async () => await broker.Management.DeclareExchangeAsync("x", ExchangeType.Topic));
+        var ex2 = await Assert.ThrowsAsync<TopologyException>(async () => await broker.Management.DeclareQueueAsync("q", o => o.MaxDeliveryCount = 4));
+        await Assert.DoesNotThrowAsync(async () => await broker.Management.DeclareQueueAsync("q", o => o.MaxDeliveryCount = 3));
+        Assert.Multiple(() =>
+        {
+            Assert.That(ex1!.Message, Does.Contain("'x'"));
+            Assert.That(ex2!.Message, Does.Contain("'q'"));
+        });
+    }
+
+    [TestCase("")]
+    [TestCase("tab\tname")]
+    public async Task Management_InvalidName_Throws(string name)
+    {
+        await using var broker = new MessageBrokerBuilder().Build();
+        await Assert.ThrowsAsync<TopologyException>(async () => await broker.Management.DeclareQueueAsync(name));
+        await Assert.ThrowsAsync<TopologyException>(async () => await broker.Management.DeclareExchangeAsync(name, ExchangeType.Direct));
+    }
+
+    [Test]
+    public async Task Management_UnknownNames_Throw()
+    {
+        await using var broker = new MessageBrokerBuilder().AddQueue("q").AddExchange("x", ExchangeType.Direct).Build();
+        var m = broker.Management;
+        using (Assert.EnterMultipleScope())
+        {
+            Assert.Throws<TopologyException>(() => m.GetQueueInfo("missing"));
+            await Assert.ThrowsAsync<TopologyException>(async () => await m.BindAsync("x", "missing"));
+            await Assert.ThrowsAsync<TopologyException>(async () => await m.BindAsync("missing", "q"));
+            await Assert.ThrowsAsync<TopologyException>(async () => await m.BindExchangeAsync("x", "missing"));
+            await Assert.ThrowsAsync<TopologyException>(async () => await m.PurgeAsync("missing"));
+            Assert.Throws<TopologyException>(() => broker.Consume<Order>("missing"));
+            await Assert.ThrowsAsync<TopologyException>(async () => await broker.SendAsync("missing", new Order(1)));
+            await Assert.ThrowsAsync<TopologyException>(async () => await m.DeleteExchangeAsync(""));
+        }
+    }
+
+    [Test]
+    public async Task DeleteQueue_WithConsumer_ConsumerStopsWithTopologyException()
+    {
+        await using var broker = new MessageBrokerBuilder().AddQueue("q").Build();
+        await using var consumer = broker.Consume<Order>("q");
+        var pending = consumer.ReceiveAsync().AsTask();
+        await broker.Management.DeleteQueueAsync("q");
+        await Assert.ThrowsAsync<TopologyException>(async () => await pending.WithSafety());
+    }
+}
