@@ -1,0 +1,108 @@
+using System.Threading.Channels;
+using BenchmarkDotNet.Attributes;
+
+namespace MessageQueue.Benchmarks;
+
+/// <summary>
+/// One producer, one consumer, in memory: how fast messages move from a send to the consumer's code.
+/// The baseline is a raw unbounded <see cref="Channel{T}"/> moving the same message objects, measured in
+/// the same run. Each operation moves <see cref="Messages"/> messages; the table reports per message.
+/// </summary>
+[MemoryDiagnoser]
+public class PointToPointBenchmarks
+{
+    public const int Messages = 100_000;
+
+    private readonly Payload _payload = new(42);
+    private MessageBroker _broker = null!;
+    private ISubscription _subscription = null!;
+    private IConsumer<Payload> _consumer = null!;
+    private TaskCompletionSource _done = new();
+    private int _received;
+
+    [GlobalSetup]
+    public void Setup()
+    {
+        _broker = new MessageBrokerBuilder().AddQueue("handler").AddQueue("pull").Build();
+        _subscription = _broker.Subscribe<Payload>("handler", (_, _) =>
+        {
+            if (++_received == Messages)
+            {
+                _done.SetResult();
+            }
+
+            return ValueTask.CompletedTask;
+        });
+        _consumer = _broker.Consume<Payload>("pull", o => o.Prefetch = 32);
+    }
+
+    [GlobalCleanup]
+    public void Cleanup()
+    {
+        _subscription.DisposeAsync().AsTask().GetAwaiter().GetResult();
+        _consumer.DisposeAsync().AsTask().GetAwaiter().GetResult();
+        _broker.DisposeAsync().AsTask().GetAwaiter().GetResult();
+    }
+
+    [Benchmark(Baseline = true, OperationsPerInvoke = Messages, Description = "raw Channel<T>")]
+    public async Task RawChannel()
+    {
+        var channel = Channel.CreateUnbounded<Payload>(new UnboundedChannelOptions { SingleReader = true, SingleWriter = true });
+        var reader = Task.Run(async () =>
+        {
+            var r = channel.Reader;
+            var count = 0;
+            while (await r.WaitToReadAsync().ConfigureAwait(false))
+            {
+                while (r.TryRead(out _))
+                {
+                    if (++count == Messages)
+                    {
+                        return;
+                    }
+                }
+            }
+        });
+        for (var i = 0; i < Messages; i++)
+        {
+            channel.Writer.TryWrite(_payload);
+        }
+
+        await reader.ConfigureAwait(false);
+    }
+
+    [Benchmark(OperationsPerInvoke = Messages, Description = "MessageQueue Subscribe handler")]
+    public async Task Handler()
+    {
+        _received = 0;
+        _done = new TaskCompletionSource(TaskCreationOptions.RunContinuationsAsynchronously);
+        for (var i = 0; i < Messages; i++)
+        {
+            await _broker.SendAsync("handler", _payload).ConfigureAwait(false);
+        }
+
+        await _done.Task.ConfigureAwait(false);
+    }
+
+    [Benchmark(OperationsPerInvoke = Messages, Description = "MessageQueue pull + manual ack")]
+    public async Task PullManualAck()
+    {
+        var reader = Task.Run(async () =>
+        {
+            for (var i = 0; i < Messages; i++)
+            {
+                var d = await _consumer.ReceiveAsync().ConfigureAwait(false);
+                await d.AckAsync().ConfigureAwait(false);
+            }
+        });
+        for (var i = 0; i < Messages; i++)
+        {
+            await _broker.SendAsync("pull", _payload).ConfigureAwait(false);
+        }
+
+        await reader.ConfigureAwait(false);
+    }
+}
+
+/// <summary>The message the benchmarks move (allocated once: only the broker's own allocations are measured).</summary>
+public sealed record Payload(int Value);
