@@ -11,6 +11,7 @@ internal sealed class BrokerContext
     internal BrokerContext(TimeProvider time, ILoggerFactory loggerFactory)
     {
         Time = time;
+        Clock = new BrokerClock(time);
         Scheduler = new Scheduler(time);
         Topology = new Topology(this);
         DeadLetters = new DeadLetterRouter(this);
@@ -18,6 +19,9 @@ internal sealed class BrokerContext
     }
 
     internal TimeProvider Time { get; }
+
+    /// <summary>Cheap timestamps for the publish path.</summary>
+    internal BrokerClock Clock { get; }
 
     internal Scheduler Scheduler { get; }
 

@@ -70,7 +70,7 @@ public sealed class MessageBroker : IMessageBroker, IAsyncDisposable
         }
 
         var target = _context.Topology.GetQueue(queue);
-        var now = _context.Time.GetUtcNow().UtcTicks;
+        var now = _context.Clock.UtcNowTicks();
         var properties = options is null ? null : CreateProperties(options, message, now);
         var entry = new QueueEntry(message, properties, "", queue, now, properties?.Priority ?? 0);
         if (!target.Enqueue(entry))
@@ -90,7 +90,7 @@ public sealed class MessageBroker : IMessageBroker, IAsyncDisposable
         configure?.Invoke(options);
         ArgumentOutOfRangeException.ThrowIfLessThan(options.Prefetch, 1, "options.Prefetch");
         var target = _context.Topology.GetQueue(queue);
-        var core = new ConsumerCore(target, options.Prefetch, options.AckMode == AckMode.Auto, singleReader: false);
+        var core = new ConsumerCore(target, options.Prefetch, options.AckMode == AckMode.Auto);
         var consumer = new PullConsumer<T>(core, this);
         _consumers[consumer] = 0;
         target.AddConsumer(core);
@@ -109,7 +109,7 @@ public sealed class MessageBroker : IMessageBroker, IAsyncDisposable
         ArgumentOutOfRangeException.ThrowIfLessThan(options.Prefetch, 1, "options.Prefetch");
         ArgumentNullException.ThrowIfNull(options.Retry, "options.Retry");
         var target = _context.Topology.GetQueue(queue);
-        var core = new ConsumerCore(target, Math.Max(options.Prefetch, options.Concurrency), autoAck: false, singleReader: options.Concurrency == 1);
+        var core = new ConsumerCore(target, Math.Max(options.Prefetch, options.Concurrency), autoAck: false);
         var subscription = new Subscription<T>(core, handler, options, this, _context.Logger);
         _consumers[subscription] = 0;
         target.AddConsumer(core);
@@ -141,7 +141,7 @@ public sealed class MessageBroker : IMessageBroker, IAsyncDisposable
 
     internal PublishResult Publish(Exchange exchange, string routingKey, object message, PublishOptions? options)
     {
-        var now = _context.Time.GetUtcNow().UtcTicks;
+        var now = _context.Clock.UtcNowTicks();
         var properties = options is null ? null : CreateProperties(options, message, now);
         var collector = RouteCollector.Rent();
         try

@@ -9,14 +9,15 @@ namespace MessageQueue.Consuming;
 /// </summary>
 internal sealed class ConsumerCore
 {
-    internal ConsumerCore(BrokerQueue queue, int prefetch, bool autoAck, bool singleReader)
+    internal ConsumerCore(BrokerQueue queue, int prefetch, bool autoAck)
     {
         Queue = queue;
         Prefetch = prefetch;
         AutoAck = autoAck;
         Channel = System.Threading.Channels.Channel.CreateUnbounded<Handoff>(new UnboundedChannelOptions
         {
-            SingleReader = singleReader,
+            // Multi-reader even for one worker: the queue needs Reader.Count to refill a worker directly.
+            SingleReader = false,
             SingleWriter = false,
             AllowSynchronousContinuations = false,
         });

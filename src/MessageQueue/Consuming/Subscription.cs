@@ -70,58 +70,103 @@ internal sealed partial class Subscription<T> : ISubscription
     private async Task RunAsync()
     {
         var reader = _core.Channel.Reader;
+        // Acks of handlers that finished synchronously are settled together under one lock, which also takes the
+        // next ready messages straight into `local` when the window channel is empty (no channel hop under load).
+        // Acks are flushed before the worker awaits anything (a slow handler, an empty queue): none is held back.
+        var size = Math.Clamp(_core.Prefetch, 1, 64);
+        var acks = new Handoff[size];
+        var local = new Handoff[size];
+        int pendingAcks = 0, localCount = 0, localNext = 0;
         try
         {
-            while (await reader.WaitToReadAsync().ConfigureAwait(false))
+            while (true)
             {
-                while (reader.TryRead(out var handoff))
+                Handoff handoff;
+                if (localNext < localCount)
                 {
-                    if (!BrokerQueue.TryClaim(handoff))
+                    handoff = local[localNext];
+                    local[localNext++] = default;
+                }
+                else if (!reader.TryRead(out handoff))
+                {
+                    localCount = _core.Queue.AckAndRefill(_core, acks.AsSpan(0, pendingAcks), local);
+                    Array.Clear(acks, 0, pendingAcks);
+                    pendingAcks = 0;
+                    localNext = 0;
+                    if (localCount == 0 && !await reader.WaitToReadAsync().ConfigureAwait(false))
                     {
-                        continue;
+                        return;
                     }
 
-                    if (handoff.Entry.Body is not T)
-                    {
-                        _core.Queue.Reject(_core, handoff.Entry, handoff.Tag, TypeMismatch.Describe(handoff.Entry.Body, typeof(T)), exception: null);
-                        continue;
-                    }
+                    continue;
+                }
 
-                    var delivery = new Delivery<T>(handoff.Entry, _core, handoff.Tag, handoff.DeliveryCount);
-                    Exception? failure = null;
-                    try
+                if (!BrokerQueue.TryClaim(handoff))
+                {
+                    continue; // returned to the queue meanwhile (stop, ack timeout)
+                }
+
+                if (handoff.Entry.Body is not T)
+                {
+                    _core.Queue.Reject(_core, handoff.Entry, handoff.Tag, TypeMismatch.Describe(handoff.Entry.Body, typeof(T)), exception: null);
+                    continue;
+                }
+
+                var delivery = new Delivery<T>(handoff.Entry, _core, handoff.Tag, handoff.DeliveryCount);
+                Exception? failure = null;
+                try
+                {
+                    var pending = _handler(delivery, _abort.Token);
+                    if (!pending.IsCompletedSuccessfully)
                     {
-                        var pending = _handler(delivery, _abort.Token);
-                        if (!pending.IsCompletedSuccessfully)
-                        {
-                            await pending.ConfigureAwait(false);
-                        }
+                        Flush(acks, ref pendingAcks);
+                        await pending.ConfigureAwait(false);
                     }
-                    catch (OperationCanceledException) when (_abort.IsCancellationRequested)
-                    {
-                        continue; // shutdown gave up waiting; the message returns to the queue
-                    }
+                }
+                catch (OperationCanceledException) when (_abort.IsCancellationRequested)
+                {
+                    continue; // shutdown gave up waiting; the message returns to the queue
+                }
 #pragma warning disable CA1031 // A handler's failure must become a retry or a dead letter, whatever it is.
-                    catch (Exception ex)
+                catch (Exception ex)
 #pragma warning restore CA1031
-                    {
-                        failure = ex;
-                    }
+                {
+                    failure = ex;
+                }
 
-                    if (failure is null)
+                if (failure is null)
+                {
+                    // A handler may have settled the delivery itself: then this ack is skipped.
+                    acks[pendingAcks++] = handoff;
+                    if (pendingAcks == acks.Length)
                     {
-                        delivery.TryAck(); // a handler may have settled it itself: then this is a no-op
+                        Flush(acks, ref pendingAcks);
                     }
-                    else
-                    {
-                        Fail(delivery, failure);
-                    }
+                }
+                else
+                {
+                    Flush(acks, ref pendingAcks);
+                    Fail(delivery, failure);
                 }
             }
         }
         catch (ChannelClosedException)
         {
             // the queue was deleted
+        }
+        finally
+        {
+            Flush(acks, ref pendingAcks);
+        }
+    }
+
+    private void Flush(Handoff[] acks, ref int count)
+    {
+        if (count > 0)
+        {
+            _core.Queue.AckAndRefill(_core, acks.AsSpan(0, count), []);
+            Array.Clear(acks, 0, count);
+            count = 0;
         }
     }
 

@@ -200,6 +200,90 @@ internal sealed partial class BrokerQueue : IDueTarget
         return SettleResult.Ok;
     }
 
+    /// <summary>
+    /// Acks several deliveries of one consumer under one lock (a subscription's batch of handlers that finished
+    /// synchronously), then, when <paramref name="refill"/> has room and the consumer's window channel is empty,
+    /// delivers the next ready messages straight into <paramref name="refill"/> instead of through the channel.
+    /// Deliveries settled meanwhile by other means are skipped. Returns how many were refilled.
+    /// </summary>
+    internal int AckAndRefill(ConsumerCore consumer, ReadOnlySpan<Handoff> acks, Span<Handoff> refill)
+    {
+        var refilled = 0;
+        List<DeadLetter>? dead = null;
+        lock (_sync)
+        {
+            var settled = 0;
+            foreach (var d in acks)
+            {
+                if (CheckSettle(consumer, d.Entry, d.Tag) == SettleResult.Ok)
+                {
+                    d.Entry.SetState(EntryState.Gone);
+                    settled++;
+                }
+            }
+
+            _acked += settled;
+            consumer.InFlight -= settled;
+            Trim(consumer);
+
+            // Taking from the ready list directly keeps queue order only while nothing older waits in the channel;
+            // under this lock nobody else can write to this consumer's channel.
+            if (refill.Length > 0 && _ready.Count > 0 && consumer.Channel.Reader.Count == 0 && IsEligible(consumer))
+            {
+                while (refilled < refill.Length && consumer.InFlight < consumer.Prefetch && _ready.TryTake(out var entry))
+                {
+                    if (entry.DeliveryCount >= _maxDeliveries)
+                    {
+                        Kill(entry, DeathRecord.DeliveryLimit, detail: null, exception: null);
+                        continue;
+                    }
+
+                    refill[refilled++] = Deliver(consumer, entry, writeToChannel: false);
+                }
+            }
+            else if (_ready.Count > 0 && consumer.InFlight <= consumer.Prefetch / 2)
+            {
+                Dispatch();
+            }
+
+            dead = TakeDeadLetters();
+        }
+
+        if (dead is not null)
+        {
+            SendDeadLetters(dead);
+        }
+        else if (acks.Length > 0)
+        {
+            Notify();
+        }
+
+        return refilled;
+    }
+
+    private bool IsEligible(ConsumerCore consumer)
+    {
+        if (!consumer.Active)
+        {
+            return false;
+        }
+
+        if (!Options.SingleActiveConsumer)
+        {
+            return true;
+        }
+
+        foreach (var c in _consumers)
+        {
+            if (c.Active)
+            {
+                return ReferenceEquals(c, consumer);
+            }
+        }
+
+        return false;
+    }
+
     /// <summary>Settles a delivery of an auto-ack consumer the moment it is claimed.</summary>
     internal void AutoAck(ConsumerCore consumer, QueueEntry entry, int tag)
     {
@@ -458,7 +542,7 @@ internal sealed partial class BrokerQueue : IDueTarget
         }
     }
 
-    private void Deliver(ConsumerCore consumer, QueueEntry entry)
+    private Handoff Deliver(ConsumerCore consumer, QueueEntry entry, bool writeToChannel = true)
     {
         var tag = entry.BeginDelivery();
         var count = ++entry.DeliveryCount;
@@ -477,7 +561,13 @@ internal sealed partial class BrokerQueue : IDueTarget
         }
 
         consumer.Unacked.Enqueue(new Tracked(entry, tag, deliveredAt));
-        consumer.Channel.Writer.TryWrite(new Handoff(entry, tag, count));
+        var handoff = new Handoff(entry, tag, count);
+        if (writeToChannel)
+        {
+            consumer.Channel.Writer.TryWrite(handoff);
+        }
+
+        return handoff;
     }
 
     /// <summary>Returns deliveries whose ack deadline passed; gives the next deadline.</summary>
