@@ -1,0 +1,84 @@
+
+namespace MessageQueue.Tests.Docs;
+
+/// <summary>The README's quick start is this code: it runs here, and the README block must match it.</summary>
+[TestFixture]
+[CancelAfter(20_000)]
+public sealed class ReadmeQuickStartTests
+{
+    public sealed record OrderCreated(int Id);
+
+    [Test]
+    public async Task QuickStart_Runs()
+    {
+        var billed = new TaskCompletionSource<int>(TaskCreationOptions.RunContinuationsAsynchronously);
+        var ct = CancellationToken.None;
+
+        // quickstart:start
+        await using var broker = new MessageBrokerBuilder()
+            .AddExchange("orders", ExchangeType.Topic)
+            .AddQueue("billing.dead")
+            .AddQueue("billing", q => { q.MaxDeliveryCount = 5; q.DeadLetterQueue = "billing.dead"; })
+            .Bind("orders", "billing", "order.*")
+            .Build();
+
+        // push: the handler's return acks; an exception retries, then dead-letters
+        await using var subscription = broker.Subscribe<OrderCreated>("billing", (delivery, ct) =>
+        {
+            billed.TrySetResult(delivery.Message.Id);
+            return ValueTask.CompletedTask;
+        }, o => o.Retry = RetryPolicy.Exponential(3, TimeSpan.FromMilliseconds(100), TimeSpan.FromSeconds(5)));
+
+        PublishResult result = await broker.PublishAsync("orders", "order.created", new OrderCreated(42));
+
+        // pull, with manual ack
+        await broker.Management.DeclareQueueAsync("audit");
+        await broker.SendAsync("audit", new OrderCreated(43));
+        await using IConsumer<OrderCreated> consumer = broker.Consume<OrderCreated>("audit");
+        Delivery<OrderCreated> delivery = await consumer.ReceiveAsync(ct);
+        await delivery.AckAsync();
+        // quickstart:end
+
+        await Assert.MultipleAsync(async () =>
+        {
+            Assert.That(result.RoutedQueues, Is.EqualTo(1));
+            Assert.That(await billed.Task.WaitAsync(TimeSpan.FromSeconds(10)), Is.EqualTo(42));
+            Assert.That(delivery.Message.Id, Is.EqualTo(43));
+        });
+    }
+
+    [Test]
+    public void Readme_QuickStartBlock_MatchesThisTest()
+    {
+        var root = FindRepositoryRoot();
+        var readme = File.ReadAllText(Path.Combine(root, "README.md"));
+        var source = File.ReadAllText(Path.Combine(root, "tests", "MessageQueue.Tests", "Docs", "ReadmeQuickStartTests.cs"));
+
+        var fromReadme = Normalize(Between(readme, "<!-- quickstart:start -->", "<!-- quickstart:end -->"));
+        var fromTest = Normalize(Between(source, "// quickstart" + ":start", "// quickstart" + ":end"));
+        Assert.That(fromReadme, Is.EqualTo(fromTest), "README.md's quick start must be the code this test runs");
+    }
+
+    private static string Between(string text, string start, string end)
+    {
+        var i = text.IndexOf(start, StringComparison.Ordinal);
+        var j = text.IndexOf(end, StringComparison.Ordinal);
+        Assert.That(i, Is.GreaterThanOrEqualTo(0), $"marker {start} missing");
+        Assert.That(j, Is.GreaterThan(i), $"marker {end} missing");
+        return text[(i + start.Length)..j];
+    }
+
+    private static string[] Normalize(string block) =>
+        [.. block.Split('\n').Select(l => l.Trim()).Where(l => l.Length > 0 && !l.StartsWith("```", StringComparison.Ordinal))];
+
+    private static string FindRepositoryRoot()
+    {
+        var dir = new DirectoryInfo(TestContext.CurrentContext.TestDirectory);
+        while (dir is not null && !File.Exists(Path.Combine(dir.FullName, "MessageQueue.sln")))
+        {
+            dir = dir.Parent;
+        }
+
+        return dir?.FullName ?? throw new InvalidOperationException("MessageQueue.sln not found above the test directory.");
+    }
+}
