@@ -103,7 +103,8 @@ internal sealed partial class BrokerQueue : IDueTarget
         Notify();
     }
 
-    /// <summary>Stops new deliveries to a consumer and returns the ones it has not taken yet.</summary>
+    /// <summary>Stops new deliveries to a consumer and returns the ones it has not taken yet (a graceful stop:
+    /// deliveries in its code's hands stay with it until <see cref="RemoveConsumer"/>).</summary>
     internal void StopConsumer(ConsumerCore consumer)
     {
         List<DeadLetter>? dead;
@@ -114,26 +115,7 @@ internal sealed partial class BrokerQueue : IDueTarget
                 return;
             }
 
-            consumer.Active = false;
-            foreach (var t in consumer.Unacked)
-            {
-                if (t.Entry.TryTransition(t.Tag, EntryState.Buffered, EntryState.Ready))
-                {
-                    // Never seen by the consumer's code: return it as if it had not been delivered.
-                    t.Entry.DeliveryCount--;
-                    _delivered--;
-                    if (t.Entry.DeliveryCount > 0)
-                    {
-                        _redelivered--;
-                    }
-
-                    consumer.InFlight--;
-                    _ready.Return(t.Entry);
-                }
-            }
-
-            Trim(consumer);
-            consumer.Channel.Writer.TryComplete();
+            Deactivate(consumer);
             Dispatch();
             dead = TakeDeadLetters();
         }
@@ -141,16 +123,21 @@ internal sealed partial class BrokerQueue : IDueTarget
         SendDeadLetters(dead);
     }
 
-    /// <summary>Detaches a consumer, returning every delivery it has not settled (Redelivered on the next delivery).</summary>
+    /// <summary>Detaches a consumer in one step, returning every delivery it has not settled: those its code had
+    /// come back Redelivered; those only prefetched come back as if never delivered.</summary>
     internal void RemoveConsumer(ConsumerCore consumer)
     {
-        StopConsumer(consumer);
         List<DeadLetter>? dead;
         lock (_sync)
         {
             if (consumer.Removed)
             {
                 return;
+            }
+
+            if (consumer.Active)
+            {
+                Deactivate(consumer);
             }
 
             consumer.Removed = true;
@@ -174,6 +161,30 @@ internal sealed partial class BrokerQueue : IDueTarget
         }
 
         SendDeadLetters(dead);
+    }
+
+    private void Deactivate(ConsumerCore consumer)
+    {
+        consumer.Active = false;
+        foreach (var t in consumer.Unacked)
+        {
+            if (t.Entry.TryTransition(t.Tag, EntryState.Buffered, EntryState.Ready))
+            {
+                // Never seen by the consumer's code: return it as if it had not been delivered.
+                t.Entry.DeliveryCount--;
+                _delivered--;
+                if (t.Entry.DeliveryCount > 0)
+                {
+                    _redelivered--;
+                }
+
+                consumer.InFlight--;
+                _ready.Return(t.Entry);
+            }
+        }
+
+        Trim(consumer);
+        consumer.Channel.Writer.TryComplete();
     }
 
     /// <summary>Moves a buffered delivery into the consumer's hands; false when it was returned meanwhile.
@@ -268,20 +279,7 @@ internal sealed partial class BrokerQueue : IDueTarget
             return false;
         }
 
-        if (!Options.SingleActiveConsumer)
-        {
-            return true;
-        }
-
-        foreach (var c in _consumers)
-        {
-            if (c.Active)
-            {
-                return ReferenceEquals(c, consumer);
-            }
-        }
-
-        return false;
+        return !Options.SingleActiveConsumer || (_consumers.Count > 0 && ReferenceEquals(_consumers[0], consumer));
     }
 
     /// <summary>Settles a delivery of an auto-ack consumer the moment it is claimed.</summary>
@@ -492,18 +490,10 @@ internal sealed partial class BrokerQueue : IDueTarget
         var count = consumers.Count;
         if (Options.SingleActiveConsumer)
         {
-            // The first registered consumer that is still active owns the queue.
-            foreach (var c in consumers)
-            {
-                if (c.Active)
-                {
-                    consumer = c;
-                    return c.HasCapacity;
-                }
-            }
-
-            consumer = null!;
-            return false;
+            // The first registered consumer owns the queue until it has fully left (a stopping one keeps it, so
+            // its returned messages are redelivered in order to the next).
+            consumer = count > 0 ? consumers[0] : null!;
+            return count > 0 && consumer.HasCapacity;
         }
 
         for (var i = 0; i < count; i++)
