@@ -37,6 +37,9 @@ internal sealed class ConsumerCore
     /// <summary>Whether the queue may write new deliveries (guarded by the queue lock).</summary>
     internal bool Active = true;
 
+    /// <summary>Whether a reader of this consumer waits on its empty window (guarded by the queue lock).</summary>
+    internal bool Waiting;
+
     /// <summary>Whether the consumer has left the queue (guarded by the queue lock).</summary>
     internal bool Removed;
 

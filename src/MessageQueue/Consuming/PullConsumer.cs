@@ -33,6 +33,18 @@ internal sealed class PullConsumer<T> : IConsumer<T>
     public bool TryReceive(out Delivery<T> delivery)
     {
         ThrowIfDisposed();
+        if (TryReadWindow(out delivery))
+        {
+            return true;
+        }
+
+        // The window is empty: ask the queue for what is ready (publishes do not push to a busy consumer).
+        _core.Queue.RequestDeliveries(_core, wait: false);
+        return TryReadWindow(out delivery);
+    }
+
+    private bool TryReadWindow(out Delivery<T> delivery)
+    {
         var reader = _core.Channel.Reader;
         while (reader.TryRead(out var handoff))
         {
@@ -80,6 +92,13 @@ internal sealed class PullConsumer<T> : IConsumer<T>
         var reader = _core.Channel.Reader;
         while (true)
         {
+            // Mark this consumer waiting (or take what arrived meanwhile), then block until a delivery is written.
+            _core.Queue.RequestDeliveries(_core, wait: true);
+            if (TryReadWindow(out var ready))
+            {
+                return ready;
+            }
+
             bool open;
             try
             {
@@ -96,12 +115,11 @@ internal sealed class PullConsumer<T> : IConsumer<T>
                 throw new ObjectDisposedException(GetType().Name, $"The consumer of queue '{Queue}' was stopped.");
             }
 
-            while (reader.TryRead(out var handoff))
+            if (TryReadWindow(out var delivery))
             {
-                if (TryAccept(handoff, out var delivery))
-                {
-                    return delivery;
-                }
+                // Other callers may be blocked on this consumer too: keep it marked waiting (or fed) for them.
+                _core.Queue.RequestDeliveries(_core, wait: true);
+                return delivery;
             }
         }
     }

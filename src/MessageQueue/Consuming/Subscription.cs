@@ -75,7 +75,7 @@ internal sealed partial class Subscription<T> : ISubscription
         // Acks are flushed before the worker awaits anything (a slow handler, an empty queue): none is held back.
         var size = Math.Clamp(_core.Prefetch, 1, 64);
         var acks = new Handoff[size];
-        var local = new Handoff[size];
+        var local = _workers.Length == 1 ? new Handoff[size] : [];
         int pendingAcks = 0, localCount = 0, localNext = 0;
         try
         {
@@ -87,9 +87,18 @@ internal sealed partial class Subscription<T> : ISubscription
                     handoff = local[localNext];
                     local[localNext++] = default;
                 }
-                else if (!reader.TryRead(out handoff))
+                else if (reader.TryRead(out handoff))
                 {
-                    localCount = _core.Queue.AckAndRefill(_core, acks.AsSpan(0, pendingAcks), local);
+                    if (local.Length == 0 && reader.Count == 0)
+                    {
+                        // Several workers share the window: whoever empties it asks for more (or marks the
+                        // consumer waiting), so idle siblings are fed. Under load this is once per window-full.
+                        Flush(acks, ref pendingAcks, wait: true);
+                    }
+                }
+                else
+                {
+                    localCount = _core.Queue.AckAndRefill(_core, acks.AsSpan(0, pendingAcks), local, wait: true);
                     Array.Clear(acks, 0, pendingAcks);
                     pendingAcks = 0;
                     localNext = 0;
@@ -160,11 +169,11 @@ internal sealed partial class Subscription<T> : ISubscription
         }
     }
 
-    private void Flush(Handoff[] acks, ref int count)
+    private void Flush(Handoff[] acks, ref int count, bool wait = false)
     {
-        if (count > 0)
+        if (count > 0 || wait)
         {
-            _core.Queue.AckAndRefill(_core, acks.AsSpan(0, count), []);
+            _core.Queue.AckAndRefill(_core, acks.AsSpan(0, count), [], wait);
             Array.Clear(acks, 0, count);
             count = 0;
         }

@@ -7,6 +7,7 @@ internal sealed partial class BrokerQueue
     {
         lock (_sync)
         {
+            DrainIncoming();
             var unacked = 0;
             var active = 0;
             foreach (var c in _consumers)
@@ -38,6 +39,7 @@ internal sealed partial class BrokerQueue
         List<QueueEntry> removed;
         lock (_sync)
         {
+            DrainIncoming();
             removed = _ready.Clear();
             foreach (var e in removed)
             {
@@ -53,6 +55,7 @@ internal sealed partial class BrokerQueue
     {
         lock (_sync)
         {
+            DrainIncoming();
             return _ready.Snapshot(max);
         }
     }
@@ -63,6 +66,7 @@ internal sealed partial class BrokerQueue
         List<QueueEntry> taken;
         lock (_sync)
         {
+            DrainIncoming();
             taken = _ready.RemoveWhere(take, max);
             foreach (var e in taken)
             {
@@ -79,6 +83,7 @@ internal sealed partial class BrokerQueue
     {
         lock (_sync)
         {
+            DrainIncoming();
             if (_deleted)
             {
                 return 0;
@@ -86,6 +91,7 @@ internal sealed partial class BrokerQueue
 
             Volatile.Write(ref _deleted, true);
             var count = _ready.Count + _delayed.Count;
+            _waiting = 0;
             _ready.Clear();
             _delayed.Clear();
             foreach (var c in _consumers)

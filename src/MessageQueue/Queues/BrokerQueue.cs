@@ -16,6 +16,13 @@ internal sealed partial class BrokerQueue : IDueTarget
     private readonly Lock _sync = new();
     private readonly BrokerContext _context;
     private readonly ReadyList _ready = new();
+
+    // Published messages not yet in _ready: producers append here without the lock; every locked section
+    // first moves them into _ready in order (DrainIncoming), so they get their sequence numbers there.
+    private readonly System.Collections.Concurrent.ConcurrentQueue<QueueEntry> _incoming = new();
+
+    // How many consumers wait on an empty window with room in it; producers take the lock only then.
+    private int _waiting;
     private readonly PriorityQueue<QueueEntry, long> _delayed = new();
     private readonly List<ConsumerCore> _consumers = [];
     private readonly long _ackTimeoutTicks;
@@ -55,36 +62,131 @@ internal sealed partial class BrokerQueue : IDueTarget
     private void Notify() => Changed?.Invoke();
 
     /// <summary>Adds a published message. Returns false when the queue was deleted meanwhile.</summary>
+    /// <remarks>
+    /// Lock-free unless a consumer is waiting: the entry goes to <c>_incoming</c>; then, after a full fence, the
+    /// producer reads <c>_waiting</c>. A consumer sets <c>_waiting</c> (with a full fence) before it checks
+    /// <c>_incoming</c> one last time and blocks. So either the consumer sees the entry, or the producer sees the
+    /// consumer and takes the lock to hand the entry over.
+    /// </remarks>
     internal bool Enqueue(QueueEntry entry)
+    {
+        if (Volatile.Read(ref _deleted))
+        {
+            return false;
+        }
+
+        _incoming.Enqueue(entry);
+        Interlocked.MemoryBarrier();
+        if (Volatile.Read(ref _waiting) > 0)
+        {
+            List<DeadLetter>? dead;
+            lock (_sync)
+            {
+                Dispatch();
+                dead = TakeDeadLetters();
+            }
+
+            SendDeadLetters(dead);
+        }
+        else
+        {
+            Notify();
+        }
+
+        return true;
+    }
+
+    /// <summary>
+    /// Called by a consumer's reader that found its window empty: hands it what is ready (within its prefetch),
+    /// and when there is nothing and <paramref name="wait"/> is set, marks it waiting so that the next publish
+    /// hands over directly.
+    /// </summary>
+    internal void RequestDeliveries(ConsumerCore consumer, bool wait)
     {
         List<DeadLetter>? dead;
         lock (_sync)
         {
-            if (_deleted)
+            Dispatch();
+            if (wait)
             {
-                return false;
-            }
-
-            entry.Sequence = ++_sequence;
-            _published++;
-            if (_ready.Count == 0 && TryPickConsumer(out var consumer))
-            {
-                Deliver(consumer, entry);
-            }
-            else
-            {
-                _ready.Append(entry);
-                if (_consumers.Count > 0)
-                {
-                    Dispatch();
-                }
+                MarkWaitingIfEmpty(consumer);
             }
 
             dead = TakeDeadLetters();
         }
 
         SendDeadLetters(dead);
-        return true;
+    }
+
+    /// <summary>Whether anything is ready, counting published entries not yet moved into the ready list.</summary>
+    private bool HasReady => _ready.Count > 0 || !_incoming.IsEmpty;
+
+    /// <summary>Takes the next message in queue order (caller holds the lock). Everything in the ready list is
+    /// older than everything still in <c>_incoming</c> (sequences are given on leaving it), so the ready list
+    /// goes first; under load it is usually empty and entries go straight from <c>_incoming</c> to a consumer.</summary>
+    private bool TryTakeNext(out QueueEntry entry)
+    {
+        if (_ready.TryTake(out entry))
+        {
+            return true;
+        }
+
+        while (_incoming.TryDequeue(out entry!))
+        {
+            if (_deleted)
+            {
+                continue;
+            }
+
+            entry.Sequence = ++_sequence;
+            _published++;
+            return true;
+        }
+
+        return false;
+    }
+
+    /// <summary>Moves published entries into the ready list, in publish order (caller holds the lock), for the
+    /// operations that look at the whole queue.</summary>
+    private void DrainIncoming()
+    {
+        while (_incoming.TryDequeue(out var entry))
+        {
+            if (_deleted)
+            {
+                continue;
+            }
+
+            entry.Sequence = ++_sequence;
+            _published++;
+            _ready.Append(entry);
+        }
+    }
+
+    /// <summary>Marks a consumer waiting when its window is empty and has room (caller holds the lock). Sets the
+    /// flag before the last look at <c>_incoming</c>; see <see cref="Enqueue"/>.</summary>
+    private void MarkWaitingIfEmpty(ConsumerCore consumer)
+    {
+        if (consumer.Waiting || !consumer.HasCapacity || consumer.Channel.Reader.Count > 0 || !IsEligible(consumer))
+        {
+            return;
+        }
+
+        consumer.Waiting = true;
+        Interlocked.Increment(ref _waiting);
+        if (!_incoming.IsEmpty)
+        {
+            Dispatch();
+        }
+    }
+
+    private void StopWaiting(ConsumerCore consumer)
+    {
+        if (consumer.Waiting)
+        {
+            consumer.Waiting = false;
+            Interlocked.Decrement(ref _waiting);
+        }
     }
 
     internal void AddConsumer(ConsumerCore consumer)
@@ -166,6 +268,7 @@ internal sealed partial class BrokerQueue : IDueTarget
     private void Deactivate(ConsumerCore consumer)
     {
         consumer.Active = false;
+        StopWaiting(consumer);
         foreach (var t in consumer.Unacked)
         {
             if (t.Entry.TryTransition(t.Tag, EntryState.Buffered, EntryState.Ready))
@@ -214,10 +317,12 @@ internal sealed partial class BrokerQueue : IDueTarget
     /// <summary>
     /// Acks several deliveries of one consumer under one lock (a subscription's batch of handlers that finished
     /// synchronously), then, when <paramref name="refill"/> has room and the consumer's window channel is empty,
-    /// delivers the next ready messages straight into <paramref name="refill"/> instead of through the channel.
-    /// Deliveries settled meanwhile by other means are skipped. Returns how many were refilled.
+    /// delivers the next ready messages straight into <paramref name="refill"/> instead of through the channel
+    /// (only for a consumer with one reader: siblings could not see them). With <paramref name="wait"/>, the
+    /// caller is about to block: the window is filled, or the consumer marked waiting. Deliveries settled
+    /// meanwhile by other means are skipped. Returns how many were refilled.
     /// </summary>
-    internal int AckAndRefill(ConsumerCore consumer, ReadOnlySpan<Handoff> acks, Span<Handoff> refill)
+    internal int AckAndRefill(ConsumerCore consumer, ReadOnlySpan<Handoff> acks, Span<Handoff> refill, bool wait)
     {
         var refilled = 0;
         List<DeadLetter>? dead = null;
@@ -239,9 +344,9 @@ internal sealed partial class BrokerQueue : IDueTarget
 
             // Taking from the ready list directly keeps queue order only while nothing older waits in the channel;
             // under this lock nobody else can write to this consumer's channel.
-            if (refill.Length > 0 && _ready.Count > 0 && consumer.Channel.Reader.Count == 0 && IsEligible(consumer))
+            if (refill.Length > 0 && HasReady && consumer.Channel.Reader.Count == 0 && IsEligible(consumer))
             {
-                while (refilled < refill.Length && consumer.InFlight < consumer.Prefetch && _ready.TryTake(out var entry))
+                while (refilled < refill.Length && consumer.InFlight < consumer.Prefetch && TryTakeNext(out var entry))
                 {
                     if (entry.DeliveryCount >= _maxDeliveries)
                     {
@@ -252,9 +357,14 @@ internal sealed partial class BrokerQueue : IDueTarget
                     refill[refilled++] = Deliver(consumer, entry, writeToChannel: false);
                 }
             }
-            else if (_ready.Count > 0 && consumer.InFlight <= consumer.Prefetch / 2)
+            else if (wait || (HasReady && consumer.InFlight <= consumer.Prefetch / 2))
             {
                 Dispatch();
+            }
+
+            if (wait && refilled == 0)
+            {
+                MarkWaitingIfEmpty(consumer);
             }
 
             dead = TakeDeadLetters();
@@ -401,7 +511,7 @@ internal sealed partial class BrokerQueue : IDueTarget
         consumer.InFlight--;
         Trim(consumer);
         // Refill in batches: wait until half the window is free, so one lock hands over many messages.
-        if (_ready.Count > 0 && consumer.InFlight <= consumer.Prefetch / 2)
+        if (HasReady && consumer.InFlight <= consumer.Prefetch / 2)
         {
             Dispatch();
         }
@@ -519,9 +629,13 @@ internal sealed partial class BrokerQueue : IDueTarget
 
     private void Dispatch()
     {
-        while (_ready.Count > 0 && TryPickConsumer(out var consumer))
+        while (HasReady && TryPickConsumer(out var consumer))
         {
-            _ready.TryTake(out var entry);
+            if (!TryTakeNext(out var entry))
+            {
+                break;
+            }
+
             if (entry.DeliveryCount >= _maxDeliveries)
             {
                 Kill(entry, DeathRecord.DeliveryLimit, detail: null, exception: null);
@@ -554,6 +668,7 @@ internal sealed partial class BrokerQueue : IDueTarget
         var handoff = new Handoff(entry, tag, count);
         if (writeToChannel)
         {
+            StopWaiting(consumer);
             consumer.Channel.Writer.TryWrite(handoff);
         }
 
