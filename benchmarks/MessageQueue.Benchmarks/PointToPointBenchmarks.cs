@@ -9,6 +9,7 @@ namespace MessageQueue.Benchmarks;
 /// the same run. Each operation moves <see cref="Messages"/> messages; the table reports per message.
 /// </summary>
 [MemoryDiagnoser]
+[MedianColumn]
 public class PointToPointBenchmarks
 {
     public const int Messages = 100_000;

@@ -159,9 +159,10 @@ internal sealed partial class Subscription<T> : ISubscription
                 }
             }
         }
-        catch (ChannelClosedException)
+        catch (Exception ex) when (ex is ChannelClosedException or TopologyException)
         {
-            // the queue was deleted
+            // The queue was deleted: its channel completed with a TopologyException. The subscription ends.
+            LogQueueDeleted(_logger, Queue);
         }
         finally
         {
@@ -200,6 +201,9 @@ internal sealed partial class Subscription<T> : ISubscription
 
     [LoggerMessage(EventId = 2, Level = LogLevel.Error, Message = "Handler for queue '{Queue}' failed on delivery {Attempt}; retries exhausted, dead-lettering")]
     private static partial void LogDeadLetter(ILogger logger, string queue, int attempt, Exception exception);
+
+    [LoggerMessage(EventId = 4, Level = LogLevel.Warning, Message = "Queue '{Queue}' was deleted; its subscription stopped")]
+    private static partial void LogQueueDeleted(ILogger logger, string queue);
 
     [LoggerMessage(EventId = 3, Level = LogLevel.Warning, Message = "Handlers for queue '{Queue}' did not finish within {Timeout}; cancelling them and returning their messages")]
     private static partial void LogShutdownTimeout(ILogger logger, string queue, TimeSpan timeout);

@@ -157,4 +157,15 @@ public sealed class TopologyTests
         await broker.Management.DeleteQueueAsync("q");
         await Assert.ThrowsAsync<TopologyException>(async () => await pending.WithSafety());
     }
+
+    [Test]
+    [CancelAfter(10_000)]
+    public async Task DeleteQueue_WithSubscription_SubscriptionStopsQuietly()
+    {
+        await using var broker = new MessageBrokerBuilder().AddQueue("q").Build();
+        var sub = broker.Subscribe<Order>("q", (_, _) => ValueTask.CompletedTask);
+        await broker.Management.DeleteQueueAsync("q");
+        await Assert.ThatAsync(async () => await sub.DisposeAsync().AsTask().WithSafety(), Throws.Nothing);
+        await Assert.ThatAsync(async () => await broker.SendAsync("q", new Order(1)), Throws.TypeOf<TopologyException>());
+    }
 }
