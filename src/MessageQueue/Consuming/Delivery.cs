@@ -104,8 +104,6 @@ public readonly struct Delivery<T> : IEquatable<Delivery<T>>
         return Complete(consumer.Queue.Reject(consumer, Entry, _tag, reason, exception: null));
     }
 
-    internal SettleResult TryAck() => Consumer.Queue.Ack(Consumer, Entry, _tag);
-
     internal SettleResult TryRetry(TimeSpan delay) => Consumer.Queue.Nack(Consumer, Entry, _tag, requeue: true, delay);
 
     internal SettleResult TryFail(Exception exception) => Consumer.Queue.Reject(Consumer, Entry, _tag, reason: null, exception);

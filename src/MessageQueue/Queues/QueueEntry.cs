@@ -44,8 +44,6 @@ internal sealed class QueueEntry
     /// <summary>How many times the entry has been handed to a consumer. Changed under the queue lock.</summary>
     internal int DeliveryCount;
 
-    internal bool HasProperties => Volatile.Read(ref _properties) is not null;
-
     internal long Handle => Volatile.Read(ref _handle);
 
     internal EntryState State => (EntryState)(int)Volatile.Read(ref _handle);
@@ -85,8 +83,6 @@ internal sealed class QueueEntry
         };
         return Interlocked.CompareExchange(ref _properties, p, null) ?? p;
     }
-
-    internal MessageProperties? PropertiesIfCreated => Volatile.Read(ref _properties);
 }
 
 /// <summary>Where an entry is.</summary>
