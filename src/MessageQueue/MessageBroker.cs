@@ -73,7 +73,8 @@ public sealed class MessageBroker : IMessageBroker, IAsyncDisposable
         var now = _context.Clock.UtcNowTicks();
         var properties = options is null ? null : CreateProperties(options, message, now);
         var entry = new QueueEntry(message, properties, "", queue, now, properties?.Priority ?? 0);
-        if (!target.Enqueue(entry))
+        var due = options is null ? 0 : DueTicks(options);
+        if (!(due == 0 ? target.Enqueue(entry) : target.EnqueueDelayed(entry, due)))
         {
             throw new TopologyException($"Queue '{queue}' was deleted while the message was sent; nothing was enqueued.");
         }
@@ -157,12 +158,13 @@ public sealed class MessageBroker : IMessageBroker, IAsyncDisposable
 
             // One queue: the entry creates the properties on first read. More: they must share one id.
             properties ??= queues.Count > 1 ? CreateProperties(new PublishOptions(), message, now) : null;
+            var due = options is null ? 0 : DueTicks(options);
             var routed = 0;
             QueueEntry? last = null;
             foreach (var queue in queues)
             {
                 var entry = new QueueEntry(message, properties, exchange.Name, routingKey, now, properties?.Priority ?? 0);
-                if (queue.Enqueue(entry))
+                if (due == 0 ? queue.Enqueue(entry) : queue.EnqueueDelayed(entry, due))
                 {
                     routed++;
                     last = entry;
@@ -182,8 +184,35 @@ public sealed class MessageBroker : IMessageBroker, IAsyncDisposable
         }
     }
 
+    /// <summary>When a delayed publish becomes ready (UTC ticks), or 0 for at once.</summary>
+    private long DueTicks(PublishOptions options)
+    {
+        if (options.Delay is null && options.DeliverAt is null)
+        {
+            return 0;
+        }
+
+        var now = _context.Time.GetUtcNow().UtcTicks;
+        var due = options.DeliverAt?.UtcTicks ?? now + options.Delay!.Value.Ticks;
+        return due > now ? due : 0;
+    }
+
+    private static void ValidateDelay(PublishOptions options)
+    {
+        if (options.Delay is not null && options.DeliverAt is not null)
+        {
+            throw new ArgumentException("PublishOptions sets both Delay and DeliverAt; set one.", nameof(options));
+        }
+
+        if (options.Delay is { } delay && delay < TimeSpan.Zero)
+        {
+            throw new ArgumentOutOfRangeException(nameof(options), delay, "PublishOptions.Delay is negative; use DeliverAt for a point in time.");
+        }
+    }
+
     private static MessageProperties CreateProperties(PublishOptions options, object message, long nowTicks)
     {
+        ValidateDelay(options);
         if (options.MessageId is { Length: 0 })
         {
             throw new ArgumentException("PublishOptions.MessageId is empty; leave it null to have one generated.", nameof(options));

@@ -31,6 +31,16 @@ public sealed class PublishOptions
     /// <see cref="PublishResult.RoutedQueues"/> is 0.</value>
     public bool Mandatory { get; set; }
 
+    /// <summary>Gets or sets how long the message waits in its queues before it becomes ready. A delayed message is
+    /// counted as delayed, not ready, until then. Set this or <see cref="DeliverAt"/>, not both.</summary>
+    /// <value>The default value is <see langword="null"/>: ready at once.</value>
+    public TimeSpan? Delay { get; set; }
+
+    /// <summary>Gets or sets when the message becomes ready in its queues; a time in the past means at once.
+    /// Set this or <see cref="Delay"/>, not both.</summary>
+    /// <value>The default value is <see langword="null"/>: ready at once.</value>
+    public DateTimeOffset? DeliverAt { get; set; }
+
     /// <summary>Gets or sets whether durable queues write the message to disk.</summary>
     /// <value>The default value is <see langword="true"/>.</value>
     public bool Persistent { get; set; } = true;

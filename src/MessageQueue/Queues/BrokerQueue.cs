@@ -96,6 +96,28 @@ internal sealed partial class BrokerQueue : IDueTarget
         return true;
     }
 
+    /// <summary>Adds a published message that becomes ready at <paramref name="dueTicks"/>; it then joins the tail
+    /// of the queue. Returns false when the queue was deleted.</summary>
+    internal bool EnqueueDelayed(QueueEntry entry, long dueTicks)
+    {
+        lock (_sync)
+        {
+            if (_deleted)
+            {
+                return false;
+            }
+
+            entry.Sequence = 0; // no place yet: it gets one when it is due
+            _published++;
+            entry.SetState(EntryState.Delayed);
+            _delayed.Enqueue(entry, dueTicks);
+            WakeAt(dueTicks);
+        }
+
+        Notify();
+        return true;
+    }
+
     /// <summary>
     /// Called by a consumer's reader that found its window empty: hands it what is ready (within its prefetch),
     /// and when there is nothing and <paramref name="wait"/> is set, marks it waiting so that the next publish
@@ -471,7 +493,17 @@ internal sealed partial class BrokerQueue : IDueTarget
             {
                 _delayed.Dequeue();
                 entry.SetState(EntryState.Ready);
-                _ready.Return(entry);
+                if (entry.Sequence == 0)
+                {
+                    // A delayed publish joins the tail, behind everything published before it became due.
+                    DrainIncoming();
+                    entry.Sequence = ++_sequence;
+                    _ready.Append(entry);
+                }
+                else
+                {
+                    _ready.Return(entry); // a delayed redelivery goes back to its place
+                }
             }
 
             var next = _delayed.TryPeek(out _, out var nextDelayed) ? nextDelayed : long.MaxValue;
