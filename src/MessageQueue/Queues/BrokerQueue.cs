@@ -15,7 +15,7 @@ internal sealed partial class BrokerQueue : IDueTarget
 {
     private readonly Lock _sync = new();
     private readonly BrokerContext _context;
-    private readonly ReadyList _ready = new();
+    private readonly ReadyList _ready;
 
     // Published messages not yet in _ready: producers append here without the lock; every locked section
     // first moves them into _ready in order (DrainIncoming), so they get their sequence numbers there.
@@ -30,6 +30,7 @@ internal sealed partial class BrokerQueue : IDueTarget
     private List<DeadLetter>? _deadLetters;
     private long _sequence;
     private long _wakeAt = long.MaxValue;
+    private readonly bool _prioritized;
     private int _roundRobin;
     private bool _deleted;
 
@@ -47,6 +48,8 @@ internal sealed partial class BrokerQueue : IDueTarget
         _context = context;
         _ackTimeoutTicks = options.AckTimeout?.Ticks ?? 0;
         _maxDeliveries = options.MaxDeliveryCount ?? int.MaxValue;
+        _ready = new ReadyList(options.MaxPriority ?? 0);
+        _prioritized = options.MaxPriority is not null;
     }
 
     internal string Name { get; }
@@ -143,11 +146,16 @@ internal sealed partial class BrokerQueue : IDueTarget
     /// <summary>Whether anything is ready, counting published entries not yet moved into the ready list.</summary>
     private bool HasReady => _ready.Count > 0 || !_incoming.IsEmpty;
 
-    /// <summary>Takes the next message in queue order (caller holds the lock). Everything in the ready list is
+    /// <summary>Takes the next message in queue order (caller holds the lock). Without priorities, everything in the ready list is
     /// older than everything still in <c>_incoming</c> (sequences are given on leaving it), so the ready list
     /// goes first; under load it is usually empty and entries go straight from <c>_incoming</c> to a consumer.</summary>
     private bool TryTakeNext(out QueueEntry entry)
     {
+        if (_prioritized)
+        {
+            DrainIncoming(); // a newer message may outrank everything ready
+        }
+
         if (_ready.TryTake(out entry))
         {
             return true;

@@ -39,13 +39,19 @@ public sealed class QueueOptions
     /// <value>The default value is <see langword="false"/>: consumers share the queue round-robin.</value>
     public bool SingleActiveConsumer { get; set; }
 
+    /// <summary>Gets or sets the highest priority the queue distinguishes (1-255). Higher-priority messages are
+    /// delivered first, FIFO within a priority; a message's priority above this counts as this. A requeued message
+    /// keeps its place within its priority.</summary>
+    /// <value>The default value is <see langword="null"/>: priorities are ignored and the queue is plain FIFO.</value>
+    public int? MaxPriority { get; set; }
+
     internal QueueOptions Clone() => (QueueOptions)MemberwiseClone();
 
     internal bool IsEquivalentTo(QueueOptions o) =>
         DeadLetterExchange == o.DeadLetterExchange && DeadLetterRoutingKey == o.DeadLetterRoutingKey
         && DeadLetterQueue == o.DeadLetterQueue && MaxDeliveryCount == o.MaxDeliveryCount
         && AckTimeout == o.AckTimeout && ReferenceEquals(Redelivery, o.Redelivery)
-        && SingleActiveConsumer == o.SingleActiveConsumer;
+        && SingleActiveConsumer == o.SingleActiveConsumer && MaxPriority == o.MaxPriority;
 
     /// <summary>Lists every problem with these options (empty when valid).</summary>
     internal IEnumerable<string> Validate(string queue)
@@ -68,6 +74,11 @@ public sealed class QueueOptions
         if (AckTimeout is { } t && t <= TimeSpan.Zero)
         {
             yield return $"Queue '{queue}' has AckTimeout {t}; it must be positive.";
+        }
+
+        if (MaxPriority is < 1 or > 255)
+        {
+            yield return $"Queue '{queue}' has MaxPriority {MaxPriority}; it must be 1-255.";
         }
 
         if (Redelivery is null)

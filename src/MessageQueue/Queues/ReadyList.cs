@@ -1,51 +1,54 @@
 namespace MessageQueue.Queues;
 
 /// <summary>
-/// The ready messages of a queue in order. New messages append to a ring buffer (FIFO); requeued messages
-/// go to a small heap ordered by their original sequence, and the head is whichever of the two is older,
-/// so a requeued message returns to its place ahead of everything published after it.
+/// The ready messages of a queue in delivery order: one level per priority (a single level for a queue
+/// without <c>MaxPriority</c>), highest level first. Within a level, new messages append to a ring buffer
+/// (FIFO); requeued messages go to a small heap ordered by their original sequence, and the level's head is
+/// whichever of the two is older, so a requeued message returns to its place in its level.
 /// </summary>
 internal sealed class ReadyList
 {
-    private readonly Queue<QueueEntry> _fifo = new();
-    private readonly PriorityQueue<QueueEntry, long> _returned = new();
+    private readonly Level[] _levels;
+    private int _top = -1; // highest level that may be non-empty
 
-    internal int Count => _fifo.Count + _returned.Count;
-
-    internal void Append(QueueEntry entry) => _fifo.Enqueue(entry);
-
-    internal void Return(QueueEntry entry) => _returned.Enqueue(entry, entry.Sequence);
-
-    internal bool TryPeek(out QueueEntry entry)
+    internal ReadyList(int maxPriority = 0)
     {
-        var hasFifo = _fifo.TryPeek(out var f);
-        var hasReturned = _returned.TryPeek(out var r, out _);
-        if (hasFifo && (!hasReturned || f!.Sequence < r!.Sequence))
+        _levels = new Level[maxPriority + 1];
+        for (var i = 0; i < _levels.Length; i++)
         {
-            entry = f!;
-            return true;
+            _levels[i] = new Level();
         }
+    }
 
-        entry = r!;
-        return hasReturned;
+    internal int Count { get; private set; }
+
+    internal void Append(QueueEntry entry)
+    {
+        var level = LevelOf(entry);
+        _levels[level].Fifo.Enqueue(entry);
+        Added(level);
+    }
+
+    internal void Return(QueueEntry entry)
+    {
+        var level = LevelOf(entry);
+        _levels[level].Returned.Enqueue(entry, entry.Sequence);
+        Added(level);
     }
 
     internal bool TryTake(out QueueEntry entry)
     {
-        var hasFifo = _fifo.TryPeek(out var f);
-        var hasReturned = _returned.TryPeek(out var r, out _);
-        if (hasFifo && (!hasReturned || f!.Sequence < r!.Sequence))
+        for (var level = _top; level >= 0; level--)
         {
-            entry = _fifo.Dequeue();
-            return true;
+            if (_levels[level].TryTake(out entry))
+            {
+                Count--;
+                _top = level;
+                return true;
+            }
         }
 
-        if (hasReturned)
-        {
-            entry = _returned.Dequeue();
-            return true;
-        }
-
+        _top = -1;
         entry = null!;
         return false;
     }
@@ -54,12 +57,11 @@ internal sealed class ReadyList
     internal List<QueueEntry> Snapshot(int max)
     {
         var all = new List<QueueEntry>(Math.Min(Count, max));
-        all.AddRange(_fifo);
-        all.AddRange(_returned.UnorderedItems.Select(i => i.Element));
-        all.Sort(static (a, b) => a.Sequence.CompareTo(b.Sequence));
-        if (all.Count > max)
+        for (var level = _levels.Length - 1; level >= 0 && all.Count < max; level--)
         {
-            all.RemoveRange(max, all.Count - max);
+            var items = _levels[level].Items();
+            items.Sort(static (a, b) => a.Sequence.CompareTo(b.Sequence));
+            all.AddRange(items.Take(max - all.Count));
         }
 
         return all;
@@ -68,12 +70,19 @@ internal sealed class ReadyList
     internal List<QueueEntry> Clear()
     {
         var all = Snapshot(int.MaxValue);
-        _fifo.Clear();
-        _returned.Clear();
+        foreach (var level in _levels)
+        {
+            level.Fifo.Clear();
+            level.Returned.Clear();
+        }
+
+        Count = 0;
+        _top = -1;
         return all;
     }
 
-    /// <summary>Removes up to <paramref name="max"/> entries from the head that satisfy <paramref name="take"/>, keeping the rest in place.</summary>
+    /// <summary>Removes up to <paramref name="max"/> entries, in delivery order, that satisfy <paramref name="take"/>,
+    /// keeping the rest in place.</summary>
     internal List<QueueEntry> RemoveWhere(Func<QueueEntry, bool> take, int max)
     {
         var all = Clear();
@@ -86,10 +95,55 @@ internal sealed class ReadyList
             }
             else
             {
-                _fifo.Enqueue(e);
+                Append(e); // same level, and `all` is in sequence order within each level
             }
         }
 
         return removed;
+    }
+
+    private int LevelOf(QueueEntry entry) => Math.Min((int)entry.Priority, _levels.Length - 1);
+
+    private void Added(int level)
+    {
+        Count++;
+        if (level > _top)
+        {
+            _top = level;
+        }
+    }
+
+    private sealed class Level
+    {
+        internal readonly Queue<QueueEntry> Fifo = new();
+        internal readonly PriorityQueue<QueueEntry, long> Returned = new();
+
+        internal bool TryTake(out QueueEntry entry)
+        {
+            var hasFifo = Fifo.TryPeek(out var f);
+            var hasReturned = Returned.TryPeek(out var r, out _);
+            if (hasFifo && (!hasReturned || f!.Sequence < r!.Sequence))
+            {
+                entry = Fifo.Dequeue();
+                return true;
+            }
+
+            if (hasReturned)
+            {
+                entry = Returned.Dequeue();
+                return true;
+            }
+
+            entry = null!;
+            return false;
+        }
+
+        internal List<QueueEntry> Items()
+        {
+            var items = new List<QueueEntry>(Fifo.Count + Returned.Count);
+            items.AddRange(Fifo);
+            items.AddRange(Returned.UnorderedItems.Select(i => i.Element));
+            return items;
+        }
     }
 }
