@@ -64,15 +64,21 @@ await using var dead = broker.Subscribe<OrderCreated>("shipping.dead", (delivery
     return ValueTask.CompletedTask;
 });
 
+const int scheduled = 5;
 for (var id = 1; id <= orderCount; id++)
 {
-    await broker.PublishAsync("orders", "order.created", new OrderCreated(id, 10m * id));
+    // The last few orders are scheduled: they wait in the queues, delayed, and become ready 200 ms later.
+    var options = id > orderCount - scheduled ? new PublishOptions { Delay = TimeSpan.FromMilliseconds(200) } : null;
+    await broker.PublishAsync("orders", "order.created", new OrderCreated(id, 10m * id), options);
 }
+
+var waiting = broker.Management.GetQueueInfo("billing");
+Console.WriteLine($"Just after publishing: billing has {waiting.Delayed} delayed (scheduled) orders.");
 
 await finished.Task.WaitAsync(TimeSpan.FromSeconds(30));
 await broker.DisposeAsync(); // lets the last handlers finish and be acked
 
-Console.WriteLine($"Published {orderCount} orders to exchange 'orders'.");
+Console.WriteLine($"Published {orderCount} orders to exchange 'orders' ({scheduled} of them with a 200 ms delay).");
 Console.WriteLine();
 Console.WriteLine($"{"queue",-15}{"published",10}{"delivered",10}{"acked",8}{"redelivered",13}{"dead-lettered",15}");
 foreach (var name in new[] { "billing", "shipping", "shipping.dead" })
