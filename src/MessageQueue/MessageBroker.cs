@@ -204,6 +204,11 @@ public sealed class MessageBroker : IMessageBroker, IAsyncDisposable
             throw new ArgumentException("PublishOptions sets both Delay and DeliverAt; set one.", nameof(options));
         }
 
+        if (options.TimeToLive is { } ttl && ttl < TimeSpan.Zero)
+        {
+            throw new ArgumentOutOfRangeException(nameof(options), ttl, "PublishOptions.TimeToLive is negative; use zero for 'deliver now or expire'.");
+        }
+
         if (options.Delay is { } delay && delay < TimeSpan.Zero)
         {
             throw new ArgumentOutOfRangeException(nameof(options), delay, "PublishOptions.Delay is negative; use DeliverAt for a point in time.");
@@ -231,6 +236,7 @@ public sealed class MessageBroker : IMessageBroker, IAsyncDisposable
             ContentType = options.ContentType,
             MessageType = message.GetType().FullName,
             Persistent = options.Persistent,
+            Expiration = options.TimeToLive,
         };
     }
 

@@ -133,6 +133,11 @@ internal sealed class PullConsumer<T> : IConsumer<T>
         }
 
         var entry = handoff.Entry;
+        if (!_core.Queue.ClaimIsFresh(_core, handoff))
+        {
+            return false; // expired in the window: dead-lettered, never delivered
+        }
+
         if (entry.Body is not T)
         {
             _core.Queue.Reject(_core, entry, handoff.Tag, TypeMismatch.Describe(entry.Body, typeof(T)), exception: null);

@@ -110,9 +110,9 @@ internal sealed partial class Subscription<T> : ISubscription
                     continue;
                 }
 
-                if (!BrokerQueue.TryClaim(handoff))
+                if (!BrokerQueue.TryClaim(handoff) || !_core.Queue.ClaimIsFresh(_core, handoff))
                 {
-                    continue; // returned to the queue meanwhile (stop, ack timeout)
+                    continue; // returned to the queue meanwhile (stop, ack timeout), or expired in the window
                 }
 
                 if (handoff.Entry.Body is not T)

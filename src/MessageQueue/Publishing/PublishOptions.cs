@@ -31,6 +31,12 @@ public sealed class PublishOptions
     /// <see cref="PublishResult.RoutedQueues"/> is 0.</value>
     public bool Mandatory { get; set; }
 
+    /// <summary>Gets or sets how long the message may wait in a queue before it expires (is dead-lettered with
+    /// reason <c>expired</c> instead of delivered). A queue's <see cref="QueueOptions.MessageTtl"/> may be shorter:
+    /// the smaller applies. Recorded in <see cref="MessageProperties.Expiration"/>.</summary>
+    /// <value>The default value is <see langword="null"/>: no expiry of its own.</value>
+    public TimeSpan? TimeToLive { get; set; }
+
     /// <summary>Gets or sets how long the message waits in its queues before it becomes ready. A delayed message is
     /// counted as delayed, not ready, until then. Set this or <see cref="DeliverAt"/>, not both.</summary>
     /// <value>The default value is <see langword="null"/>: ready at once.</value>

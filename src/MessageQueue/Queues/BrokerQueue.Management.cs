@@ -29,6 +29,7 @@ internal sealed partial class BrokerQueue
                 Redelivered = _redelivered,
                 DeadLettered = Interlocked.Read(ref _deadLettered),
                 Dropped = Interlocked.Read(ref _dropped),
+                Expired = _expired,
             };
         }
     }

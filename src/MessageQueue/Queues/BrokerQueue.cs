@@ -96,6 +96,11 @@ internal sealed partial class BrokerQueue : IDueTarget
             Notify();
         }
 
+        if (MayExpire(entry))
+        {
+            AfterEnqueueWithTtl(entry);
+        }
+
         return true;
     }
 
@@ -149,7 +154,7 @@ internal sealed partial class BrokerQueue : IDueTarget
     /// <summary>Takes the next message in queue order (caller holds the lock). Without priorities, everything in the ready list is
     /// older than everything still in <c>_incoming</c> (sequences are given on leaving it), so the ready list
     /// goes first; under load it is usually empty and entries go straight from <c>_incoming</c> to a consumer.</summary>
-    private bool TryTakeNext(out QueueEntry entry)
+    private bool TryTakeNextRaw(out QueueEntry entry)
     {
         if (_prioritized)
         {
@@ -174,6 +179,41 @@ internal sealed partial class BrokerQueue : IDueTarget
         }
 
         return false;
+    }
+
+    /// <summary>Takes the next message that has not expired; expired ones met on the way are dead-lettered.</summary>
+    private bool TryTakeNext(out QueueEntry entry)
+    {
+        long now = 0;
+        while (TryTakeNextRaw(out entry))
+        {
+            if (MayExpire(entry))
+            {
+                if (now == 0)
+                {
+                    now = NowForTtl;
+                }
+
+                if (IsExpired(entry, now))
+                {
+                    Expire(entry);
+                    continue;
+                }
+            }
+
+            return true;
+        }
+
+        return false;
+    }
+
+    private void ReturnToReady(QueueEntry entry)
+    {
+        _ready.Return(entry);
+        if (MayExpire(entry))
+        {
+            ScheduleSweep(ExpiryOf(entry));
+        }
     }
 
     /// <summary>Moves published entries into the ready list, in publish order (caller holds the lock), for the
@@ -278,7 +318,7 @@ internal sealed partial class BrokerQueue : IDueTarget
                 if (t.IsLive)
                 {
                     t.Entry.SetState(EntryState.Ready);
-                    _ready.Return(t.Entry);
+                    ReturnToReady(t.Entry);
                 }
             }
 
@@ -312,7 +352,7 @@ internal sealed partial class BrokerQueue : IDueTarget
                 }
 
                 consumer.InFlight--;
-                _ready.Return(t.Entry);
+                ReturnToReady(t.Entry);
             }
         }
 
@@ -507,18 +547,25 @@ internal sealed partial class BrokerQueue : IDueTarget
                     DrainIncoming();
                     entry.Sequence = ++_sequence;
                     _ready.Append(entry);
+                    if (MayExpire(entry))
+                    {
+                        ScheduleSweep(ExpiryOf(entry));
+                    }
                 }
                 else
                 {
-                    _ready.Return(entry); // a delayed redelivery goes back to its place
+                    ReturnToReady(entry); // a delayed redelivery goes back to its place
                 }
             }
 
+            SweepIfDue(nowTicks);
             var next = _delayed.TryPeek(out _, out var nextDelayed) ? nextDelayed : long.MaxValue;
             if (_ackTimeoutTicks > 0)
             {
                 next = Math.Min(next, ExpireAckDeadlines(nowTicks));
             }
+
+            next = Math.Min(next, _sweepAt); // a sweep asked for while an earlier wake-up was pending
 
             Dispatch();
             WakeAt(next);
@@ -594,7 +641,7 @@ internal sealed partial class BrokerQueue : IDueTarget
         }
 
         entry.SetState(EntryState.Ready);
-        _ready.Return(entry);
+        ReturnToReady(entry);
     }
 
     private void Kill(QueueEntry entry, string reason, string? detail, Exception? exception)

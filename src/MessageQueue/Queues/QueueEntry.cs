@@ -30,6 +30,9 @@ internal sealed class QueueEntry
 
     internal object Body { get; }
 
+    /// <summary>The properties if they exist yet (never creates them; for hot-path checks).</summary>
+    internal MessageProperties? RawProperties => Volatile.Read(ref _properties);
+
     internal string Exchange { get; }
 
     internal string RoutingKey { get; }

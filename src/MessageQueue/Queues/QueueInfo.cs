@@ -37,7 +37,10 @@ public sealed class QueueInfo
     /// or the dead-letter cycle guard) and were dropped.</summary>
     public long Dropped { get; init; }
 
+    /// <summary>Gets how many messages expired in this queue (their time to live passed before delivery).</summary>
+    public long Expired { get; init; }
+
     /// <inheritdoc/>
     public override string ToString() =>
-        $"{Name}: ready={Ready} unacked={Unacked} delayed={Delayed} consumers={Consumers} published={Published} delivered={Delivered} acked={Acked} redelivered={Redelivered} dead-lettered={DeadLettered} dropped={Dropped}";
+        $"{Name}: ready={Ready} unacked={Unacked} delayed={Delayed} consumers={Consumers} published={Published} delivered={Delivered} acked={Acked} redelivered={Redelivered} dead-lettered={DeadLettered} dropped={Dropped} expired={Expired}";
 }

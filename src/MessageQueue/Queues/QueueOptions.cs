@@ -45,13 +45,19 @@ public sealed class QueueOptions
     /// <value>The default value is <see langword="null"/>: priorities are ignored and the queue is plain FIFO.</value>
     public int? MaxPriority { get; set; }
 
+    /// <summary>Gets or sets how long a message may stay in this queue. An expired message is never delivered: it
+    /// is dead-lettered with reason <c>expired</c>. With a message's own <see cref="PublishOptions.TimeToLive"/>,
+    /// the smaller applies. Zero means: delivered at once to a waiting consumer, or expired.</summary>
+    /// <value>The default value is <see langword="null"/>: messages do not expire.</value>
+    public TimeSpan? MessageTtl { get; set; }
+
     internal QueueOptions Clone() => (QueueOptions)MemberwiseClone();
 
     internal bool IsEquivalentTo(QueueOptions o) =>
         DeadLetterExchange == o.DeadLetterExchange && DeadLetterRoutingKey == o.DeadLetterRoutingKey
         && DeadLetterQueue == o.DeadLetterQueue && MaxDeliveryCount == o.MaxDeliveryCount
         && AckTimeout == o.AckTimeout && ReferenceEquals(Redelivery, o.Redelivery)
-        && SingleActiveConsumer == o.SingleActiveConsumer && MaxPriority == o.MaxPriority;
+        && SingleActiveConsumer == o.SingleActiveConsumer && MaxPriority == o.MaxPriority && MessageTtl == o.MessageTtl;
 
     /// <summary>Lists every problem with these options (empty when valid).</summary>
     internal IEnumerable<string> Validate(string queue)
@@ -74,6 +80,11 @@ public sealed class QueueOptions
         if (AckTimeout is { } t && t <= TimeSpan.Zero)
         {
             yield return $"Queue '{queue}' has AckTimeout {t}; it must be positive.";
+        }
+
+        if (MessageTtl is { } ttl && ttl < TimeSpan.Zero)
+        {
+            yield return $"Queue '{queue}' has MessageTtl {ttl}; it must be zero or positive.";
         }
 
         if (MaxPriority is < 1 or > 255)

@@ -102,6 +102,26 @@ internal sealed class ReadyList
         return removed;
     }
 
+    /// <summary>The smallest value of <paramref name="selector"/> over all entries, or <see cref="long.MaxValue"/>.</summary>
+    internal long Min(Func<QueueEntry, long> selector)
+    {
+        var min = long.MaxValue;
+        foreach (var level in _levels)
+        {
+            foreach (var e in level.Fifo)
+            {
+                min = Math.Min(min, selector(e));
+            }
+
+            foreach (var (e, _) in level.Returned.UnorderedItems)
+            {
+                min = Math.Min(min, selector(e));
+            }
+        }
+
+        return min;
+    }
+
     private int LevelOf(QueueEntry entry) => Math.Min((int)entry.Priority, _levels.Length - 1);
 
     private void Added(int level)

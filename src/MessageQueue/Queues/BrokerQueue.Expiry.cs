@@ -1,0 +1,161 @@
+using MessageQueue.Consuming;
+
+namespace MessageQueue.Queues;
+
+/// <summary>
+/// Time to live. An entry's TTL is the smaller of the queue's <c>MessageTtl</c> and the message's own
+/// expiration, counted from when it entered this queue, on the broker clock. Expired entries are removed
+/// when taken at the head, when a consumer claims one from its window (so none is ever delivered), and by
+/// sweeps scheduled at the earliest expiry, at most one per <see cref="SweepInterval"/>, so that entries behind
+/// unexpired ones leave too.
+/// </summary>
+internal sealed partial class BrokerQueue
+{
+    /// <summary>The shortest time between two sweeps of the ready list.</summary>
+    internal static readonly TimeSpan SweepInterval = TimeSpan.FromSeconds(1);
+
+    private long _expired;
+    private long _sweepAt = long.MaxValue;
+    private long _lastSweep;
+
+    private long QueueTtlTicks => Options.MessageTtl is { } t ? t.Ticks : -1;
+
+    /// <summary>The entry's TTL in ticks, or -1 when it has none.</summary>
+    private long TtlTicks(QueueEntry entry)
+    {
+        var queueTtl = QueueTtlTicks;
+        var messageTtl = entry.RawProperties?.Expiration is { } e ? e.Ticks : -1;
+        return queueTtl < 0 ? messageTtl : messageTtl < 0 ? queueTtl : Math.Min(queueTtl, messageTtl);
+    }
+
+    private bool MayExpire(QueueEntry entry) => Options.MessageTtl is not null || entry.RawProperties?.Expiration is not null;
+
+    private long ExpiryOf(QueueEntry entry)
+    {
+        var ttl = TtlTicks(entry);
+        return ttl < 0 ? long.MaxValue : entry.TimestampTicks + ttl;
+    }
+
+    private long NowForTtl => _context.Clock.UtcNowTicks();
+
+    /// <summary>Whether the entry's TTL (positive) has passed. TTL zero is decided at enqueue.</summary>
+    private bool IsExpired(QueueEntry entry, long nowTicks)
+    {
+        var ttl = TtlTicks(entry);
+        return ttl > 0 && nowTicks >= entry.TimestampTicks + ttl;
+    }
+
+    /// <summary>Checked by a consumer right after it claims a delivery: an expired one is dead-lettered instead
+    /// of delivered. Returns true when the delivery may go to the consumer's code.</summary>
+    internal bool ClaimIsFresh(ConsumerCore consumer, in Handoff handoff)
+    {
+        var entry = handoff.Entry;
+        if (!MayExpire(entry) || !IsExpired(entry, NowForTtl))
+        {
+            return true;
+        }
+
+        List<DeadLetter>? dead;
+        lock (_sync)
+        {
+            if (CheckSettle(consumer, entry, handoff.Tag) != SettleResult.Ok)
+            {
+                return false;
+            }
+
+            // It was counted as delivered when written to the window; it never reached the consumer's code.
+            _delivered--;
+            if (entry.DeliveryCount > 1)
+            {
+                _redelivered--;
+            }
+
+            Expire(entry);
+            Settled(consumer);
+            dead = TakeDeadLetters();
+        }
+
+        SendDeadLetters(dead);
+        return false;
+    }
+
+    private void Expire(QueueEntry entry)
+    {
+        _expired++;
+        Kill(entry, DeathRecord.Expired, detail: null, exception: null);
+    }
+
+    /// <summary>After a lock-free enqueue of an entry with a TTL: TTL zero is delivered at once or expires;
+    /// otherwise a sweep is scheduled by its expiry if none is earlier.</summary>
+    private void AfterEnqueueWithTtl(QueueEntry entry)
+    {
+        var ttl = TtlTicks(entry);
+        if (ttl < 0)
+        {
+            return;
+        }
+
+        var expiry = entry.TimestampTicks + ttl;
+        if (ttl > 0 && expiry >= Volatile.Read(ref _sweepAt))
+        {
+            return;
+        }
+
+        List<DeadLetter>? dead;
+        lock (_sync)
+        {
+            if (ttl == 0)
+            {
+                DrainIncoming();
+                Dispatch();
+                if (entry.State == EntryState.Ready && _ready.RemoveWhere(e => ReferenceEquals(e, entry), 1).Count == 1)
+                {
+                    Expire(entry); // nobody was waiting for it
+                }
+            }
+            else
+            {
+                ScheduleSweep(expiry);
+            }
+
+            dead = TakeDeadLetters();
+        }
+
+        SendDeadLetters(dead);
+    }
+
+    private void ScheduleSweep(long expiry)
+    {
+        if (expiry == long.MaxValue)
+        {
+            return;
+        }
+
+        var due = Math.Max(expiry, _lastSweep + SweepInterval.Ticks);
+        if (due < _sweepAt)
+        {
+            Volatile.Write(ref _sweepAt, due);
+            WakeAt(due);
+        }
+    }
+
+    /// <summary>Removes every expired ready entry, wherever it sits, and schedules the next sweep (caller holds the lock).</summary>
+    private void SweepIfDue(long schedulerNow)
+    {
+        if (schedulerNow < _sweepAt)
+        {
+            return;
+        }
+
+        Volatile.Write(ref _sweepAt, long.MaxValue);
+        _lastSweep = schedulerNow;
+        var now = NowForTtl;
+        DrainIncoming();
+        foreach (var entry in _ready.RemoveWhere(e => IsExpired(e, now), int.MaxValue))
+        {
+            Expire(entry);
+        }
+
+        ScheduleSweep(_ready.Min(ExpiryOf));
+    }
+}
