@@ -48,6 +48,35 @@ internal sealed class ConsumerCore
     internal readonly Queue<Tracked> Unacked = new();
 
     internal bool HasCapacity => Active && InFlight < Prefetch;
+
+    /// <summary>
+    /// Takes a delivery out of the window for this consumer's code: claims it (false when it was returned to
+    /// the queue meanwhile), dead-letters it instead when it expired in the window, or when its body is not a
+    /// <typeparamref name="T"/>. True when the code may have it.
+    /// </summary>
+    internal bool TryClaim<T>(in Handoff handoff)
+    {
+        if (!BrokerQueue.TryClaim(handoff) || !Queue.ClaimIsFresh(this, handoff))
+        {
+            return false;
+        }
+
+        var entry = handoff.Entry;
+        if (entry.Body is not T)
+        {
+            Queue.Reject(this, entry, handoff.Tag, TypeMismatch.Describe(entry.Body, typeof(T)), exception: null);
+            return false;
+        }
+
+        return true;
+    }
+}
+
+/// <summary>The reason given when a message is not of the type its consumer reads.</summary>
+internal static class TypeMismatch
+{
+    internal static string Describe(object body, Type expected) =>
+        $"The message body is a '{body.GetType().FullName}', which is not a '{expected.FullName}' as the consumer expects; it was dead-lettered instead of delivered.";
 }
 
 /// <summary>A delivery written into a consumer's window.</summary>

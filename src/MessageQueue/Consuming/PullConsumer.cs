@@ -1,6 +1,5 @@
 using System.Runtime.CompilerServices;
 using System.Threading.Channels;
-using MessageQueue.Queues;
 
 namespace MessageQueue.Consuming;
 
@@ -127,39 +126,20 @@ internal sealed class PullConsumer<T> : IConsumer<T>
     private bool TryAccept(in Handoff handoff, out Delivery<T> delivery)
     {
         delivery = default;
-        if (!BrokerQueue.TryClaim(handoff))
+        if (!_core.TryClaim<T>(handoff))
         {
-            return false; // returned to the queue meanwhile (ack timeout or disposal)
-        }
-
-        var entry = handoff.Entry;
-        if (!_core.Queue.ClaimIsFresh(_core, handoff))
-        {
-            return false; // expired in the window: dead-lettered, never delivered
-        }
-
-        if (entry.Body is not T)
-        {
-            _core.Queue.Reject(_core, entry, handoff.Tag, TypeMismatch.Describe(entry.Body, typeof(T)), exception: null);
             return false;
         }
 
         if (_core.AutoAck)
         {
-            _core.Queue.AutoAck(_core, entry, handoff.Tag);
+            _core.Queue.AutoAck(_core, handoff.Entry, handoff.Tag);
         }
 
-        delivery = new Delivery<T>(entry, _core, handoff.Tag, handoff.DeliveryCount);
+        delivery = new Delivery<T>(handoff.Entry, _core, handoff.Tag, handoff.DeliveryCount);
         return true;
     }
 
     private void ThrowIfDisposed() =>
         ObjectDisposedException.ThrowIf(Volatile.Read(ref _disposed) != 0, this);
-}
-
-/// <summary>The reason given when a message is not of the type its consumer reads.</summary>
-internal static class TypeMismatch
-{
-    internal static string Describe(object body, Type expected) =>
-        $"The message body is a '{body.GetType().FullName}', which is not a '{expected.FullName}' as the consumer expects; it was dead-lettered instead of delivered.";
 }

@@ -1,5 +1,4 @@
 using System.Threading.Channels;
-using MessageQueue.Queues;
 using Microsoft.Extensions.Logging;
 
 namespace MessageQueue.Consuming;
@@ -110,15 +109,9 @@ internal sealed partial class Subscription<T> : ISubscription
                     continue;
                 }
 
-                if (!BrokerQueue.TryClaim(handoff) || !_core.Queue.ClaimIsFresh(_core, handoff))
+                if (!_core.TryClaim<T>(handoff))
                 {
-                    continue; // returned to the queue meanwhile (stop, ack timeout), or expired in the window
-                }
-
-                if (handoff.Entry.Body is not T)
-                {
-                    _core.Queue.Reject(_core, handoff.Entry, handoff.Tag, TypeMismatch.Describe(handoff.Entry.Body, typeof(T)), exception: null);
-                    continue;
+                    continue; // returned meanwhile (stop, ack timeout), expired in the window, or of another type
                 }
 
                 var delivery = new Delivery<T>(handoff.Entry, _core, handoff.Tag, handoff.DeliveryCount);

@@ -64,11 +64,7 @@ internal sealed partial class BrokerQueue
             }
 
             // It was counted as delivered when written to the window; it never reached the consumer's code.
-            _delivered--;
-            if (entry.DeliveryCount > 1)
-            {
-                _redelivered--;
-            }
+            UncountDelivery(entry);
 
             Expire(entry);
             Settled(consumer);

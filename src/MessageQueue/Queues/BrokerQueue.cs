@@ -344,12 +344,8 @@ internal sealed partial class BrokerQueue : IDueTarget
             if (t.Entry.TryTransition(t.Tag, EntryState.Buffered, EntryState.Ready))
             {
                 // Never seen by the consumer's code: return it as if it had not been delivered.
+                UncountDelivery(t.Entry);
                 t.Entry.DeliveryCount--;
-                _delivered--;
-                if (t.Entry.DeliveryCount > 0)
-                {
-                    _redelivered--;
-                }
 
                 consumer.InFlight--;
                 ReturnToReady(t.Entry);
@@ -409,8 +405,7 @@ internal sealed partial class BrokerQueue : IDueTarget
             }
 
             _acked += settled;
-            consumer.InFlight -= settled;
-            Trim(consumer);
+            Release(consumer, settled);
 
             // Taking from the ready list directly keeps queue order only while nothing older waits in the channel;
             // under this lock nobody else can write to this consumer's channel.
@@ -593,10 +588,26 @@ internal sealed partial class BrokerQueue : IDueTarget
         return consumer.Removed ? SettleResult.ConsumerGone : SettleResult.Returned;
     }
 
+    /// <summary>Undoes the counters of a delivery that never reached the consumer's code (caller holds the lock).</summary>
+    private void UncountDelivery(QueueEntry entry)
+    {
+        _delivered--;
+        if (entry.DeliveryCount > 1)
+        {
+            _redelivered--;
+        }
+    }
+
+    /// <summary>Frees <paramref name="count"/> places in a consumer's window (caller holds the lock).</summary>
+    private static void Release(ConsumerCore consumer, int count)
+    {
+        consumer.InFlight -= count;
+        Trim(consumer);
+    }
+
     private void Settled(ConsumerCore consumer)
     {
-        consumer.InFlight--;
-        Trim(consumer);
+        Release(consumer, 1);
         // Refill in batches: wait until half the window is free, so one lock hands over many messages.
         if (HasReady && consumer.InFlight <= consumer.Prefetch / 2)
         {
