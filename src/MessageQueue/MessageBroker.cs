@@ -12,7 +12,7 @@ namespace MessageQueue;
 /// or subscriptions are pushed messages. Build one with <see cref="MessageBrokerBuilder"/>; dispose it to
 /// stop delivering, let running handlers finish within the shutdown timeout, and return the rest to their queues.
 /// </summary>
-public sealed class MessageBroker : IMessageBroker, IAsyncDisposable
+public sealed partial class MessageBroker : IMessageBroker, IAsyncDisposable
 {
     private readonly BrokerContext _context;
     private readonly ConcurrentDictionary<IAsyncDisposable, byte> _consumers = new();
@@ -55,7 +55,7 @@ public sealed class MessageBroker : IMessageBroker, IAsyncDisposable
             throw new TopologyException($"Exchange '{exchange}' does not exist; declare it with AddExchange or Management.DeclareExchangeAsync.");
         }
 
-        return new ValueTask<PublishResult>(Publish(ex, routingKey, message, options));
+        return Publish(ex, routingKey, message, options, cancellationToken);
     }
 
     /// <inheritdoc/>
@@ -69,17 +69,7 @@ public sealed class MessageBroker : IMessageBroker, IAsyncDisposable
             return ValueTask.FromCanceled<PublishResult>(cancellationToken);
         }
 
-        var target = _context.Topology.GetQueue(queue);
-        var now = _context.Clock.UtcNowTicks();
-        var properties = options is null ? null : CreateProperties(options, message, now);
-        var entry = new QueueEntry(message, properties, "", queue, now, properties?.Priority ?? 0);
-        var due = options is null ? 0 : DueTicks(options);
-        if (!(due == 0 ? target.Enqueue(entry) : target.EnqueueDelayed(entry, due)))
-        {
-            throw new TopologyException($"Queue '{queue}' was deleted while the message was sent; nothing was enqueued.");
-        }
-
-        return new ValueTask<PublishResult>(new PublishResult((object?)properties?.MessageId ?? entry, 1));
+        return Send(_context.Topology.GetQueue(queue), message, options, cancellationToken);
     }
 
     /// <inheritdoc/>
@@ -134,111 +124,16 @@ public sealed class MessageBroker : IMessageBroker, IAsyncDisposable
 
     private async Task StopAsync()
     {
+        foreach (var queue in _context.Topology.Queues)
+        {
+            queue.FailWaiters(new ObjectDisposedException(nameof(MessageBroker), "The message broker was disposed while this publish waited for room in a full queue; nothing was enqueued."));
+        }
+
         await Task.WhenAll(_consumers.Keys.Select(c => c.DisposeAsync().AsTask())).ConfigureAwait(false);
         _context.Scheduler.Dispose();
     }
 
     internal void Forget(IAsyncDisposable consumer) => _consumers.TryRemove(consumer, out _);
-
-    internal PublishResult Publish(Exchange exchange, string routingKey, object message, PublishOptions? options)
-    {
-        var now = _context.Clock.UtcNowTicks();
-        var properties = options is null ? null : CreateProperties(options, message, now);
-        var collector = RouteCollector.Rent();
-        try
-        {
-            _context.Topology.Route(exchange, routingKey, properties, collector);
-            var queues = collector.Queues;
-            if (queues.Count == 0)
-            {
-                return options is { Mandatory: true }
-                    ? throw new UnroutableMessageException(exchange.Name, routingKey)
-                    : new PublishResult(properties?.MessageId ?? MessageIds.New(), 0);
-            }
-
-            // One queue: the entry creates the properties on first read. More: they must share one id.
-            properties ??= queues.Count > 1 ? CreateProperties(new PublishOptions(), message, now) : null;
-            var due = options is null ? 0 : DueTicks(options);
-            var routed = 0;
-            QueueEntry? last = null;
-            foreach (var queue in queues)
-            {
-                var entry = new QueueEntry(message, properties, exchange.Name, routingKey, now, properties?.Priority ?? 0);
-                if (due == 0 ? queue.Enqueue(entry) : queue.EnqueueDelayed(entry, due))
-                {
-                    routed++;
-                    last = entry;
-                }
-            }
-
-            if (routed == 0 && options is { Mandatory: true })
-            {
-                throw new UnroutableMessageException(exchange.Name, routingKey);
-            }
-
-            return new PublishResult((object?)properties?.MessageId ?? (object?)last ?? MessageIds.New(), routed);
-        }
-        finally
-        {
-            collector.Return();
-        }
-    }
-
-    /// <summary>When a delayed publish becomes ready (UTC ticks), or 0 for at once.</summary>
-    private long DueTicks(PublishOptions options)
-    {
-        if (options.Delay is null && options.DeliverAt is null)
-        {
-            return 0;
-        }
-
-        var now = _context.Time.GetUtcNow().UtcTicks;
-        var due = options.DeliverAt?.UtcTicks ?? now + options.Delay!.Value.Ticks;
-        return due > now ? due : 0;
-    }
-
-    private static void ValidateDelay(PublishOptions options)
-    {
-        if (options.Delay is not null && options.DeliverAt is not null)
-        {
-            throw new ArgumentException("PublishOptions sets both Delay and DeliverAt; set one.", nameof(options));
-        }
-
-        if (options.TimeToLive is { } ttl && ttl < TimeSpan.Zero)
-        {
-            throw new ArgumentOutOfRangeException(nameof(options), ttl, "PublishOptions.TimeToLive is negative; use zero for 'deliver now or expire'.");
-        }
-
-        if (options.Delay is { } delay && delay < TimeSpan.Zero)
-        {
-            throw new ArgumentOutOfRangeException(nameof(options), delay, "PublishOptions.Delay is negative; use DeliverAt for a point in time.");
-        }
-    }
-
-    private static MessageProperties CreateProperties(PublishOptions options, object message, long nowTicks)
-    {
-        ValidateDelay(options);
-        if (options.MessageId is { Length: 0 })
-        {
-            throw new ArgumentException("PublishOptions.MessageId is empty; leave it null to have one generated.", nameof(options));
-        }
-
-        return new MessageProperties
-        {
-            MessageId = options.MessageId ?? MessageIds.New(),
-            CorrelationId = options.CorrelationId,
-            ReplyTo = options.ReplyTo,
-            Headers = options.Headers is { Count: > 0 } headers
-                ? HeaderRules.CopyForPublish(headers, nameof(options))
-                : MessageProperties.NoHeaders,
-            Priority = options.Priority,
-            Timestamp = new DateTimeOffset(nowTicks, TimeSpan.Zero),
-            ContentType = options.ContentType,
-            MessageType = message.GetType().FullName,
-            Persistent = options.Persistent,
-            Expiration = options.TimeToLive,
-        };
-    }
 
     private void ThrowIfDisposed()
     {

@@ -10,10 +10,11 @@ public readonly struct PublishResult : IEquatable<PublishResult>
     // per message on the hot path, where nobody reads the id).
     private readonly object? _id;
 
-    internal PublishResult(object id, int routedQueues)
+    internal PublishResult(object id, int routedQueues, int duplicateQueues = 0)
     {
         _id = id;
         RoutedQueues = routedQueues;
+        DuplicateQueues = duplicateQueues;
     }
 
     /// <summary>Gets the id of the published message.</summary>
@@ -30,14 +31,22 @@ public readonly struct PublishResult : IEquatable<PublishResult>
     /// <summary>Gets whether the message reached at least one queue.</summary>
     public bool IsRouted => RoutedQueues > 0;
 
+    /// <summary>Gets how many queues recognised the message id within their
+    /// <see cref="QueueOptions.DeduplicationWindow"/> and did not enqueue it again.</summary>
+    public int DuplicateQueues { get; }
+
+    /// <summary>Gets whether a queue's deduplication window recognised the message as a duplicate (it was not
+    /// enqueued there; <see cref="RoutedQueues"/> counts the queues where it was).</summary>
+    public bool IsDuplicate => DuplicateQueues > 0;
+
     /// <inheritdoc/>
-    public bool Equals(PublishResult other) => MessageId == other.MessageId && RoutedQueues == other.RoutedQueues;
+    public bool Equals(PublishResult other) => MessageId == other.MessageId && RoutedQueues == other.RoutedQueues && DuplicateQueues == other.DuplicateQueues;
 
     /// <inheritdoc/>
     public override bool Equals(object? obj) => obj is PublishResult other && Equals(other);
 
     /// <inheritdoc/>
-    public override int GetHashCode() => HashCode.Combine(MessageId, RoutedQueues);
+    public override int GetHashCode() => HashCode.Combine(MessageId, RoutedQueues, DuplicateQueues);
 
     /// <summary>Compares two results.</summary>
     /// <param name="left">The first.</param>
@@ -52,5 +61,7 @@ public readonly struct PublishResult : IEquatable<PublishResult>
     public static bool operator !=(PublishResult left, PublishResult right) => !left.Equals(right);
 
     /// <inheritdoc/>
-    public override string ToString() => $"{MessageId} -> {RoutedQueues} queue(s)";
+    public override string ToString() => IsDuplicate
+        ? $"{MessageId} -> {RoutedQueues} queue(s), duplicate in {DuplicateQueues}"
+        : $"{MessageId} -> {RoutedQueues} queue(s)";
 }

@@ -147,9 +147,15 @@ internal sealed partial class BrokerQueue
         _lastSweep = schedulerNow;
         var now = NowForTtl;
         DrainIncoming();
-        foreach (var entry in _ready.RemoveWhere(e => IsExpired(e, now), int.MaxValue))
+        var expired = _ready.RemoveWhere(e => IsExpired(e, now), int.MaxValue);
+        foreach (var entry in expired)
         {
             Expire(entry);
+        }
+
+        if (_limited && expired.Count > 0)
+        {
+            RoomFreed();
         }
 
         ScheduleSweep(_ready.Min(ExpiryOf));

@@ -21,7 +21,7 @@ internal sealed partial class BrokerQueue
                 Name = Name,
                 Ready = _ready.Count,
                 Unacked = unacked,
-                Delayed = _delayed.Count,
+                Delayed = _delayed.Count + (_blockedDue?.Count ?? 0),
                 Consumers = active,
                 Published = _published,
                 Delivered = _delivered,
@@ -30,6 +30,8 @@ internal sealed partial class BrokerQueue
                 DeadLettered = Interlocked.Read(ref _deadLettered),
                 Dropped = Interlocked.Read(ref _dropped),
                 Expired = _expired,
+                Rejected = _rejected,
+                Duplicates = _duplicates,
             };
         }
     }
@@ -45,6 +47,11 @@ internal sealed partial class BrokerQueue
             foreach (var e in removed)
             {
                 e.SetState(EntryState.Gone);
+            }
+
+            if (_limited)
+            {
+                RoomFreed();
             }
         }
 
@@ -73,6 +80,11 @@ internal sealed partial class BrokerQueue
             {
                 e.SetState(EntryState.Gone);
             }
+
+            if (_limited && taken.Count > 0)
+            {
+                RoomFreed();
+            }
         }
 
         Notify();
@@ -91,10 +103,14 @@ internal sealed partial class BrokerQueue
             }
 
             Volatile.Write(ref _deleted, true);
-            var count = _ready.Count + _delayed.Count;
+            var count = _ready.Count + _delayed.Count + (_blockedDue?.Count ?? 0);
             _waiting = 0;
             _ready.Clear();
             _delayed.Clear();
+            _blockedDue?.Clear();
+            var signal = _roomSignal;
+            _roomSignal = null;
+            signal?.TrySetException(new TopologyException($"Queue '{Name}' was deleted while a publisher waited for room in it; the message was not enqueued."));
             foreach (var c in _consumers)
             {
                 c.Active = false;

@@ -48,8 +48,17 @@ internal sealed partial class BrokerQueue : IDueTarget
         _context = context;
         _ackTimeoutTicks = options.AckTimeout?.Ticks ?? 0;
         _maxDeliveries = options.MaxDeliveryCount ?? int.MaxValue;
-        _ready = new ReadyList(options.MaxPriority ?? 0);
+        _ready = new ReadyList(options.MaxPriority ?? 0, countBytes: options.MaxLengthBytes is not null);
         _prioritized = options.MaxPriority is not null;
+        _limited = options.MaxLength is not null || options.MaxLengthBytes is not null;
+        _maxLength = options.MaxLength ?? int.MaxValue;
+        _maxBytes = options.MaxLengthBytes ?? long.MaxValue;
+        _dedupWindowTicks = options.DeduplicationWindow?.Ticks ?? 0;
+        if (_dedupWindowTicks > 0)
+        {
+            _seen = new(StringComparer.Ordinal);
+            _seenOrder = new();
+        }
     }
 
     internal string Name { get; }
@@ -73,6 +82,11 @@ internal sealed partial class BrokerQueue : IDueTarget
     /// </remarks>
     internal bool Enqueue(QueueEntry entry)
     {
+        if (_limited)
+        {
+            return EnqueueGuarded(entry);
+        }
+
         if (Volatile.Read(ref _deleted))
         {
             return false;
@@ -163,6 +177,11 @@ internal sealed partial class BrokerQueue : IDueTarget
 
         if (_ready.TryTake(out entry))
         {
+            if (_limited)
+            {
+                RoomFreed();
+            }
+
             return true;
         }
 
@@ -535,20 +554,13 @@ internal sealed partial class BrokerQueue : IDueTarget
             while (_delayed.TryPeek(out var entry, out var due) && due <= nowTicks)
             {
                 _delayed.Dequeue();
-                entry.SetState(EntryState.Ready);
                 if (entry.Sequence == 0)
                 {
-                    // A delayed publish joins the tail, behind everything published before it became due.
-                    DrainIncoming();
-                    entry.Sequence = ++_sequence;
-                    _ready.Append(entry);
-                    if (MayExpire(entry))
-                    {
-                        ScheduleSweep(ExpiryOf(entry));
-                    }
+                    AdmitDue(entry); // a delayed publish joins the tail, if the queue has room
                 }
                 else
                 {
+                    entry.SetState(EntryState.Ready);
                     ReturnToReady(entry); // a delayed redelivery goes back to its place
                 }
             }
@@ -563,6 +575,7 @@ internal sealed partial class BrokerQueue : IDueTarget
             next = Math.Min(next, _sweepAt); // a sweep asked for while an earlier wake-up was pending
 
             Dispatch();
+            DropHeadToLimits();
             WakeAt(next);
             dead = TakeDeadLetters();
         }

@@ -12,7 +12,8 @@ public sealed class QueueInfo
     /// <summary>Gets how many messages are delivered and not yet settled (including those in consumers' prefetch windows).</summary>
     public int Unacked { get; init; }
 
-    /// <summary>Gets how many messages wait for a due time (delayed redeliveries).</summary>
+    /// <summary>Gets how many messages wait for a due time (delayed publishes and delayed redeliveries), including
+    /// due ones waiting for room in a full <see cref="OverflowPolicy.Block"/> queue.</summary>
     public int Delayed { get; init; }
 
     /// <summary>Gets how many consumers and subscriptions read the queue.</summary>
@@ -40,7 +41,14 @@ public sealed class QueueInfo
     /// <summary>Gets how many messages expired in this queue (their time to live passed before delivery).</summary>
     public long Expired { get; init; }
 
+    /// <summary>Gets how many messages a full queue refused (<see cref="OverflowPolicy.RejectPublish"/> and
+    /// <see cref="OverflowPolicy.RejectPublishDeadLetter"/>, or dead letters arriving at a full queue that does not drop its head).</summary>
+    public long Rejected { get; init; }
+
+    /// <summary>Gets how many publishes the deduplication window recognised as duplicates and did not enqueue.</summary>
+    public long Duplicates { get; init; }
+
     /// <inheritdoc/>
     public override string ToString() =>
-        $"{Name}: ready={Ready} unacked={Unacked} delayed={Delayed} consumers={Consumers} published={Published} delivered={Delivered} acked={Acked} redelivered={Redelivered} dead-lettered={DeadLettered} dropped={Dropped} expired={Expired}";
+        $"{Name}: ready={Ready} unacked={Unacked} delayed={Delayed} consumers={Consumers} published={Published} delivered={Delivered} acked={Acked} redelivered={Redelivered} dead-lettered={DeadLettered} dropped={Dropped} expired={Expired} rejected={Rejected} duplicates={Duplicates}";
 }

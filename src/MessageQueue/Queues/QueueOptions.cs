@@ -51,13 +51,47 @@ public sealed class QueueOptions
     /// <value>The default value is <see langword="null"/>: messages do not expire.</value>
     public TimeSpan? MessageTtl { get; set; }
 
+    /// <summary>Gets or sets the most ready messages the queue holds; what happens to one more is set by
+    /// <see cref="Overflow"/>. Unacked and delayed messages do not count (as in RabbitMQ). Messages that come back
+    /// (nack with requeue, an ack timeout, a consumer that left) are never refused, so they can take the queue over
+    /// its limit for a while; new messages then wait, are refused or drop the head until it is back under.</summary>
+    /// <value>The default value is <see langword="null"/>: no limit.</value>
+    public int? MaxLength { get; set; }
+
+    /// <summary>Gets or sets the most body bytes the ready messages may take together, counted as with
+    /// <see cref="MaxLength"/>. In memory a body is measured as: a <see cref="byte"/> array or
+    /// <see cref="ReadOnlyMemory{T}"/> of bytes by its length, a string by its UTF-8 length, anything else by the
+    /// length of its System.Text.Json serialization (measured once per message).</summary>
+    /// <value>The default value is <see langword="null"/>: no limit.</value>
+    public long? MaxLengthBytes { get; set; }
+
+    /// <summary>Gets or sets what a full queue does with a new message.</summary>
+    /// <value>The default value is <see cref="OverflowPolicy.DropHead"/>, as in RabbitMQ.</value>
+    public OverflowPolicy Overflow { get; set; }
+
+    /// <summary>Gets or sets how long the queue remembers the <see cref="PublishOptions.MessageId"/>s published to it:
+    /// a second publish with the same id within the window is not enqueued, and its
+    /// <see cref="PublishResult.IsDuplicate"/> is true. Only ids the publisher set count (generated ids never
+    /// repeat); dead letters and redriven messages entering the queue are not checked. The window starts at the
+    /// first publish of an id.</summary>
+    /// <value>The default value is <see langword="null"/>: no deduplication.</value>
+    public TimeSpan? DeduplicationWindow { get; set; }
+
+    /// <summary>Gets or sets the most ids the deduplication window remembers. When more arrive within the window,
+    /// the oldest are forgotten early. This bounds the window's memory: about 100 bytes per id plus the id string
+    /// itself (about 10 MB plus the strings at the default).</summary>
+    /// <value>The default value is 100,000.</value>
+    public int DeduplicationCapacity { get; set; } = 100_000;
+
     internal QueueOptions Clone() => (QueueOptions)MemberwiseClone();
 
     internal bool IsEquivalentTo(QueueOptions o) =>
         DeadLetterExchange == o.DeadLetterExchange && DeadLetterRoutingKey == o.DeadLetterRoutingKey
         && DeadLetterQueue == o.DeadLetterQueue && MaxDeliveryCount == o.MaxDeliveryCount
         && AckTimeout == o.AckTimeout && ReferenceEquals(Redelivery, o.Redelivery)
-        && SingleActiveConsumer == o.SingleActiveConsumer && MaxPriority == o.MaxPriority && MessageTtl == o.MessageTtl;
+        && SingleActiveConsumer == o.SingleActiveConsumer && MaxPriority == o.MaxPriority && MessageTtl == o.MessageTtl
+        && MaxLength == o.MaxLength && MaxLengthBytes == o.MaxLengthBytes && Overflow == o.Overflow
+        && DeduplicationWindow == o.DeduplicationWindow && DeduplicationCapacity == o.DeduplicationCapacity;
 
     /// <summary>Lists every problem with these options (empty when valid).</summary>
     internal IEnumerable<string> Validate(string queue)
@@ -90,6 +124,35 @@ public sealed class QueueOptions
         if (MaxPriority is < 1 or > 255)
         {
             yield return $"Queue '{queue}' has MaxPriority {MaxPriority}; it must be 1-255.";
+        }
+
+        if (MaxLength is < 0)
+        {
+            yield return $"Queue '{queue}' has MaxLength {MaxLength}; it must be zero or more.";
+        }
+
+        if (MaxLengthBytes is < 0)
+        {
+            yield return $"Queue '{queue}' has MaxLengthBytes {MaxLengthBytes}; it must be zero or more.";
+        }
+
+        if (!Enum.IsDefined(Overflow))
+        {
+            yield return $"Queue '{queue}' has Overflow {(int)Overflow}, which is not an OverflowPolicy.";
+        }
+        else if (Overflow == OverflowPolicy.Block && (MaxLength == 0 || MaxLengthBytes == 0))
+        {
+            yield return $"Queue '{queue}' has Overflow Block with a limit of zero; publishers would wait forever. Raise the limit or choose another policy.";
+        }
+
+        if (DeduplicationWindow is { } window && window <= TimeSpan.Zero)
+        {
+            yield return $"Queue '{queue}' has DeduplicationWindow {window}; it must be positive.";
+        }
+
+        if (DeduplicationCapacity < 1)
+        {
+            yield return $"Queue '{queue}' has DeduplicationCapacity {DeduplicationCapacity}; it must be 1 or more.";
         }
 
         if (Redelivery is null)

@@ -9,10 +9,12 @@ namespace MessageQueue.Queues;
 internal sealed class ReadyList
 {
     private readonly Level[] _levels;
+    private readonly bool _countBytes;
     private int _top = -1; // highest level that may be non-empty
 
-    internal ReadyList(int maxPriority = 0)
+    internal ReadyList(int maxPriority = 0, bool countBytes = false)
     {
+        _countBytes = countBytes;
         _levels = new Level[maxPriority + 1];
         for (var i = 0; i < _levels.Length; i++)
         {
@@ -22,18 +24,21 @@ internal sealed class ReadyList
 
     internal int Count { get; private set; }
 
+    /// <summary>The body bytes of the ready entries (only counted when asked for at construction).</summary>
+    internal long Bytes { get; private set; }
+
     internal void Append(QueueEntry entry)
     {
         var level = LevelOf(entry);
         _levels[level].Fifo.Enqueue(entry);
-        Added(level);
+        Added(level, entry);
     }
 
     internal void Return(QueueEntry entry)
     {
         var level = LevelOf(entry);
         _levels[level].Returned.Enqueue(entry, entry.Sequence);
-        Added(level);
+        Added(level, entry);
     }
 
     internal bool TryTake(out QueueEntry entry)
@@ -43,6 +48,11 @@ internal sealed class ReadyList
             if (_levels[level].TryTake(out entry))
             {
                 Count--;
+                if (_countBytes)
+                {
+                    Bytes -= BodySize.Of(entry.Body);
+                }
+
                 _top = level;
                 return true;
             }
@@ -77,6 +87,7 @@ internal sealed class ReadyList
         }
 
         Count = 0;
+        Bytes = 0;
         _top = -1;
         return all;
     }
@@ -124,9 +135,14 @@ internal sealed class ReadyList
 
     private int LevelOf(QueueEntry entry) => Math.Min((int)entry.Priority, _levels.Length - 1);
 
-    private void Added(int level)
+    private void Added(int level, QueueEntry entry)
     {
         Count++;
+        if (_countBytes)
+        {
+            Bytes += BodySize.Of(entry.Body);
+        }
+
         if (level > _top)
         {
             _top = level;

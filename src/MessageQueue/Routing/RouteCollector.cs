@@ -35,12 +35,17 @@ internal sealed class RouteCollector
 
     internal void Return()
     {
+        Clear();
+        t_cached = this;
+    }
+
+    internal void Clear()
+    {
         Queues.Clear();
         Pending.Clear();
         _queueSet.Clear();
         _visitedSet.Clear();
         Matched = false;
-        t_cached = this;
     }
 
     internal void Add(Binding binding)

@@ -1,0 +1,127 @@
+using MessageQueue.Queues;
+
+namespace MessageQueue.Publishing;
+
+/// <summary>
+/// Admits the items of one publish (one message to several queues, or a transaction's messages) under the
+/// locks of every queue they touch, taken in ascending queue id so that concurrent admissions cannot deadlock.
+/// Each queue first plans; nothing changes unless every queue can take its part (or, for a single message,
+/// the refusing queues are simply left out). A full <see cref="OverflowPolicy.Block"/> queue makes the
+/// publisher release every lock and wait for room, then try again from the start.
+/// </summary>
+internal static class Admission
+{
+    /// <summary>Admits <paramref name="items"/>, waiting for room where a queue blocks.</summary>
+    /// <param name="items">The items, ordered by queue id and, within a queue, by message (a stable sort).</param>
+    /// <param name="atomic">All or nothing: a refusing queue fails the whole publish with <see cref="QueueFullException"/>,
+    /// and a deleted queue with <see cref="TopologyException"/>.</param>
+    /// <param name="cancellationToken">Cancels a wait for room; nothing is enqueued then.</param>
+    internal static ValueTask RunAsync(AdmissionItem[] items, bool atomic, CancellationToken cancellationToken)
+    {
+        var wait = TryAdmit(items, atomic);
+        return wait is null ? ValueTask.CompletedTask : WaitAndRetryAsync(items, atomic, wait, cancellationToken);
+    }
+
+    private static async ValueTask WaitAndRetryAsync(AdmissionItem[] items, bool atomic, Task wait, CancellationToken cancellationToken)
+    {
+        Task? next = wait;
+        while (next is not null)
+        {
+            await next.WaitAsync(cancellationToken).ConfigureAwait(false);
+            next = TryAdmit(items, atomic);
+        }
+    }
+
+    /// <summary>One attempt. Returns a task to wait on when a blocking queue is full, or null when done.</summary>
+    private static Task? TryAdmit(AdmissionItem[] items, bool atomic)
+    {
+        var ranges = Ranges(items);
+        List<(string Queue, string Limit)>? full = null;
+        Task? wait = null;
+        var dead = new List<DeadLetter>?[ranges.Count];
+        var entered = 0;
+        try
+        {
+            foreach (var (queue, _, _) in ranges)
+            {
+                queue.Sync.Enter();
+                entered++;
+            }
+
+            foreach (var (queue, start, length) in ranges)
+            {
+                var span = items.AsSpan(start, length);
+                switch (queue.PlanAdmission(span, atomic, canWait: true, out var waitHere, out var limit))
+                {
+                    case Plan.Deleted when atomic:
+                        throw new TopologyException($"Queue '{queue.Name}' was deleted before the transaction committed; nothing was enqueued.");
+                    case Plan.Deleted:
+                        foreach (ref var item in span)
+                        {
+                            item.Verdict = Verdict.QueueDeleted;
+                        }
+
+                        break;
+                    case Plan.Wait:
+                        wait ??= waitHere;
+                        break;
+                    case Plan.Full:
+                        (full ??= []).Add((queue.Name, limit!));
+                        break;
+                }
+            }
+
+            if (full is not null)
+            {
+                throw new QueueFullException(full, [], deadLettered: false, transaction: atomic);
+            }
+
+            if (wait is not null)
+            {
+                return wait;
+            }
+
+            for (var i = 0; i < ranges.Count; i++)
+            {
+                var (queue, start, length) = ranges[i];
+                queue.ApplyAdmission(items.AsSpan(start, length));
+                dead[i] = queue.TakeDeadLettersForAdmission();
+            }
+        }
+        finally
+        {
+            for (var i = entered - 1; i >= 0; i--)
+            {
+                ranges[i].Queue.Sync.Exit();
+            }
+        }
+
+        // Dead letters enter other queues, so they are sent once every lock here is released.
+        for (var i = 0; i < ranges.Count; i++)
+        {
+            ranges[i].Queue.SendDeadLettersAfterAdmission(dead[i]);
+        }
+
+        return null;
+    }
+
+    private static List<(BrokerQueue Queue, int Start, int Length)> Ranges(AdmissionItem[] items)
+    {
+        var ranges = new List<(BrokerQueue, int, int)>();
+        var start = 0;
+        for (var i = 1; i <= items.Length; i++)
+        {
+            if (i == items.Length || !ReferenceEquals(items[i].Queue, items[start].Queue))
+            {
+                ranges.Add((items[start].Queue, start, i - start));
+                start = i;
+            }
+        }
+
+        return ranges;
+    }
+
+    /// <summary>Sorts items by queue id, keeping message order within a queue.</summary>
+    internal static AdmissionItem[] Order(List<AdmissionItem> items) =>
+        items.Count < 2 ? [.. items] : [.. items.OrderBy(i => i.Queue.Id).ThenBy(i => i.Message)];
+}

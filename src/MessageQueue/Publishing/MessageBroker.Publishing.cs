@@ -1,0 +1,310 @@
+using MessageQueue.Publishing;
+using MessageQueue.Queues;
+using MessageQueue.Routing;
+
+namespace MessageQueue;
+
+/// <summary>The publishing side of the broker: single publishes, transactions and batches.</summary>
+public sealed partial class MessageBroker
+{
+    /// <inheritdoc/>
+    public IPublishTransaction BeginTransaction()
+    {
+        ThrowIfDisposed();
+        return new PublishTransaction(this);
+    }
+
+    /// <inheritdoc/>
+    public async ValueTask<IReadOnlyList<PublishResult>> PublishBatchAsync<T>(string exchange, string routingKey, IEnumerable<T> messages, Func<T, PublishOptions?>? options = null, CancellationToken cancellationToken = default)
+    {
+        ArgumentNullException.ThrowIfNull(messages);
+        await using var transaction = BeginTransaction();
+        foreach (var message in messages)
+        {
+            await transaction.PublishAsync(exchange, routingKey, message, options?.Invoke(message), cancellationToken).ConfigureAwait(false);
+        }
+
+        return await transaction.CommitAsync(cancellationToken).ConfigureAwait(false);
+    }
+
+    private ValueTask<PublishResult> Publish(Exchange exchange, string routingKey, object message, PublishOptions? options, CancellationToken cancellationToken)
+    {
+        var now = _context.Clock.UtcNowTicks();
+        var properties = options is null ? null : CreateProperties(options, message, now);
+        var collector = RouteCollector.Rent();
+        try
+        {
+            _context.Topology.Route(exchange, routingKey, properties, collector);
+            var queues = collector.Queues;
+            if (queues.Count == 0)
+            {
+                return options is { Mandatory: true }
+                    ? throw new UnroutableMessageException(exchange.Name, routingKey)
+                    : new ValueTask<PublishResult>(new PublishResult(properties?.MessageId ?? MessageIds.New(), 0));
+            }
+
+            // One queue: the entry creates the properties on first read. More: they must share one id.
+            properties ??= queues.Count > 1 ? CreateProperties(new PublishOptions(), message, now) : null;
+            var due = options is null ? 0 : DueTicks(options);
+            var guarded = false;
+            foreach (var queue in queues)
+            {
+                guarded |= queue.IsGuarded;
+            }
+
+            if (guarded)
+            {
+                var items = new List<AdmissionItem>(queues.Count);
+                foreach (var queue in queues)
+                {
+                    var entry = new QueueEntry(message, properties, exchange.Name, routingKey, now, properties?.Priority ?? 0);
+                    items.Add(new AdmissionItem(queue, entry, due, options?.MessageId, queue.CountsBytes ? BodySize.Of(message) : 0, 0));
+                }
+
+                return Admit(Admission.Order(items), properties, options is { Mandatory: true } ? exchange.Name : null, routingKey, cancellationToken);
+            }
+
+            var routed = 0;
+            QueueEntry? last = null;
+            foreach (var queue in queues)
+            {
+                var entry = new QueueEntry(message, properties, exchange.Name, routingKey, now, properties?.Priority ?? 0);
+                if (due == 0 ? queue.Enqueue(entry) : queue.EnqueueDelayed(entry, due))
+                {
+                    routed++;
+                    last = entry;
+                }
+            }
+
+            if (routed == 0 && options is { Mandatory: true })
+            {
+                throw new UnroutableMessageException(exchange.Name, routingKey);
+            }
+
+            return new ValueTask<PublishResult>(new PublishResult((object?)properties?.MessageId ?? (object?)last ?? MessageIds.New(), routed));
+        }
+        finally
+        {
+            collector.Return();
+        }
+    }
+
+    private ValueTask<PublishResult> Send(BrokerQueue target, object message, PublishOptions? options, CancellationToken cancellationToken)
+    {
+        var now = _context.Clock.UtcNowTicks();
+        var properties = options is null ? null : CreateProperties(options, message, now);
+        var entry = new QueueEntry(message, properties, "", target.Name, now, properties?.Priority ?? 0);
+        var due = options is null ? 0 : DueTicks(options);
+        if (target.IsGuarded)
+        {
+            AdmissionItem[] items = [new AdmissionItem(target, entry, due, options?.MessageId, target.CountsBytes ? BodySize.Of(message) : 0, 0)];
+            return Admit(items, properties, mandatoryExchange: null, target.Name, cancellationToken);
+        }
+
+        if (!(due == 0 ? target.Enqueue(entry) : target.EnqueueDelayed(entry, due)))
+        {
+            throw QueueDeletedWhileSending(target.Name);
+        }
+
+        return new ValueTask<PublishResult>(new PublishResult((object?)properties?.MessageId ?? entry, 1));
+    }
+
+    private static TopologyException QueueDeletedWhileSending(string queue) =>
+        new($"Queue '{queue}' was deleted while the message was sent; nothing was enqueued.");
+
+    /// <summary>The locked path of one message (a queue it routes to has a length limit or a deduplication window).</summary>
+    private static ValueTask<PublishResult> Admit(AdmissionItem[] items, MessageProperties? properties, string? mandatoryExchange, string routingKey, CancellationToken cancellationToken)
+    {
+        var admitted = Admission.RunAsync(items, atomic: false, cancellationToken);
+        return admitted.IsCompletedSuccessfully
+            ? new ValueTask<PublishResult>(Outcome(items, properties, mandatoryExchange, routingKey))
+            : AdmitSlowAsync(admitted, items, properties, mandatoryExchange, routingKey);
+
+        static async ValueTask<PublishResult> AdmitSlowAsync(ValueTask admitted, AdmissionItem[] items, MessageProperties? properties, string? mandatoryExchange, string routingKey)
+        {
+            await admitted.ConfigureAwait(false);
+            return Outcome(items, properties, mandatoryExchange, routingKey);
+        }
+    }
+
+    /// <summary>The confirm of an admitted message, or the exception that says which full queues refused it.</summary>
+    private static PublishResult Outcome(AdmissionItem[] items, MessageProperties? properties, string? mandatoryExchange, string routingKey)
+    {
+        var routed = 0;
+        var duplicates = 0;
+        List<(string, string)>? rejected = null;
+        var deadLettered = false;
+        QueueEntry? last = null;
+        foreach (var item in items)
+        {
+            switch (item.Verdict)
+            {
+                case Verdict.Enqueue:
+                    routed++;
+                    last = item.Entry;
+                    break;
+                case Verdict.Duplicate:
+                    duplicates++;
+                    break;
+                case Verdict.Rejected or Verdict.RejectedDeadLetter:
+                    (rejected ??= []).Add((item.Queue.Name, item.Limit ?? ""));
+                    deadLettered |= item.Verdict == Verdict.RejectedDeadLetter;
+                    break;
+            }
+        }
+
+        if (rejected is not null)
+        {
+            var enqueued = items.Where(i => i.Verdict == Verdict.Enqueue).Select(i => i.Queue.Name).ToArray();
+            throw new QueueFullException(rejected, enqueued, deadLettered, transaction: false);
+        }
+
+        if (routed == 0 && duplicates == 0)
+        {
+            // Every queue it routed to was deleted meanwhile.
+            throw mandatoryExchange is not null
+                ? new UnroutableMessageException(mandatoryExchange, routingKey)
+                : QueueDeletedWhileSending(items[0].Queue.Name);
+        }
+
+        return new PublishResult((object?)properties?.MessageId ?? last ?? items[0].Entry, routed, duplicates);
+    }
+
+    /// <summary>Routes a transaction's staged messages and admits them all at once, or none.</summary>
+    internal async ValueTask<IReadOnlyList<PublishResult>> CommitAsync(IReadOnlyList<StagedMessage> staged, CancellationToken cancellationToken)
+    {
+        ThrowIfDisposed();
+        var now = _context.Clock.UtcNowTicks();
+        var items = new List<AdmissionItem>(staged.Count);
+        var collector = RouteCollector.Rent();
+        try
+        {
+            for (var i = 0; i < staged.Count; i++)
+            {
+                var message = staged[i];
+                collector.Clear();
+                if (message.Queue is { } queueName)
+                {
+                    collector.AddQueue(_context.Topology.GetQueue(queueName));
+                }
+                else
+                {
+                    if (!_context.Topology.TryGetExchange(message.Exchange, out var exchange))
+                    {
+                        throw new TopologyException($"Exchange '{message.Exchange}' was deleted before the transaction committed; nothing was enqueued.");
+                    }
+
+                    _context.Topology.Route(exchange, message.RoutingKey, message.Properties, collector);
+                    if (collector.Queues.Count == 0 && message.Options?.Mandatory == true)
+                    {
+                        throw new UnroutableMessageException(message.Exchange, message.RoutingKey);
+                    }
+                }
+
+                var due = message.Options is null ? 0 : DueTicks(message.Options);
+                foreach (var queue in collector.Queues)
+                {
+                    var entry = new QueueEntry(message.Body, message.Properties, message.Exchange, message.RoutingKey, now, message.Properties.Priority);
+                    items.Add(new AdmissionItem(queue, entry, due, message.Options?.MessageId, queue.CountsBytes ? BodySize.Of(message.Body) : 0, i));
+                }
+            }
+        }
+        finally
+        {
+            collector.Return();
+        }
+
+        var ordered = Admission.Order(items);
+        await Admission.RunAsync(ordered, atomic: true, cancellationToken).ConfigureAwait(false);
+
+        var routed = new int[staged.Count];
+        var duplicates = new int[staged.Count];
+        foreach (var item in ordered)
+        {
+            routed[item.Message] += item.Verdict == Verdict.Enqueue ? 1 : 0;
+            duplicates[item.Message] += item.Verdict == Verdict.Duplicate ? 1 : 0;
+        }
+
+        var results = new PublishResult[staged.Count];
+        for (var i = 0; i < results.Length; i++)
+        {
+            results[i] = new PublishResult(staged[i].Properties.MessageId, routed[i], duplicates[i]);
+        }
+
+        return results;
+    }
+
+    /// <summary>Checks a message for a transaction and makes its properties (the id is fixed when staged).</summary>
+    internal StagedMessage Stage(string? exchange, string? queue, string routingKey, object message, PublishOptions? options)
+    {
+        ThrowIfDisposed();
+        if (exchange is not null && !_context.Topology.TryGetExchange(exchange, out _))
+        {
+            throw new TopologyException($"Exchange '{exchange}' does not exist; declare it with AddExchange or Management.DeclareExchangeAsync.");
+        }
+
+        if (queue is not null)
+        {
+            _ = _context.Topology.GetQueue(queue);
+        }
+
+        var properties = CreateProperties(options ?? new PublishOptions(), message, _context.Clock.UtcNowTicks());
+        return new StagedMessage(exchange ?? "", queue, routingKey, message, properties, options);
+    }
+
+    /// <summary>When a delayed publish becomes ready (UTC ticks), or 0 for at once.</summary>
+    private long DueTicks(PublishOptions options)
+    {
+        if (options.Delay is null && options.DeliverAt is null)
+        {
+            return 0;
+        }
+
+        var now = _context.Time.GetUtcNow().UtcTicks;
+        var due = options.DeliverAt?.UtcTicks ?? now + options.Delay!.Value.Ticks;
+        return due > now ? due : 0;
+    }
+
+    private static void ValidateDelay(PublishOptions options)
+    {
+        if (options.Delay is not null && options.DeliverAt is not null)
+        {
+            throw new ArgumentException("PublishOptions sets both Delay and DeliverAt; set one.", nameof(options));
+        }
+
+        if (options.TimeToLive is { } ttl && ttl < TimeSpan.Zero)
+        {
+            throw new ArgumentOutOfRangeException(nameof(options), ttl, "PublishOptions.TimeToLive is negative; use zero for 'deliver now or expire'.");
+        }
+
+        if (options.Delay is { } delay && delay < TimeSpan.Zero)
+        {
+            throw new ArgumentOutOfRangeException(nameof(options), delay, "PublishOptions.Delay is negative; use DeliverAt for a point in time.");
+        }
+    }
+
+    private static MessageProperties CreateProperties(PublishOptions options, object message, long nowTicks)
+    {
+        ValidateDelay(options);
+        if (options.MessageId is { Length: 0 })
+        {
+            throw new ArgumentException("PublishOptions.MessageId is empty; leave it null to have one generated.", nameof(options));
+        }
+
+        return new MessageProperties
+        {
+            MessageId = options.MessageId ?? MessageIds.New(),
+            CorrelationId = options.CorrelationId,
+            ReplyTo = options.ReplyTo,
+            Headers = options.Headers is { Count: > 0 } headers
+                ? HeaderRules.CopyForPublish(headers, nameof(options))
+                : MessageProperties.NoHeaders,
+            Priority = options.Priority,
+            Timestamp = new DateTimeOffset(nowTicks, TimeSpan.Zero),
+            ContentType = options.ContentType,
+            MessageType = message.GetType().FullName,
+            Persistent = options.Persistent,
+            Expiration = options.TimeToLive,
+        };
+    }
+}
