@@ -331,6 +331,18 @@ internal sealed partial class BrokerQueue
         }
     }
 
+    /// <summary>How many ids the deduplication window holds (for tests of its bound).</summary>
+    internal int RememberedIds
+    {
+        get
+        {
+            lock (_sync)
+            {
+                return _seen?.Count ?? 0;
+            }
+        }
+    }
+
     private void ForgetOldIds(long now)
     {
         var order = _seenOrder!;
