@@ -22,5 +22,5 @@ public interface IMessageBroker : IProducer
     /// <param name="configure">Sets the subscription's options.</param>
     /// <returns>The subscription; dispose it to stop.</returns>
     /// <exception cref="TopologyException">The queue does not exist.</exception>
-    ISubscription Subscribe<T>(string queue, Func<Delivery<T>, CancellationToken, ValueTask> handler, Action<SubscriptionOptions>? configure = null);
+    ISubscription Subscribe<T>(string queue, Func<Delivery<T>, CancellationToken, ValueTask> handler, Action<SubscriptionOptions<T>>? configure = null);
 }

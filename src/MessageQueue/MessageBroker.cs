@@ -89,12 +89,12 @@ public sealed partial class MessageBroker : IMessageBroker, IAsyncDisposable
     }
 
     /// <inheritdoc/>
-    public ISubscription Subscribe<T>(string queue, Func<Delivery<T>, CancellationToken, ValueTask> handler, Action<SubscriptionOptions>? configure = null)
+    public ISubscription Subscribe<T>(string queue, Func<Delivery<T>, CancellationToken, ValueTask> handler, Action<SubscriptionOptions<T>>? configure = null)
     {
         ArgumentNullException.ThrowIfNull(queue);
         ArgumentNullException.ThrowIfNull(handler);
         ThrowIfDisposed();
-        var options = new SubscriptionOptions();
+        var options = new SubscriptionOptions<T>();
         configure?.Invoke(options);
         ArgumentOutOfRangeException.ThrowIfLessThan(options.Concurrency, 1, "options.Concurrency");
         ArgumentOutOfRangeException.ThrowIfLessThan(options.Prefetch, 1, "options.Prefetch");

@@ -40,6 +40,10 @@ internal sealed class ConsumerCore
     /// <summary>Whether a reader of this consumer waits on its empty window (guarded by the queue lock).</summary>
     internal bool Waiting;
 
+    /// <summary>Whether a reader asked to wait while the window was full, so the consumer is to be marked waiting
+    /// once a settle frees a place (guarded by the queue lock).</summary>
+    internal bool WaitWhenFreed;
+
     /// <summary>Whether the consumer has left the queue (guarded by the queue lock).</summary>
     internal bool Removed;
 

@@ -15,16 +15,25 @@ internal sealed partial class Subscription<T> : ISubscription
     private readonly MessageBroker _broker;
     private readonly ILogger _logger;
     private readonly CancellationTokenSource _abort = new();
+    private readonly CancellationTokenSource _stopping = new();
     private readonly Task[] _workers;
     private Task? _disposing;
 
-    internal Subscription(ConsumerCore core, Func<Delivery<T>, CancellationToken, ValueTask> handler, SubscriptionOptions options, MessageBroker broker, ILogger logger)
+    internal Subscription(ConsumerCore core, Func<Delivery<T>, CancellationToken, ValueTask> handler, SubscriptionOptions<T> options, MessageBroker broker, ILogger logger)
     {
         _core = core;
         _handler = handler;
         _retry = options.Retry;
         _broker = broker;
         _logger = logger;
+        if (options.OrderingKey is { } orderingKey)
+        {
+            _orderingKey = orderingKey;
+            _slots = new SemaphoreSlim(options.Concurrency, options.Concurrency);
+            _workers = [Task.Run(RunOrderedAsync)];
+            return;
+        }
+
         _workers = new Task[options.Concurrency];
         for (var i = 0; i < _workers.Length; i++)
         {
@@ -46,8 +55,9 @@ internal sealed partial class Subscription<T> : ISubscription
 
     private async Task StopAsync(TimeSpan timeout)
     {
-        // 1. No new deliveries; those not yet taken go back to the queue.
+        // 1. No new deliveries; those not yet taken go back to the queue; retries waiting in place give up.
         _core.Queue.StopConsumer(_core);
+        await _stopping.CancelAsync().ConfigureAwait(false);
 
         // 2. Running handlers get the timeout to finish; then their token is cancelled.
         var workers = Task.WhenAll(_workers);

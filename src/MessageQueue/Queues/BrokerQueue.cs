@@ -256,7 +256,13 @@ internal sealed partial class BrokerQueue : IDueTarget
     /// flag before the last look at <c>_incoming</c>; see <see cref="Enqueue"/>.</summary>
     private void MarkWaitingIfEmpty(ConsumerCore consumer)
     {
-        if (consumer.Waiting || !consumer.HasCapacity || consumer.Channel.Reader.Count > 0 || !IsEligible(consumer))
+        if (consumer.Active && !consumer.HasCapacity)
+        {
+            consumer.WaitWhenFreed = true; // its reader blocks on a full window: mark it when a settle makes room
+            return;
+        }
+
+        if (consumer.Waiting || consumer.Channel.Reader.Count > 0 || !IsEligible(consumer))
         {
             return;
         }
@@ -540,6 +546,37 @@ internal sealed partial class BrokerQueue : IDueTarget
         return SettleResult.Ok;
     }
 
+    /// <summary>Counts a retry that a consumer makes in place, keeping the delivery in hand (an ordered
+    /// subscription's retry): a new delivery of the same message to the same consumer. False when the delivery is
+    /// no longer the consumer's, or when the delivery limit is reached (then the message is dead-lettered).</summary>
+    internal bool RedeliverInPlace(ConsumerCore consumer, QueueEntry entry, int tag, out int deliveryCount)
+    {
+        List<DeadLetter>? dead;
+        lock (_sync)
+        {
+            deliveryCount = entry.DeliveryCount;
+            if (CheckSettle(consumer, entry, tag) != SettleResult.Ok)
+            {
+                return false;
+            }
+
+            if (entry.DeliveryCount < _maxDeliveries)
+            {
+                deliveryCount = ++entry.DeliveryCount;
+                _delivered++;
+                _redelivered++;
+                return true;
+            }
+
+            Kill(entry, DeathRecord.DeliveryLimit, detail: null, exception: null);
+            Settled(consumer);
+            dead = TakeDeadLetters();
+        }
+
+        SendDeadLetters(dead);
+        return false;
+    }
+
     public void OnDue(long nowTicks)
     {
         List<DeadLetter>? dead;
@@ -611,11 +648,22 @@ internal sealed partial class BrokerQueue : IDueTarget
         }
     }
 
-    /// <summary>Frees <paramref name="count"/> places in a consumer's window (caller holds the lock).</summary>
-    private static void Release(ConsumerCore consumer, int count)
+    /// <summary>Frees <paramref name="count"/> places in a consumer's window (caller holds the lock). A reader that
+    /// blocked on the full window is now fed, or marked waiting so that the next publish reaches it.</summary>
+    private void Release(ConsumerCore consumer, int count)
     {
         consumer.InFlight -= count;
         Trim(consumer);
+        if (consumer.WaitWhenFreed && consumer.HasCapacity)
+        {
+            consumer.WaitWhenFreed = false;
+            if (HasReady)
+            {
+                Dispatch();
+            }
+
+            MarkWaitingIfEmpty(consumer);
+        }
     }
 
     private void Settled(ConsumerCore consumer)
@@ -814,7 +862,7 @@ internal sealed partial class BrokerQueue : IDueTarget
                 }
             }
 
-            Trim(consumer);
+            Release(consumer, 0); // trims, and feeds a reader that blocked on the full window
         }
 
         return next;

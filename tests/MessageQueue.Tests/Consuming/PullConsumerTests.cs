@@ -105,6 +105,19 @@ public sealed class PullConsumerTests
     }
 
     [Test]
+    public async Task ReceiveWhileWindowFull_GetsAMessagePublishedAfterTheAck()
+    {
+        await using var broker = new MessageBrokerBuilder().AddQueue("q").Build();
+        await using var consumer = broker.Consume<Order>("q", o => o.Prefetch = 1);
+        await broker.SendAsync("q", new Order(1));
+        var first = await consumer.ReceiveAsync();
+        var second = consumer.ReceiveAsync().AsTask(); // the window is full: this one waits for room and a message
+        await first.AckAsync();
+        await broker.SendAsync("q", new Order(2));
+        Assert.That((await second.WithSafety()).Message.Id, Is.EqualTo(2));
+    }
+
+    [Test]
     public async Task AutoAck_AcksOnDelivery_AndSettlingThrows()
     {
         await using var broker = Broker();

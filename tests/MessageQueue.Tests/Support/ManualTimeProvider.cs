@@ -5,6 +5,7 @@ public sealed class ManualTimeProvider : TimeProvider
 {
     private readonly Lock _sync = new();
     private readonly List<ManualTimer> _timers = [];
+    private readonly List<(int Count, TaskCompletionSource Done)> _armWaiters = [];
     private DateTimeOffset _now;
 
     public ManualTimeProvider() : this(new DateTimeOffset(2026, 1, 1, 0, 0, 0, TimeSpan.Zero)) { }
@@ -30,6 +31,36 @@ public sealed class ManualTimeProvider : TimeProvider
             lock (_sync)
             {
                 return _timers.Count(t => t.Due is not null);
+            }
+        }
+    }
+
+    /// <summary>Completes when at least <paramref name="count"/> timers are armed (code under test arms them on
+    /// its own threads, e.g. a retry's wait); signalled by the timers themselves, never polled.</summary>
+    public Task WaitForArmedTimersAsync(int count)
+    {
+        lock (_sync)
+        {
+            if (_timers.Count(t => t.Due is not null) >= count)
+            {
+                return Task.CompletedTask;
+            }
+
+            var done = new TaskCompletionSource(TaskCreationOptions.RunContinuationsAsynchronously);
+            _armWaiters.Add((count, done));
+            return done.Task.WaitAsync(TimeSpan.FromSeconds(20));
+        }
+    }
+
+    private void OnArmed()
+    {
+        var armed = _timers.Count(t => t.Due is not null);
+        for (var i = _armWaiters.Count - 1; i >= 0; i--)
+        {
+            if (armed >= _armWaiters[i].Count)
+            {
+                _armWaiters[i].Done.TrySetResult();
+                _armWaiters.RemoveAt(i);
             }
         }
     }
@@ -94,6 +125,7 @@ public sealed class ManualTimeProvider : TimeProvider
             {
                 Due = dueTime == Timeout.InfiniteTimeSpan ? null : owner._now + dueTime;
                 Period = period == Timeout.InfiniteTimeSpan ? null : period;
+                owner.OnArmed();
             }
 
             return true;

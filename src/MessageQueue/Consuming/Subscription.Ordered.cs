@@ -1,0 +1,201 @@
+using System.Threading.Channels;
+using Microsoft.Extensions.Logging;
+
+namespace MessageQueue.Consuming;
+
+/// <summary>
+/// The ordered mode of a subscription (<see cref="SubscriptionOptions{T}.OrderingKey"/>): one reader takes the
+/// window in queue order and gives each delivery to its key's lane; a lane handles its messages one at a time,
+/// and at most <c>Concurrency</c> handlers run at once across lanes. A delivery waiting in a lane stays unclaimed
+/// in the window, so a stopping subscription returns it as never delivered. A failure retries in place, so
+/// nothing of the same key can overtake it.
+/// </summary>
+internal sealed partial class Subscription<T>
+{
+    private readonly Func<Delivery<T>, string?>? _orderingKey;
+    private readonly SemaphoreSlim? _slots;
+    private readonly Dictionary<string, Queue<Handoff>> _lanes = new(StringComparer.Ordinal);
+    private readonly List<Task> _running = [];
+
+    private async Task RunOrderedAsync()
+    {
+        var reader = _core.Channel.Reader;
+        try
+        {
+            while (true)
+            {
+                if (!reader.TryRead(out var handoff))
+                {
+                    // The window is empty: ask for what is ready, or be marked waiting for the next publish.
+                    _core.Queue.RequestDeliveries(_core, wait: true);
+                    if (!reader.TryRead(out handoff))
+                    {
+                        if (!await reader.WaitToReadAsync().ConfigureAwait(false))
+                        {
+                            return;
+                        }
+
+                        continue;
+                    }
+                }
+
+                Assign(handoff);
+            }
+        }
+        catch (Exception ex) when (ex is ChannelClosedException or TopologyException)
+        {
+            LogQueueDeleted(_logger, Queue);
+        }
+        finally
+        {
+            Task[] running;
+            lock (_lanes)
+            {
+                running = [.. _running];
+            }
+
+            await Task.WhenAll(running).ConfigureAwait(false);
+        }
+    }
+
+    /// <summary>Gives a delivery to its key's lane, starting the lane when the key is idle.</summary>
+    private void Assign(Handoff handoff)
+    {
+        var entry = handoff.Entry;
+        if (entry.Body is not T)
+        {
+            _core.TryClaim<T>(handoff); // dead-letters it with the type mismatch
+            return;
+        }
+
+        string? key;
+        try
+        {
+            key = _orderingKey!(new Delivery<T>(entry, _core, handoff.Tag, handoff.DeliveryCount));
+        }
+#pragma warning disable CA1031 // A user function's failure dead-letters its message, whatever it is.
+        catch (Exception ex)
+#pragma warning restore CA1031
+        {
+            if (_core.TryClaim<T>(handoff))
+            {
+                LogOrderingKeyFailed(_logger, Queue, ex);
+                new Delivery<T>(entry, _core, handoff.Tag, handoff.DeliveryCount).TryFail(ex);
+            }
+
+            return;
+        }
+
+        lock (_lanes)
+        {
+            if (key is not null)
+            {
+                if (_lanes.TryGetValue(key, out var waiting))
+                {
+                    waiting.Enqueue(handoff);
+                    return;
+                }
+
+                _lanes[key] = new Queue<Handoff>();
+            }
+
+            _running.RemoveAll(static t => t.IsCompleted);
+            _running.Add(RunLaneAsync(key, handoff));
+        }
+    }
+
+    /// <summary>Handles a key's deliveries one after another until its lane is empty.</summary>
+    private async Task RunLaneAsync(string? key, Handoff handoff)
+    {
+        await Task.Yield(); // the reader goes on assigning
+        while (true)
+        {
+            await HandleInOrderAsync(handoff).ConfigureAwait(false);
+            if (key is null)
+            {
+                return;
+            }
+
+            lock (_lanes)
+            {
+                var lane = _lanes[key];
+                if (!lane.TryDequeue(out handoff))
+                {
+                    _lanes.Remove(key);
+                    return;
+                }
+            }
+        }
+    }
+
+    private async Task HandleInOrderAsync(Handoff handoff)
+    {
+        var slots = _slots!;
+        await slots.WaitAsync().ConfigureAwait(false);
+        try
+        {
+            if (!_core.TryClaim<T>(handoff))
+            {
+                return; // returned meanwhile (a stop, an ack timeout) or expired in the window
+            }
+
+            var count = handoff.DeliveryCount;
+            while (true)
+            {
+                var delivery = new Delivery<T>(handoff.Entry, _core, handoff.Tag, count);
+                try
+                {
+                    await _handler(delivery, _abort.Token).ConfigureAwait(false);
+                    _core.Queue.Ack(_core, handoff.Entry, handoff.Tag); // skipped when the handler settled it
+                    return;
+                }
+                catch (OperationCanceledException) when (_abort.IsCancellationRequested)
+                {
+                    return; // shutdown gave up waiting; the message returns to the queue
+                }
+#pragma warning disable CA1031 // A handler's failure must become a retry or a dead letter, whatever it is.
+                catch (Exception ex)
+#pragma warning restore CA1031
+                {
+                    if (count > _retry.MaxRetries)
+                    {
+                        LogDeadLetter(_logger, Queue, count, ex);
+                        delivery.TryFail(ex);
+                        return;
+                    }
+
+                    var delay = _retry.GetDelay(count);
+                    LogRetry(_logger, Queue, count, delay, ex);
+                    if (delay > TimeSpan.Zero)
+                    {
+                        // Waiting frees the handler slot for other keys; this key's later messages stay behind.
+                        slots.Release();
+                        try
+                        {
+                            await Task.Delay(delay, _broker.Time, _stopping.Token).ConfigureAwait(false);
+                        }
+                        catch (OperationCanceledException)
+                        {
+                            await slots.WaitAsync().ConfigureAwait(false);
+                            return; // stopping: the message returns to the queue when the subscription leaves it
+                        }
+
+                        await slots.WaitAsync().ConfigureAwait(false);
+                    }
+
+                    if (!_core.Queue.RedeliverInPlace(_core, handoff.Entry, handoff.Tag, out count))
+                    {
+                        return; // no longer ours (returned meanwhile), or dead-lettered at the delivery limit
+                    }
+                }
+            }
+        }
+        finally
+        {
+            slots.Release();
+        }
+    }
+
+    [LoggerMessage(EventId = 5, Level = LogLevel.Error, Message = "The ordering key function of the subscription to queue '{Queue}' threw; dead-lettering the message")]
+    private static partial void LogOrderingKeyFailed(ILogger logger, string queue, Exception exception);
+}
