@@ -50,35 +50,9 @@ public sealed class ReadmeQuickStartTests
     [Test]
     public void Readme_QuickStartBlock_MatchesThisTest()
     {
-        var root = FindRepositoryRoot();
-        var readme = File.ReadAllText(Path.Combine(root, "README.md"));
-        var source = File.ReadAllText(Path.Combine(root, "tests", "MessageQueue.Tests", "Docs", "ReadmeQuickStartTests.cs"));
-
-        var fromReadme = Normalize(Between(readme, "<!-- quickstart:start -->", "<!-- quickstart:end -->"));
-        var fromTest = Normalize(Between(source, "// quickstart" + ":start", "// quickstart" + ":end"));
+        var fromReadme = ReadmeText.Normalize(ReadmeText.Between(ReadmeText.Readme, "<!-- quickstart:start -->", "<!-- quickstart:end -->"));
+        var source = ReadmeText.TestSource("ReadmeQuickStartTests.cs");
+        var fromTest = ReadmeText.Normalize(ReadmeText.Between(source, "// quickstart" + ":start", "// quickstart" + ":end"));
         Assert.That(fromReadme, Is.EqualTo(fromTest), "README.md's quick start must be the code this test runs");
-    }
-
-    private static string Between(string text, string start, string end)
-    {
-        var i = text.IndexOf(start, StringComparison.Ordinal);
-        var j = text.IndexOf(end, StringComparison.Ordinal);
-        Assert.That(i, Is.GreaterThanOrEqualTo(0), $"marker {start} missing");
-        Assert.That(j, Is.GreaterThan(i), $"marker {end} missing");
-        return text[(i + start.Length)..j];
-    }
-
-    private static string[] Normalize(string block) =>
-        [.. block.Split('\n').Select(l => l.Trim()).Where(l => l.Length > 0 && !l.StartsWith("```", StringComparison.Ordinal))];
-
-    private static string FindRepositoryRoot()
-    {
-        var dir = new DirectoryInfo(TestContext.CurrentContext.TestDirectory);
-        while (dir is not null && !File.Exists(Path.Combine(dir.FullName, "MessageQueue.sln")))
-        {
-            dir = dir.Parent;
-        }
-
-        return dir?.FullName ?? throw new InvalidOperationException("MessageQueue.sln not found above the test directory.");
     }
 }

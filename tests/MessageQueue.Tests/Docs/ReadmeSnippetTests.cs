@@ -1,0 +1,177 @@
+using System.Text.RegularExpressions;
+using MessageQueue.Tests.Support;
+
+namespace MessageQueue.Tests.Docs;
+
+/// <summary>
+/// Every short example in the README's concepts section is a region of this file (between
+/// <c>// snippet:NAME:start</c> and <c>// snippet:NAME:end</c>), run by a test that checks what the README says
+/// it does. <see cref="Readme_Snippets_MatchThisFile"/> fails when the two drift apart.
+/// </summary>
+[TestFixture]
+[CancelAfter(20_000)]
+public sealed partial class ReadmeSnippetTests
+{
+    public sealed record Reminder(int Id);
+
+    public sealed record Thumbnail(int Id);
+
+    public sealed record Payment(string AccountId, int Amount);
+
+    [Test]
+    public async Task Delay()
+    {
+        var time = new ManualTimeProvider();
+        await using var broker = new MessageBrokerBuilder().UseTimeProvider(time).AddQueue("reminders").Build();
+        // snippet:delay:start
+        await broker.SendAsync("reminders", new Reminder(7), new PublishOptions { Delay = TimeSpan.FromMinutes(15) });
+        // snippet:delay:end
+        Assert.That(broker.Management.GetQueueInfo("reminders").Delayed, Is.EqualTo(1));
+        time.Advance(TimeSpan.FromMinutes(15));
+        Assert.That(broker.Management.GetQueueInfo("reminders").Ready, Is.EqualTo(1));
+    }
+
+    [Test]
+    public async Task Ttl()
+    {
+        var time = new ManualTimeProvider();
+        await using var broker = new MessageBrokerBuilder().UseTimeProvider(time)
+            .AddQueue("quotes.expired")
+            // snippet:ttl:start
+            .AddQueue("quotes", q => { q.MessageTtl = TimeSpan.FromSeconds(30); q.DeadLetterQueue = "quotes.expired"; })
+            // snippet:ttl:end
+            .Build();
+        await broker.SendAsync("quotes", 1.25m);
+        time.Advance(TimeSpan.FromSeconds(30));
+        Assert.That(broker.Management.GetQueueInfo("quotes.expired").Ready, Is.EqualTo(1));
+    }
+
+    [Test]
+    public async Task Priority()
+    {
+        await using var broker = new MessageBrokerBuilder()
+            // snippet:priority:start
+            .AddQueue("jobs", q => q.MaxPriority = 10)
+            // snippet:priority:end
+            .Build();
+        await broker.SendAsync("jobs", "batch report");
+        await broker.SendAsync("jobs", "password reset", new PublishOptions { Priority = 9 });
+        var first = (await broker.Management.PeekAsync("jobs"))[0];
+        Assert.That(first.Body, Is.EqualTo("password reset"));
+    }
+
+    [Test]
+    public async Task LengthLimits()
+    {
+        await using var broker = new MessageBrokerBuilder()
+            // snippet:length:start
+            .AddQueue("thumbnails", q => { q.MaxLength = 1_000; q.Overflow = OverflowPolicy.Block; })  // publishers wait
+            .AddQueue("telemetry", q => { q.MaxLengthBytes = 64 * 1024 * 1024; })                     // oldest dropped
+            .AddQueue("payments", q => { q.MaxLength = 10_000; q.Overflow = OverflowPolicy.RejectPublish; })
+            // snippet:length:end
+            .Build();
+        for (var i = 0; i < 1_000; i++)
+        {
+            await broker.SendAsync("thumbnails", new Thumbnail(i));
+        }
+
+        var blocked = broker.SendAsync("thumbnails", new Thumbnail(1_000)).AsTask();
+        Assert.That(blocked.IsCompleted, Is.False);
+        await broker.Management.PurgeAsync("thumbnails");
+        await blocked.WithSafety();
+        Assert.That(broker.Management.GetQueueInfo("thumbnails").Ready, Is.EqualTo(1));
+    }
+
+    [Test]
+    public async Task Ordering()
+    {
+        await using var broker = new MessageBrokerBuilder().AddQueue("payments").Build();
+        var seen = new List<int>();
+        // snippet:ordering:start
+        await using var subscription = broker.Subscribe<Payment>("payments", async (delivery, ct) =>
+        {
+            await ApplyAsync(delivery.Message, ct); // one account's payments run one at a time, in order
+        }, o => { o.Concurrency = 8; o.OrderingKey = d => d.Message.AccountId; });
+        // snippet:ordering:end
+        for (var i = 0; i < 20; i++)
+        {
+            await broker.SendAsync("payments", new Payment("acct-1", i));
+        }
+
+        await broker.WaitForQueueAsync("payments", i => i.Acked == 20);
+        Assert.That(seen, Is.EqualTo(Enumerable.Range(0, 20)));
+
+        async ValueTask ApplyAsync(Payment payment, CancellationToken ct)
+        {
+            await Task.Yield();
+            lock (seen)
+            {
+                seen.Add(payment.Amount);
+            }
+        }
+    }
+
+    [Test]
+    public async Task Deduplication()
+    {
+        await using var broker = new MessageBrokerBuilder()
+            .AddQueue("payments", q => q.DeduplicationWindow = TimeSpan.FromMinutes(10))
+            .Build();
+        var payment = new Payment("acct-1", 100);
+        // snippet:dedup:start
+        var options = new PublishOptions { MessageId = "payment-8421" };
+        await broker.SendAsync("payments", payment, options);
+        PublishResult again = await broker.SendAsync("payments", payment, options); // a retried request
+        // again.IsDuplicate == true: the queue holds the payment once
+        // snippet:dedup:end
+        Assert.That(again.IsDuplicate, Is.True);
+        Assert.That(broker.Management.GetQueueInfo("payments").Ready, Is.EqualTo(1));
+    }
+
+    [Test]
+    public async Task Transactions()
+    {
+        await using var broker = new MessageBrokerBuilder()
+            .AddExchange("orders", ExchangeType.Topic)
+            .AddQueue("billing")
+            .AddQueue("shipping")
+            .Bind("orders", "billing", "order.#")
+            .Bind("orders", "shipping", "order.paid")
+            .Build();
+        var orders = new[] { new Order(1), new Order(2) };
+        // snippet:transaction:start
+        await using (IPublishTransaction tx = broker.BeginTransaction())
+        {
+            await tx.PublishAsync("orders", "order.paid", new Order(42));
+            await tx.SendAsync("billing", new Invoice(42));
+            await tx.CommitAsync(); // both appear now, together; without the commit, neither would
+        }
+
+        await broker.PublishBatchAsync("orders", "order.created", orders); // the one-call form
+        // snippet:transaction:end
+        Assert.That(broker.Management.GetQueueInfo("billing").Ready, Is.EqualTo(4));
+        Assert.That(broker.Management.GetQueueInfo("shipping").Ready, Is.EqualTo(1));
+    }
+
+    [Test]
+    public void Readme_Snippets_MatchThisFile()
+    {
+        var readme = ReadmeText.Readme;
+        var source = ReadmeText.TestSource("ReadmeSnippetTests.cs");
+        var inReadme = SnippetMarker().Matches(readme).Select(m => m.Groups[1].Value).ToArray();
+        var inSource = SourceMarker().Matches(source).Select(m => m.Groups[1].Value).ToArray();
+        Assert.That(inReadme, Is.EquivalentTo(inSource), "every README snippet is a region of this file, and every region is in the README");
+        foreach (var name in inSource)
+        {
+            var fromReadme = ReadmeText.Normalize(ReadmeText.Between(readme, $"<!-- snippet:{name}:start -->", $"<!-- snippet:{name}:end -->"));
+            var fromTest = ReadmeText.Normalize(ReadmeText.Between(source, $"// snippet:{name}:" + "start", $"// snippet:{name}:" + "end"));
+            Assert.That(fromReadme, Is.EqualTo(fromTest), $"README snippet '{name}'");
+        }
+    }
+
+    [GeneratedRegex(@"<!-- snippet:([a-z]+):start -->")]
+    private static partial Regex SnippetMarker();
+
+    [GeneratedRegex(@"// snippet:([a-z]+):start\r?\n")]
+    private static partial Regex SourceMarker();
+}
