@@ -30,4 +30,10 @@ internal sealed class BrokerContext
     internal DeadLetterRouter DeadLetters { get; }
 
     internal ILogger Logger { get; }
+
+    /// <summary>The writer to the message store, when the broker has one (durable queues).</summary>
+    internal Storage.DurableLog? Durable { get; set; }
+
+    /// <summary>Stored messages of queues not (yet) declared durable, kept for when they are.</summary>
+    internal System.Collections.Concurrent.ConcurrentDictionary<string, List<StoredMessage>> Orphans { get; } = new(StringComparer.Ordinal);
 }

@@ -130,6 +130,7 @@ public sealed partial class MessageBroker : IMessageBroker, IAsyncDisposable
         }
 
         await Task.WhenAll(_consumers.Keys.Select(c => c.DisposeAsync().AsTask())).ConfigureAwait(false);
+        _context.Durable?.Dispose(); // writes what is queued (acks, counts) and closes the store
         _context.Scheduler.Dispose();
     }
 

@@ -16,6 +16,8 @@ public sealed class MessageBrokerBuilder
     private TimeProvider _time = TimeProvider.System;
     private ILoggerFactory _loggerFactory = NullLoggerFactory.Instance;
     private TimeSpan _shutdownTimeout = TimeSpan.FromSeconds(30);
+    private Func<IMessageStore>? _store;
+    private IMessageSerializer _serializer = new JsonMessageSerializer();
 
     /// <summary>Declares an exchange.</summary>
     /// <param name="name">The exchange name: 1-255 printable characters.</param>
@@ -96,6 +98,27 @@ public sealed class MessageBrokerBuilder
         return this;
     }
 
+    /// <summary>Gives the broker a message store for its durable queues. The store is opened, and its messages
+    /// recovered into their queues, by <see cref="Build"/>; the broker owns it and disposes it.</summary>
+    /// <param name="store">Creates the store (called once, by <see cref="Build"/>).</param>
+    /// <returns>This builder.</returns>
+    public MessageBrokerBuilder UseStore(Func<IMessageStore> store)
+    {
+        ArgumentNullException.ThrowIfNull(store);
+        _store = store;
+        return this;
+    }
+
+    /// <summary>Sets how bodies are serialized where messages leave memory (the store).</summary>
+    /// <param name="serializer">The serializer; the default is <see cref="JsonMessageSerializer"/>.</param>
+    /// <returns>This builder.</returns>
+    public MessageBrokerBuilder UseSerializer(IMessageSerializer serializer)
+    {
+        ArgumentNullException.ThrowIfNull(serializer);
+        _serializer = serializer;
+        return this;
+    }
+
     /// <summary>Checks the whole topology and builds the broker.</summary>
     /// <returns>The broker.</returns>
     /// <exception cref="TopologyException">Something is invalid; <see cref="TopologyException.Problems"/> lists every problem.</exception>
@@ -108,6 +131,23 @@ public sealed class MessageBrokerBuilder
         }
 
         var context = new BrokerContext(_time, _loggerFactory);
+        IReadOnlyList<StoredMessage> stored = [];
+        if (_store is not null)
+        {
+            var store = _store() ?? throw new InvalidOperationException("UseStore's factory returned null.");
+            try
+            {
+                stored = store.Open();
+            }
+            catch
+            {
+                store.Dispose();
+                throw;
+            }
+
+            context.Durable = new Storage.DurableLog(store, _serializer, context.Logger, stored.Count == 0 ? 0 : stored.Max(m => m.Id));
+        }
+
         var topology = context.Topology;
         foreach (var (name, type, options) in _exchanges)
         {
@@ -124,6 +164,7 @@ public sealed class MessageBrokerBuilder
             topology.Bind(source, toExchange ? null : destination, toExchange ? destination : null, routingKey, arguments);
         }
 
+        Storage.Recovery.Run(context, stored);
         return new MessageBroker(context, _shutdownTimeout);
     }
 
@@ -160,6 +201,11 @@ public sealed class MessageBrokerBuilder
             }
 
             problems.AddRange(options.Validate(name));
+            if (options.Durable && _store is null)
+            {
+                problems.Add($"Queue '{name}' is durable but the broker has no message store; call UseSqlite (package MessageQueue.Sqlite) or UseStore.");
+            }
+
             if (queues.TryGetValue(name, out var earlier))
             {
                 if (!earlier.IsEquivalentTo(options))

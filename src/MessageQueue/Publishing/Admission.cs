@@ -59,6 +59,7 @@ internal static class Admission
                         foreach (ref var item in span)
                         {
                             item.Verdict = Verdict.QueueDeleted;
+                            queue.DeleteUnadmitted(item.StoreId);
                         }
 
                         break;

@@ -112,9 +112,15 @@ public sealed partial class MessageBroker
     private static TopologyException QueueDeletedWhileSending(string queue) =>
         new($"Queue '{queue}' was deleted while the message was sent; nothing was enqueued.");
 
-    /// <summary>The locked path of one message (a queue it routes to has a length limit or a deduplication window).</summary>
-    private static ValueTask<PublishResult> Admit(AdmissionItem[] items, MessageProperties? properties, string? mandatoryExchange, string routingKey, CancellationToken cancellationToken)
+    /// <summary>The locked path of one message (a queue it routes to has a length limit, a deduplication window, or
+    /// is durable). A persistent message for durable queues is written to the store first.</summary>
+    private ValueTask<PublishResult> Admit(AdmissionItem[] items, MessageProperties? properties, string? mandatoryExchange, string routingKey, CancellationToken cancellationToken)
     {
+        if (PrepareRows(items) is { } rows)
+        {
+            return AdmitPersistedAsync(items, rows, properties, mandatoryExchange, routingKey, cancellationToken);
+        }
+
         var admitted = Admission.RunAsync(items, atomic: false, cancellationToken);
         return admitted.IsCompletedSuccessfully
             ? new ValueTask<PublishResult>(Outcome(items, properties, mandatoryExchange, routingKey))
@@ -125,6 +131,57 @@ public sealed partial class MessageBroker
             await admitted.ConfigureAwait(false);
             return Outcome(items, properties, mandatoryExchange, routingKey);
         }
+    }
+
+    private async ValueTask<PublishResult> AdmitPersistedAsync(AdmissionItem[] items, List<StoredMessage> rows, MessageProperties? properties, string? mandatoryExchange, string routingKey, CancellationToken cancellationToken)
+    {
+        await _context.Durable!.PersistAsync(rows).ConfigureAwait(false);
+        await AdmitOrDeleteAsync(items, atomic: false, cancellationToken).ConfigureAwait(false);
+        return Outcome(items, properties, mandatoryExchange, routingKey);
+    }
+
+    /// <summary>Admits items whose rows are already stored; when admission fails as a whole (cancelled, refused,
+    /// a queue deleted), the rows are deleted again.</summary>
+    private static async ValueTask AdmitOrDeleteAsync(AdmissionItem[] items, bool atomic, CancellationToken cancellationToken)
+    {
+        try
+        {
+            await Admission.RunAsync(items, atomic, cancellationToken).ConfigureAwait(false);
+        }
+        catch
+        {
+            foreach (var item in items)
+            {
+                item.Queue.DeleteUnadmitted(item.StoreId);
+            }
+
+            throw;
+        }
+    }
+
+    /// <summary>Encodes the persistent messages bound for durable queues (each message once) and gives each such
+    /// item its row; null when there are none. Throws <see cref="MessageSerializationException"/> before anything
+    /// is written or enqueued.</summary>
+    private static List<StoredMessage>? PrepareRows(AdmissionItem[] items)
+    {
+        List<StoredMessage>? rows = null;
+        Dictionary<int, byte[]>? envelopes = null;
+        for (var i = 0; i < items.Length; i++)
+        {
+            ref var item = ref items[i];
+            if (!item.Queue.IsStored || !item.Entry.GetProperties().Persistent)
+            {
+                continue;
+            }
+
+            envelopes ??= [];
+            var row = item.Queue.CreateRow(item.Entry, item.Due, envelopes.GetValueOrDefault(item.Message));
+            envelopes.TryAdd(item.Message, row.Envelope.ToArray());
+            item.StoreId = row.Id;
+            (rows ??= []).Add(row);
+        }
+
+        return rows;
     }
 
     /// <summary>The confirm of an admitted message, or the exception that says which full queues refused it.</summary>
@@ -215,7 +272,12 @@ public sealed partial class MessageBroker
         }
 
         var ordered = Admission.Order(items);
-        await Admission.RunAsync(ordered, atomic: true, cancellationToken).ConfigureAwait(false);
+        if (PrepareRows(ordered) is { } rows)
+        {
+            await _context.Durable!.PersistAsync(rows).ConfigureAwait(false); // one store transaction for the whole commit
+        }
+
+        await AdmitOrDeleteAsync(ordered, atomic: true, cancellationToken).ConfigureAwait(false);
 
         var routed = new int[staged.Count];
         var duplicates = new int[staged.Count];

@@ -17,6 +17,7 @@ internal sealed partial class BrokerQueue
     private readonly long _dedupWindowTicks;
     private TaskCompletionSource? _roomSignal;
     private Queue<QueueEntry>? _blockedDue;
+    private readonly Dictionary<QueueEntry, long>? _storeIds;
     private Dictionary<string, long>? _seen;
     private Queue<(string Id, long At)>? _seenOrder;
     private long _rejected;
@@ -28,7 +29,10 @@ internal sealed partial class BrokerQueue
     internal Lock Sync => _sync;
 
     /// <summary>Whether every message into this queue must be admitted under its lock.</summary>
-    internal bool IsGuarded => _limited || _dedupWindowTicks > 0;
+    internal bool IsGuarded => _limited || _dedupWindowTicks > 0 || _storeIds is not null;
+
+    /// <summary>Whether persistent messages of this queue are written to the store.</summary>
+    internal bool IsStored => _storeIds is not null;
 
     /// <summary>Whether admission needs each body's size.</summary>
     internal bool CountsBytes => Options.MaxLengthBytes is not null;
@@ -146,6 +150,11 @@ internal sealed partial class BrokerQueue
             {
                 case Verdict.Enqueue:
                     _published++;
+                    if (item.StoreId > 0)
+                    {
+                        _storeIds![entry] = item.StoreId;
+                    }
+
                     if (item.DedupId is { } id && _dedupWindowTicks > 0)
                     {
                         RememberId(id);
@@ -173,13 +182,15 @@ internal sealed partial class BrokerQueue
                     break;
                 case Verdict.Duplicate:
                     _duplicates++;
+                    DeleteUnadmitted(item.StoreId);
                     break;
                 case Verdict.Rejected:
                     _rejected++;
+                    DeleteUnadmitted(item.StoreId);
                     break;
                 case Verdict.RejectedDeadLetter:
                     _rejected++;
-                    Kill(entry, DeathRecord.MaxLength, detail: null, exception: null);
+                    Kill(entry, DeathRecord.MaxLength, detail: null, exception: null, item.StoreId);
                     break;
             }
         }
@@ -199,6 +210,15 @@ internal sealed partial class BrokerQueue
                     Expire(entry);
                 }
             }
+        }
+    }
+
+    /// <summary>A message was written to the store before admission and then not admitted: its row goes.</summary>
+    internal void DeleteUnadmitted(long storeId)
+    {
+        if (storeId > 0)
+        {
+            _context.Durable!.Delete(storeId);
         }
     }
 
@@ -228,12 +248,14 @@ internal sealed partial class BrokerQueue
             return false; // cannot be measured against MaxLengthBytes: refused like a message that does not fit
         }
 
-        Span<AdmissionItem> items = [new AdmissionItem(this, entry, 0, null, size, 0)];
+        var storeId = _storeIds is not null && entry.GetProperties().Persistent ? Store(entry) : 0;
+        Span<AdmissionItem> items = [new AdmissionItem(this, entry, 0, null, size, 0, storeId)];
         List<DeadLetter>? dead;
         lock (_sync)
         {
             if (PlanAdmission(items, atomic: false, canWait: false, out _, out _) == Plan.Deleted)
             {
+                DeleteUnadmitted(storeId);
                 return false;
             }
 
@@ -370,8 +392,11 @@ internal sealed partial class BrokerQueue
 }
 
 /// <summary>One message bound for one queue in an admission.</summary>
-internal struct AdmissionItem(BrokerQueue queue, QueueEntry entry, long due, string? dedupId, long size, int message)
+internal struct AdmissionItem(BrokerQueue queue, QueueEntry entry, long due, string? dedupId, long size, int message, long storeId = 0)
 {
+    /// <summary>The message's row in the store when it was written before admission, or 0.</summary>
+    internal long StoreId = storeId;
+
     internal readonly BrokerQueue Queue = queue;
     internal readonly QueueEntry Entry = entry;
 

@@ -47,6 +47,7 @@ internal sealed partial class BrokerQueue
             foreach (var e in removed)
             {
                 e.SetState(EntryState.Gone);
+                ForgetStored(e);
             }
 
             if (_limited)
@@ -79,6 +80,7 @@ internal sealed partial class BrokerQueue
             foreach (var e in taken)
             {
                 e.SetState(EntryState.Gone);
+                ForgetStored(e);
             }
 
             if (_limited && taken.Count > 0)
@@ -108,6 +110,16 @@ internal sealed partial class BrokerQueue
             _ready.Clear();
             _delayed.Clear();
             _blockedDue?.Clear();
+            if (_storeIds is not null)
+            {
+                foreach (var id in _storeIds.Values)
+                {
+                    _context.Durable!.Delete(id);
+                }
+
+                _storeIds.Clear();
+            }
+
             var signal = _roomSignal;
             _roomSignal = null;
             signal?.TrySetException(new TopologyException($"Queue '{Name}' was deleted while a publisher waited for room in it; the message was not enqueued."));

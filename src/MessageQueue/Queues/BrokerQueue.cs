@@ -54,6 +54,11 @@ internal sealed partial class BrokerQueue : IDueTarget
         _maxLength = options.MaxLength ?? int.MaxValue;
         _maxBytes = options.MaxLengthBytes ?? long.MaxValue;
         _dedupWindowTicks = options.DeduplicationWindow?.Ticks ?? 0;
+        if (options.Durable && context.Durable is not null)
+        {
+            _storeIds = new(ReferenceEqualityComparer.Instance);
+        }
+
         if (_dedupWindowTicks > 0)
         {
             _seen = new(StringComparer.Ordinal);
@@ -82,7 +87,7 @@ internal sealed partial class BrokerQueue : IDueTarget
     /// </remarks>
     internal bool Enqueue(QueueEntry entry)
     {
-        if (_limited)
+        if (_limited || _storeIds is not null)
         {
             return EnqueueGuarded(entry);
         }
@@ -398,6 +403,7 @@ internal sealed partial class BrokerQueue : IDueTarget
 
             entry.SetState(EntryState.Gone);
             _acked++;
+            ForgetStored(entry);
             Settled(consumer);
         }
 
@@ -425,6 +431,7 @@ internal sealed partial class BrokerQueue : IDueTarget
                 if (CheckSettle(consumer, d.Entry, d.Tag) == SettleResult.Ok)
                 {
                     d.Entry.SetState(EntryState.Gone);
+                    ForgetStored(d.Entry);
                     settled++;
                 }
             }
@@ -490,6 +497,7 @@ internal sealed partial class BrokerQueue : IDueTarget
             if (entry.TryTransition(tag, EntryState.InHand, EntryState.Gone))
             {
                 _acked++;
+                ForgetStored(entry);
                 Settled(consumer);
             }
         }
@@ -716,10 +724,24 @@ internal sealed partial class BrokerQueue : IDueTarget
         ReturnToReady(entry);
     }
 
-    private void Kill(QueueEntry entry, string reason, string? detail, Exception? exception)
+    private void Kill(QueueEntry entry, string reason, string? detail, Exception? exception, long storeId = 0)
     {
         entry.SetState(EntryState.Gone);
-        (_deadLetters ??= []).Add(new DeadLetter(entry, reason, detail, exception));
+        if (_storeIds is not null && _storeIds.Remove(entry, out var id))
+        {
+            storeId = id;
+        }
+
+        (_deadLetters ??= []).Add(new DeadLetter(entry, reason, detail, exception, storeId));
+    }
+
+    /// <summary>A stored message left the queue for good (caller holds the lock): its row is deleted, in a later batch.</summary>
+    private void ForgetStored(QueueEntry entry)
+    {
+        if (_storeIds is not null && _storeIds.Remove(entry, out var id))
+        {
+            _context.Durable!.Delete(id);
+        }
     }
 
     private List<DeadLetter>? TakeDeadLetters()
@@ -734,6 +756,18 @@ internal sealed partial class BrokerQueue : IDueTarget
         if (dead is not null)
         {
             _context.DeadLetters.Send(this, dead);
+            if (_storeIds is not null)
+            {
+                // Deleted only after the dead letter was queued into its (possibly durable) target: a crash in
+                // between leaves the message in both places, never in neither.
+                foreach (var d in dead)
+                {
+                    if (d.StoreId > 0)
+                    {
+                        _context.Durable!.Delete(d.StoreId);
+                    }
+                }
+            }
         }
 
         Notify();
@@ -824,6 +858,11 @@ internal sealed partial class BrokerQueue : IDueTarget
         }
 
         consumer.Unacked.Enqueue(new Tracked(entry, tag, deliveredAt));
+        if (_storeIds is not null && _storeIds.TryGetValue(entry, out var storeId))
+        {
+            _context.Durable!.Delivered(storeId, count);
+        }
+
         var handoff = new Handoff(entry, tag, count);
         if (writeToChannel)
         {

@@ -5,6 +5,13 @@ namespace MessageQueue;
 /// </summary>
 public sealed class QueueOptions
 {
+    /// <summary>Gets or sets whether the queue keeps its persistent messages in the broker's message store, so
+    /// that they survive a restart or a crash. A persistent publish (the default; see
+    /// <see cref="PublishOptions.Persistent"/>) completes only when its message is on disk. Needs a store
+    /// (<c>UseSqlite</c>).</summary>
+    /// <value>The default value is <see langword="false"/>: the queue lives in memory.</value>
+    public bool Durable { get; set; }
+
     /// <summary>Gets or sets the exchange that receives this queue's dead letters.</summary>
     /// <value>The default value is <see langword="null"/>.</value>
     public string? DeadLetterExchange { get; set; }
@@ -86,7 +93,7 @@ public sealed class QueueOptions
     internal QueueOptions Clone() => (QueueOptions)MemberwiseClone();
 
     internal bool IsEquivalentTo(QueueOptions o) =>
-        DeadLetterExchange == o.DeadLetterExchange && DeadLetterRoutingKey == o.DeadLetterRoutingKey
+        Durable == o.Durable && DeadLetterExchange == o.DeadLetterExchange && DeadLetterRoutingKey == o.DeadLetterRoutingKey
         && DeadLetterQueue == o.DeadLetterQueue && MaxDeliveryCount == o.MaxDeliveryCount
         && AckTimeout == o.AckTimeout && ReferenceEquals(Redelivery, o.Redelivery)
         && SingleActiveConsumer == o.SingleActiveConsumer && MaxPriority == o.MaxPriority && MessageTtl == o.MessageTtl

@@ -102,6 +102,11 @@ internal sealed class Topology
     {
         NameRules.ThrowIfInvalid(name, "queue");
         var problems = options.Validate(name).ToList();
+        if (options.Durable && _context.Durable is null)
+        {
+            problems.Add($"Queue '{name}' is durable but the broker has no message store; call UseSqlite (package MessageQueue.Sqlite) or UseStore.");
+        }
+
         if (problems.Count > 0)
         {
             throw new TopologyException(problems);
@@ -130,10 +135,15 @@ internal sealed class Topology
                 throw new TopologyException($"Queue '{name}' names dead-letter queue '{dlq}', which does not exist; declare it first.");
             }
 
+            var queue = new BrokerQueue(name, options, _context);
             _queues = new Dictionary<string, BrokerQueue>(_queues, StringComparer.Ordinal)
             {
-                [name] = new BrokerQueue(name, options, _context),
+                [name] = queue,
             };
+            if (checkReferences && queue.IsStored)
+            {
+                Storage.Recovery.Adopt(_context, queue); // messages stored for it by an earlier run
+            }
         }
     }
 

@@ -1,0 +1,26 @@
+namespace MessageQueue;
+
+/// <summary>Options of the SQLite message store.</summary>
+public sealed class SqliteStoreOptions
+{
+    /// <summary>Gets or sets how carefully commits reach the disk.</summary>
+    /// <value>The default value is <see cref="SqliteSynchronous.Full"/>.</value>
+    public SqliteSynchronous Synchronous { get; set; } = SqliteSynchronous.Full;
+
+    /// <summary>Gets or sets how long a write waits for a database another process has locked before it fails.</summary>
+    /// <value>The default value is 5 seconds.</value>
+    public TimeSpan BusyTimeout { get; set; } = TimeSpan.FromSeconds(5);
+}
+
+/// <summary>SQLite's <c>synchronous</c> setting for commits that confirm publishes.</summary>
+public enum SqliteSynchronous
+{
+    /// <summary>Every commit that confirms a publish is synced to disk before the publish completes: a confirmed
+    /// message survives a power cut. Commits of only acks and delivery counts are not synced (a lost ack only
+    /// causes a redelivery).</summary>
+    Full = 0,
+
+    /// <summary>Commits are not synced (WAL mode): a confirmed message survives a crash of the process, but the
+    /// last commits may be lost if the machine loses power. Faster.</summary>
+    Normal = 1,
+}

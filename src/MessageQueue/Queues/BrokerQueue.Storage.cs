@@ -1,0 +1,80 @@
+using MessageQueue.Storage;
+
+namespace MessageQueue.Queues;
+
+/// <summary>
+/// Durable queues: persistent messages have a row in the message store from before they are admitted until they
+/// leave (ack, dead-letter, expiry, purge); deliveries update the row's count lazily. On start the broker
+/// recovers the rows into their queues.
+/// </summary>
+internal sealed partial class BrokerQueue
+{
+    /// <summary>Encodes an entry for the store (or reuses the envelope of the same message for another queue).</summary>
+    internal StoredMessage CreateRow(QueueEntry entry, long dueTicks, byte[]? envelope = null)
+    {
+        var log = _context.Durable!;
+        envelope ??= Envelope.Encode(entry.Body, entry.GetProperties(), entry.Exchange, entry.RoutingKey, entry.TimestampTicks, log.Serializer);
+        return new StoredMessage(log.NextId(), Name, entry.DeliveryCount, dueTicks, envelope);
+    }
+
+    /// <summary>Queues a row for a message nobody waits on (a dead letter, a redriven message). Returns its id, or
+    /// 0 when the body cannot be serialized (the message then lives in memory only, and a warning says so).</summary>
+    private long Store(QueueEntry entry)
+    {
+        try
+        {
+            var row = CreateRow(entry, 0);
+            _context.Durable!.Insert(row);
+            return row.Id;
+        }
+        catch (MessageSerializationException ex)
+        {
+            LogNotStored(_context.Logger, Name, ex);
+            return 0;
+        }
+    }
+
+    /// <summary>Puts a recovered message back (before any consumer or publisher can see the queue): a delayed one
+    /// keeps its due time, others join in id order. A message whose body no longer deserializes is dead-lettered
+    /// with the reason.</summary>
+    internal void Recover(StoredMessage row, Envelope.Decoded decoded)
+    {
+        var entry = new QueueEntry(decoded.Body, decoded.Properties, decoded.Exchange, decoded.RoutingKey, decoded.TimestampTicks, decoded.Properties.Priority)
+        {
+            DeliveryCount = row.DeliveryCount,
+        };
+        List<DeadLetter>? dead;
+        lock (_sync)
+        {
+            _published++;
+            _storeIds![entry] = row.Id;
+            if (decoded.Failure is { } failure)
+            {
+                Kill(entry, DeathRecord.Rejected, failure, exception: null);
+            }
+            else if (row.DueTicks > 0)
+            {
+                entry.Sequence = 0;
+                entry.SetState(EntryState.Delayed);
+                _delayed.Enqueue(entry, row.DueTicks);
+                WakeAt(row.DueTicks);
+            }
+            else
+            {
+                entry.Sequence = ++_sequence;
+                _ready.Append(entry);
+                if (MayExpire(entry))
+                {
+                    ScheduleSweep(ExpiryOf(entry));
+                }
+            }
+
+            dead = TakeDeadLetters();
+        }
+
+        SendDeadLetters(dead);
+    }
+
+    [Microsoft.Extensions.Logging.LoggerMessage(EventId = 21, Level = Microsoft.Extensions.Logging.LogLevel.Warning, Message = "A message entering durable queue '{Queue}' could not be serialized; it is kept in memory only")]
+    private static partial void LogNotStored(Microsoft.Extensions.Logging.ILogger logger, string queue, Exception exception);
+}

@@ -1,0 +1,262 @@
+using System.Text;
+
+namespace MessageQueue.Storage;
+
+/// <summary>
+/// The stored form of a message: its properties (header values keep their exact types, so a stored message
+/// routes and matches as it did in memory), where it was published, and the serialized body with its type.
+/// A compact binary layout, versioned by its first byte.
+/// </summary>
+internal static class Envelope
+{
+    private const byte Version = 1;
+
+    internal static byte[] Encode(object body, MessageProperties properties, string exchange, string routingKey, long timestampTicks, IMessageSerializer serializer)
+    {
+        var type = body.GetType();
+        byte[] bytes;
+        try
+        {
+            bytes = serializer.Serialize(body, type);
+        }
+        catch (Exception ex) when (ex is not OutOfMemoryException)
+        {
+            throw new MessageSerializationException($"A '{type.FullName}' could not be serialized for a durable queue ({serializer.GetType().Name}): {ex.Message} Nothing was enqueued.", ex);
+        }
+
+        using var stream = new MemoryStream(bytes.Length + 256);
+        using (var w = new BinaryWriter(stream, Encoding.UTF8, leaveOpen: true))
+        {
+            w.Write(Version);
+            w.Write(TypeName(type));
+            w.Write(exchange);
+            w.Write(routingKey);
+            w.Write(timestampTicks);
+            w.Write(properties.MessageId);
+            WriteNullable(w, properties.CorrelationId);
+            WriteNullable(w, properties.ReplyTo);
+            w.Write(properties.Priority);
+            w.Write(properties.Timestamp.UtcTicks);
+            w.Write(properties.Expiration?.Ticks ?? -1);
+            WriteNullable(w, properties.ContentType ?? serializer.ContentType);
+            WriteNullable(w, properties.MessageType);
+            w.Write(properties.Persistent);
+            w.Write(properties.Headers.Count);
+            foreach (var (key, value) in properties.Headers)
+            {
+                w.Write(key);
+                WriteValue(w, value);
+            }
+
+            w.Write(properties.Deaths.Count);
+            foreach (var d in properties.Deaths)
+            {
+                w.Write(d.Queue);
+                w.Write(d.Reason);
+                w.Write(d.Count);
+                w.Write(d.Time.UtcTicks);
+                w.Write(d.Exchange);
+                w.Write(d.RoutingKeys.Count);
+                foreach (var k in d.RoutingKeys)
+                {
+                    w.Write(k);
+                }
+
+                w.Write(d.OriginalExpiration?.Ticks ?? -1);
+            }
+
+            w.Write(bytes.Length);
+            w.Write(bytes);
+        }
+
+        return stream.ToArray();
+    }
+
+    /// <summary>Decodes an envelope. The body is deserialized when its type still exists and the bytes still
+    /// fit it; otherwise <see cref="Decoded.Failure"/> says why and the body is the raw bytes.</summary>
+    internal static Decoded Decode(ReadOnlyMemory<byte> data, IMessageSerializer serializer)
+    {
+        using var stream = new MemoryStream(data.ToArray(), writable: false);
+        using var r = new BinaryReader(stream, Encoding.UTF8);
+        var version = r.ReadByte();
+        if (version != Version)
+        {
+            throw new MessageStoreException($"A stored message has envelope version {version}; this code reads version {Version}. Use a newer MessageQueue.");
+        }
+
+        var typeName = r.ReadString();
+        var exchange = r.ReadString();
+        var routingKey = r.ReadString();
+        var timestampTicks = r.ReadInt64();
+        var messageId = r.ReadString();
+        var correlationId = ReadNullable(r);
+        var replyTo = ReadNullable(r);
+        var priority = r.ReadByte();
+        var timestamp = new DateTimeOffset(r.ReadInt64(), TimeSpan.Zero);
+        var expiration = r.ReadInt64();
+        var contentType = ReadNullable(r);
+        var messageType = ReadNullable(r);
+        var persistent = r.ReadBoolean();
+        var headerCount = r.ReadInt32();
+        var headers = new Dictionary<string, object?>(headerCount, StringComparer.Ordinal);
+        for (var i = 0; i < headerCount; i++)
+        {
+            var key = r.ReadString();
+            headers[key] = ReadValue(r);
+        }
+
+        var deathCount = r.ReadInt32();
+        var deaths = new List<DeathRecord>(deathCount);
+        for (var i = 0; i < deathCount; i++)
+        {
+            var queue = r.ReadString();
+            var reason = r.ReadString();
+            var count = r.ReadInt64();
+            var time = new DateTimeOffset(r.ReadInt64(), TimeSpan.Zero);
+            var ex = r.ReadString();
+            var keys = new string[r.ReadInt32()];
+            for (var k = 0; k < keys.Length; k++)
+            {
+                keys[k] = r.ReadString();
+            }
+
+            var original = r.ReadInt64();
+            deaths.Add(new DeathRecord(queue, reason, count, time, ex, keys) { OriginalExpiration = original < 0 ? null : TimeSpan.FromTicks(original) });
+        }
+
+        var bytes = r.ReadBytes(r.ReadInt32());
+        var properties = new MessageProperties
+        {
+            MessageId = messageId,
+            CorrelationId = correlationId,
+            ReplyTo = replyTo,
+            Priority = priority,
+            Timestamp = timestamp,
+            Expiration = expiration < 0 ? null : TimeSpan.FromTicks(expiration),
+            ContentType = contentType,
+            MessageType = messageType,
+            Persistent = persistent,
+            Headers = headers.Count == 0 ? MessageProperties.NoHeaders : headers,
+            Deaths = deaths,
+        };
+
+        object body = bytes;
+        string? failure = null;
+        var type = Type.GetType(typeName, throwOnError: false);
+        if (type is null)
+        {
+            failure = $"The stored body's type '{typeName}' no longer exists, so the message cannot be deserialized.";
+        }
+        else
+        {
+            try
+            {
+                body = serializer.Deserialize(bytes, type);
+            }
+            catch (Exception ex) when (ex is not OutOfMemoryException)
+            {
+                failure = $"The stored body no longer deserializes as '{type.FullName}': {ex.Message}";
+            }
+        }
+
+        return new Decoded(body, properties, exchange, routingKey, timestampTicks, failure);
+    }
+
+    private static string TypeName(Type type) => $"{type.FullName}, {type.Assembly.GetName().Name}";
+
+    private static void WriteNullable(BinaryWriter w, string? value)
+    {
+        w.Write(value is not null);
+        if (value is not null)
+        {
+            w.Write(value);
+        }
+    }
+
+    private static string? ReadNullable(BinaryReader r) => r.ReadBoolean() ? r.ReadString() : null;
+
+    private enum Tag : byte
+    {
+        Null, String, Bool, SByte, Byte, Int16, UInt16, Int32, UInt32, Int64, UInt64, Single, Double, Decimal, Guid, DateTimeOffset, Bytes, List,
+    }
+
+    private static void WriteValue(BinaryWriter w, object? value)
+    {
+        switch (value)
+        {
+            case null: w.Write((byte)Tag.Null); break;
+            case string s: w.Write((byte)Tag.String); w.Write(s); break;
+            case bool b: w.Write((byte)Tag.Bool); w.Write(b); break;
+            case sbyte v: w.Write((byte)Tag.SByte); w.Write(v); break;
+            case byte v: w.Write((byte)Tag.Byte); w.Write(v); break;
+            case short v: w.Write((byte)Tag.Int16); w.Write(v); break;
+            case ushort v: w.Write((byte)Tag.UInt16); w.Write(v); break;
+            case int v: w.Write((byte)Tag.Int32); w.Write(v); break;
+            case uint v: w.Write((byte)Tag.UInt32); w.Write(v); break;
+            case long v: w.Write((byte)Tag.Int64); w.Write(v); break;
+            case ulong v: w.Write((byte)Tag.UInt64); w.Write(v); break;
+            case float v: w.Write((byte)Tag.Single); w.Write(v); break;
+            case double v: w.Write((byte)Tag.Double); w.Write(v); break;
+            case decimal v: w.Write((byte)Tag.Decimal); w.Write(v); break;
+            case Guid g: w.Write((byte)Tag.Guid); w.Write(g.ToByteArray()); break;
+            case DateTimeOffset t: w.Write((byte)Tag.DateTimeOffset); w.Write(t.UtcTicks); w.Write((short)t.Offset.TotalMinutes); break;
+            case byte[] bytes: w.Write((byte)Tag.Bytes); w.Write(bytes.Length); w.Write(bytes); break;
+            case System.Collections.IList list:
+                w.Write((byte)Tag.List);
+                w.Write(list.Count);
+                foreach (var item in list)
+                {
+                    WriteValue(w, item);
+                }
+
+                break;
+            default:
+                throw new MessageSerializationException($"A header value of type '{value.GetType().FullName}' cannot be stored.");
+        }
+    }
+
+    private static object? ReadValue(BinaryReader r) => (Tag)r.ReadByte() switch
+    {
+        Tag.Null => null,
+        Tag.String => r.ReadString(),
+        Tag.Bool => r.ReadBoolean(),
+        Tag.SByte => r.ReadSByte(),
+        Tag.Byte => r.ReadByte(),
+        Tag.Int16 => r.ReadInt16(),
+        Tag.UInt16 => r.ReadUInt16(),
+        Tag.Int32 => r.ReadInt32(),
+        Tag.UInt32 => r.ReadUInt32(),
+        Tag.Int64 => r.ReadInt64(),
+        Tag.UInt64 => r.ReadUInt64(),
+        Tag.Single => r.ReadSingle(),
+        Tag.Double => r.ReadDouble(),
+        Tag.Decimal => r.ReadDecimal(),
+        Tag.Guid => new Guid(r.ReadBytes(16)),
+        Tag.DateTimeOffset => ReadDateTimeOffset(r),
+        Tag.Bytes => r.ReadBytes(r.ReadInt32()),
+        Tag.List => ReadList(r),
+        var tag => throw new MessageStoreException($"A stored header has an unknown value tag {(byte)tag}; the store may be damaged."),
+    };
+
+    private static DateTimeOffset ReadDateTimeOffset(BinaryReader r)
+    {
+        var ticks = r.ReadInt64();
+        var offset = TimeSpan.FromMinutes(r.ReadInt16());
+        return new DateTimeOffset(ticks, TimeSpan.Zero).ToOffset(offset);
+    }
+
+    private static List<object?> ReadList(BinaryReader r)
+    {
+        var count = r.ReadInt32();
+        var list = new List<object?>(count);
+        for (var i = 0; i < count; i++)
+        {
+            list.Add(ReadValue(r));
+        }
+
+        return list;
+    }
+
+    /// <summary>A decoded envelope.</summary>
+    internal sealed record Decoded(object Body, MessageProperties Properties, string Exchange, string RoutingKey, long TimestampTicks, string? Failure);
+}

@@ -1,0 +1,278 @@
+using System.Collections.Concurrent;
+using MessageQueue.Tests.Support;
+using Microsoft.Data.Sqlite;
+
+namespace MessageQueue.Sqlite.Tests;
+
+public sealed record Order(int Id);
+
+[TestFixture]
+[CancelAfter(30_000)]
+public sealed class DurableQueueTests
+{
+    private string _path = "";
+
+    [SetUp]
+    public void SetUp() => _path = Path.Combine(Path.GetTempPath(), $"mq-{Guid.NewGuid():N}.db");
+
+    [TearDown]
+    public void TearDown()
+    {
+        foreach (var file in new[] { _path, _path + "-wal", _path + "-shm" })
+        {
+            File.Delete(file);
+        }
+    }
+
+    private MessageBroker Build(Action<MessageBrokerBuilder>? more = null, bool declareDurable = true)
+    {
+        var builder = new MessageBrokerBuilder().UseSqlite(_path);
+        builder.AddQueue("dead", o => o.Durable = declareDurable);
+        builder.AddQueue("q", o => { o.Durable = declareDurable; o.DeadLetterQueue = "dead"; });
+        more?.Invoke(builder);
+        return builder.Build();
+    }
+
+    private static async Task<List<int>> IdsAsync(MessageBroker broker, string queue) =>
+        [.. (await broker.Management.PeekAsync(queue)).Select(m => ((Order)m.Body).Id)];
+
+    [Test]
+    public void Canary_SqliteOpensAndRoundTrips()
+    {
+        using var store = new SqliteMessageStore(_path);
+        Assert.That(store.Open(), Is.Empty);
+        var batch = new StoreBatch { MustBeDurable = true };
+        batch.Inserts.Add(new StoredMessage(1, "q", 0, 0, new byte[] { 1, 2, 3 }));
+        store.Write(batch);
+        store.Dispose();
+
+        using var again = new SqliteMessageStore(_path);
+        var rows = again.Open();
+        Assert.That(rows.Select(r => (r.Id, r.Queue, r.Envelope.ToArray().Length)), Is.EqualTo(new[] { (1L, "q", 3) }));
+    }
+
+    [Test]
+    public void DurableQueueWithoutStore_IsATopologyProblem()
+    {
+        var ex = Assert.Throws<TopologyException>(() => new MessageBrokerBuilder().AddQueue("q", o => o.Durable = true).Build());
+        Assert.That(ex!.Message, Does.Contain("'q' is durable but the broker has no message store"));
+    }
+
+    [Test]
+    public async Task Restart_RecoversReadyInOrder_UnackedAsRedelivered_AckedGone()
+    {
+        await using (var broker = Build())
+        {
+            for (var i = 1; i <= 5; i++)
+            {
+                await broker.SendAsync("q", new Order(i));
+            }
+
+            await broker.SendAsync("q", new Order(99), new PublishOptions { Persistent = false });
+            var consumer = broker.Consume<Order>("q", o => o.Prefetch = 2);
+            await (await consumer.ReceiveAsync()).AckAsync();
+            _ = await consumer.ReceiveAsync(); // 2 stays unacked until the broker stops
+        }
+
+        await using var restarted = Build();
+        await using var c = restarted.Consume<Order>("q", o => o.Prefetch = 1);
+        var first = await c.ReceiveAsync().AsTask().WithSafety();
+        using (Assert.EnterMultipleScope())
+        {
+            Assert.That(await IdsAsync(restarted, "q"), Is.EqualTo(new[] { 3, 4, 5 }));
+            Assert.That((first.Message.Id, first.Redelivered, first.DeliveryCount), Is.EqualTo((2, true, 2)));
+        }
+    }
+
+    [Test]
+    public async Task Delayed_KeepsItsDueTime_AcrossRestart()
+    {
+        var time = new ManualTimeProvider();
+        await using (var broker = Build(b => b.UseTimeProvider(time)))
+        {
+            await broker.SendAsync("q", new Order(1), new PublishOptions { Delay = TimeSpan.FromHours(1) });
+        }
+
+        time.Advance(TimeSpan.FromMinutes(30));
+        await using var restarted = Build(b => b.UseTimeProvider(time));
+        Assert.That(restarted.Management.GetQueueInfo("q").Delayed, Is.EqualTo(1));
+        time.Advance(TimeSpan.FromMinutes(29));
+        Assert.That(restarted.Management.GetQueueInfo("q").Ready, Is.Zero);
+        time.Advance(TimeSpan.FromMinutes(1));
+        Assert.That(await IdsAsync(restarted, "q"), Is.EqualTo(new[] { 1 }));
+    }
+
+    [Test]
+    public async Task DeadLetters_KeepContentAndHistory_AndHeadersKeepTheirTypes()
+    {
+        var headers = new Dictionary<string, object?>
+        {
+            ["s"] = "text", ["i"] = 5, ["l"] = 5L, ["b"] = (byte)7, ["g"] = Guid.Parse("0b7c2f5e-3f7d-4c55-9a59-0d7b6a0e1c11"),
+            ["t"] = new DateTimeOffset(2026, 5, 1, 12, 0, 0, TimeSpan.FromHours(2)), ["list"] = new List<object?> { 1, "two", null },
+            ["bytes"] = new byte[] { 9, 8 }, ["d"] = 1.5, ["m"] = 2.25m, ["flag"] = true, ["none"] = null,
+        };
+        await using (var broker = Build())
+        {
+            await broker.SendAsync("q", new Order(1), new PublishOptions { Headers = headers, CorrelationId = "c-1", Priority = 3 });
+            await using var consumer = broker.Consume<Order>("q");
+            await (await consumer.ReceiveAsync()).RejectAsync("bad order");
+            await broker.WaitForQueueAsync("dead", i => i.Ready == 1);
+        }
+
+        await using var restarted = Build();
+        var dead = (await restarted.Management.PeekAsync("dead")).Single();
+        using (Assert.EnterMultipleScope())
+        {
+            Assert.That(((Order)dead.Body).Id, Is.EqualTo(1));
+            Assert.That(restarted.Management.GetQueueInfo("q").Ready, Is.Zero);
+            Assert.That(dead.Properties.Deaths.Select(d => (d.Queue, d.Reason, d.Count)), Is.EqualTo(new[] { ("q", "rejected", 1L) }));
+            Assert.That(dead.Properties.Headers["x-rejection-reason"], Is.EqualTo("bad order"));
+            Assert.That(dead.Properties.CorrelationId, Is.EqualTo("c-1"));
+            Assert.That(dead.Properties.Priority, Is.EqualTo(3));
+            foreach (var (key, value) in headers)
+            {
+                Assert.That(dead.Properties.Headers[key], Is.EqualTo(value), key);
+                Assert.That(dead.Properties.Headers[key]?.GetType(), Is.EqualTo(value?.GetType()), key);
+            }
+        }
+    }
+
+    [Test]
+    public async Task UndeclaredDurableQueue_IsKept_AndRecoveredWhenDeclaredAgain()
+    {
+        await using (var broker = Build(b => b.AddQueue("old", o => o.Durable = true)))
+        {
+            await broker.SendAsync("old", new Order(7));
+        }
+
+        await using (var without = Build())
+        {
+            Assert.That(without.Management.GetQueueNames(), Does.Not.Contain("old"));
+        }
+
+        await using var later = Build();
+        await later.Management.DeclareQueueAsync("old", o => o.Durable = true);
+        Assert.That(await IdsAsync(later, "old"), Is.EqualTo(new[] { 7 }));
+    }
+
+    [Test]
+    public void NewerSchema_IsRefusedWithoutChangingTheDatabase()
+    {
+        using (var connection = new SqliteConnection($"Data Source={_path};Pooling=False"))
+        {
+            connection.Open();
+            using var command = connection.CreateCommand();
+            command.CommandText = "CREATE TABLE mq_schema (version INTEGER NOT NULL); INSERT INTO mq_schema VALUES (99);";
+            command.ExecuteNonQuery();
+        }
+
+        var ex = Assert.Throws<MessageStoreException>(() => Build());
+        Assert.That(ex!.Message, Does.Contain("version 99, newer than this code understands (1)"));
+    }
+
+    [Test]
+    public async Task ConcurrentPublishers_ShareCommits()
+    {
+        const int Publishers = 8, Each = 100;
+        await using var broker = Build();
+        var before = broker.Context.Durable!.Writes;
+        await Task.WhenAll(Enumerable.Range(0, Publishers).Select(p => Task.Run(async () =>
+        {
+            for (var i = 0; i < Each; i++)
+            {
+                await broker.SendAsync("q", new Order((p * Each) + i));
+            }
+        })));
+
+        var writes = broker.Context.Durable!.Writes - before;
+        Assert.That(broker.Management.GetQueueInfo("q").Ready, Is.EqualTo(Publishers * Each));
+        Assert.That(writes, Is.LessThan(Publishers * Each / 2), $"{writes} commits for {Publishers * Each} messages");
+    }
+
+    [Test]
+    public async Task StoreFailure_PublishThrows_NothingEnqueued_MemoryQueuesWork_ThenRecovers()
+    {
+        var store = new FlakyStore(new SqliteMessageStore(_path));
+        await using var broker = new MessageBrokerBuilder().UseStore(() => store)
+            .AddQueue("q", o => o.Durable = true)
+            .AddQueue("mem")
+            .Build();
+        store.Failing = true;
+        var ex = await Assert.ThrowsAsync<MessageStoreException>(async () => await broker.SendAsync("q", new Order(1)));
+        await broker.SendAsync("mem", new Order(2));
+        await using (var tx = broker.BeginTransaction())
+        {
+            await tx.SendAsync("q", new Order(3));
+            await tx.SendAsync("mem", new Order(4));
+            await Assert.ThrowsAsync<MessageStoreException>(async () => await tx.CommitAsync());
+        }
+
+        using (Assert.EnterMultipleScope())
+        {
+            Assert.That(ex!.Message, Does.Contain("disk full (simulated)"));
+            Assert.That(broker.Management.GetQueueInfo("q").Published, Is.Zero);
+            Assert.That(await IdsAsync(broker, "mem"), Is.EqualTo(new[] { 2 }));
+        }
+
+        store.Failing = false;
+        await broker.SendAsync("q", new Order(5));
+        Assert.That(await IdsAsync(broker, "q"), Is.EqualTo(new[] { 5 }));
+    }
+
+    [Test]
+    public async Task BodyThatNoLongerDeserializes_IsDeadLetteredWithTheReason()
+    {
+        await using (var broker = Build())
+        {
+            await broker.SendAsync("q", new Order(1));
+        }
+
+        await using var restarted = Build(b => b.UseSerializer(new BrokenDeserializer()));
+        var dead = (await restarted.Management.PeekAsync("dead")).Single();
+        Assert.That(dead.Properties.Headers["x-rejection-reason"] as string, Does.Contain("no longer deserializes").And.Contain(typeof(Order).FullName!));
+    }
+
+    [Test]
+    public async Task SerializationFailure_AtPublish_ThrowsAndEnqueuesNothing()
+    {
+        await using var broker = Build();
+        var ex = await Assert.ThrowsAsync<MessageSerializationException>(async () => await broker.SendAsync("q", new SelfReferencing()));
+        Assert.That(ex!.Message, Does.Contain(nameof(SelfReferencing)));
+        Assert.That(broker.Management.GetQueueInfo("q").Published, Is.Zero);
+    }
+
+    public sealed class SelfReferencing
+    {
+        public SelfReferencing Self => this;
+    }
+
+    private sealed class BrokenDeserializer : IMessageSerializer
+    {
+        private readonly JsonMessageSerializer _json = new();
+
+        public string ContentType => _json.ContentType;
+
+        public byte[] Serialize(object body, Type type) => _json.Serialize(body, type);
+
+        public object Deserialize(ReadOnlySpan<byte> data, Type type) => throw new FormatException("the contract changed");
+    }
+
+    private sealed class FlakyStore(IMessageStore inner) : IMessageStore
+    {
+        public volatile bool Failing;
+
+        public IReadOnlyList<StoredMessage> Open() => inner.Open();
+
+        public void Write(StoreBatch batch)
+        {
+            if (Failing)
+            {
+                throw new MessageStoreException("disk full (simulated)");
+            }
+
+            inner.Write(batch);
+        }
+
+        public void Dispose() => inner.Dispose();
+    }
+}
