@@ -154,6 +154,40 @@ public sealed partial class ReadmeSnippetTests
     }
 
     [Test]
+    public async Task Durable()
+    {
+        var file = Path.Combine(Path.GetTempPath(), $"readme-{Guid.NewGuid():N}.db");
+        var connectionString = $"Data Source={file}";
+        try
+        {
+            for (var run = 1; run <= 2; run++)
+            {
+                // snippet:durable:start
+                await using var broker = new MessageBrokerBuilder()
+                    .UseSqlite(connectionString)                      // one database file per broker
+                    .AddQueue("billing", q => q.Durable = true)      // persistent messages survive a crash
+                    .Build();                                        // recovers what the file holds
+                // snippet:durable:end
+                if (run == 1)
+                {
+                    await broker.SendAsync("billing", new Invoice(1)); // on disk when this returns
+                }
+                else
+                {
+                    Assert.That(broker.Management.GetQueueInfo("billing").Ready, Is.EqualTo(1));
+                }
+            }
+        }
+        finally
+        {
+            foreach (var f in new[] { file, file + "-wal", file + "-shm" })
+            {
+                File.Delete(f);
+            }
+        }
+    }
+
+    [Test]
     public void Readme_Snippets_MatchThisFile()
     {
         var readme = ReadmeText.Readme;
