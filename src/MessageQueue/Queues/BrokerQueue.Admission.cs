@@ -162,21 +162,12 @@ internal sealed partial class BrokerQueue
 
                     if (item.Due > 0)
                     {
-                        entry.Sequence = 0; // no place yet: it gets one when it is due
-                        entry.SetState(EntryState.Delayed);
-                        _delayed.Enqueue(entry, item.Due);
-                        WakeAt(item.Due);
+                        AddDelayed(entry, item.Due);
                     }
                     else
                     {
-                        entry.Sequence = ++_sequence;
-                        _ready.Append(entry);
-                        if (MayExpire(entry))
-                        {
-                            var ttl = TtlTicks(entry);
-                            ttlZero |= ttl == 0;
-                            ScheduleSweep(ExpiryOf(entry));
-                        }
+                        JoinTail(entry);
+                        ttlZero |= MayExpire(entry) && TtlTicks(entry) == 0;
                     }
 
                     break;
@@ -309,6 +300,16 @@ internal sealed partial class BrokerQueue
 
     /// <summary>A due delayed message takes its place at the tail, behind everything published before it
     /// became due (caller holds the lock).</summary>
+    /// <summary>A delayed publish waits for its due time with no place in the queue yet; it gets one when it is
+    /// due (caller holds the lock).</summary>
+    private void AddDelayed(QueueEntry entry, long dueTicks)
+    {
+        entry.Sequence = 0;
+        entry.SetState(EntryState.Delayed);
+        _delayed.Enqueue(entry, dueTicks);
+        WakeAt(dueTicks);
+    }
+
     private void JoinTail(QueueEntry entry)
     {
         DrainIncoming();

@@ -54,19 +54,11 @@ internal sealed partial class BrokerQueue
             }
             else if (row.DueTicks > 0)
             {
-                entry.Sequence = 0;
-                entry.SetState(EntryState.Delayed);
-                _delayed.Enqueue(entry, row.DueTicks);
-                WakeAt(row.DueTicks);
+                AddDelayed(entry, row.DueTicks);
             }
             else
             {
-                entry.Sequence = ++_sequence;
-                _ready.Append(entry);
-                if (MayExpire(entry))
-                {
-                    ScheduleSweep(ExpiryOf(entry));
-                }
+                JoinTail(entry);
             }
 
             dead = TakeDeadLetters();

@@ -134,11 +134,8 @@ internal sealed partial class BrokerQueue : IDueTarget
                 return false;
             }
 
-            entry.Sequence = 0; // no place yet: it gets one when it is due
             _published++;
-            entry.SetState(EntryState.Delayed);
-            _delayed.Enqueue(entry, dueTicks);
-            WakeAt(dueTicks);
+            AddDelayed(entry, dueTicks);
         }
 
         Notify();

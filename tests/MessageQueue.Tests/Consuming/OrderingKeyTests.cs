@@ -34,7 +34,7 @@ public sealed class OrderingKeyTests
             }
 
             var now = Interlocked.Increment(ref running);
-            InterlockedMax(ref peak, now);
+            Concurrency.InterlockedMax(ref peak, now);
             for (var y = 0; y <= d.Message.Id % 4; y++)
             {
                 await Task.Yield(); // handlers of different lengths, so keys interleave
@@ -217,21 +217,6 @@ public sealed class OrderingKeyTests
         {
             Assert.That((info.Acked, info.Ready, info.Delivered, info.Redelivered), Is.EqualTo((1, 4, 1, 0)));
             Assert.That(ids, Is.EqualTo(new[] { (2, 0), (3, 0), (4, 0), (5, 0) }));
-        }
-    }
-
-    private static void InterlockedMax(ref int target, int value)
-    {
-        var current = Volatile.Read(ref target);
-        while (value > current)
-        {
-            var seen = Interlocked.CompareExchange(ref target, value, current);
-            if (seen == current)
-            {
-                return;
-            }
-
-            current = seen;
         }
     }
 }

@@ -330,7 +330,7 @@ public sealed class LengthLimitTests
         q.Changed += () =>
         {
             var ready = q.GetInfo().Ready;
-            InterlockedMax(ref maxReady, ready);
+            Concurrency.InterlockedMax(ref maxReady, ready);
         };
 
         var seen = new int[Producers * PerProducer];
@@ -355,21 +355,6 @@ public sealed class LengthLimitTests
             Assert.That(maxReady, Is.LessThanOrEqualTo(Limit));
             Assert.That(seen, Is.All.EqualTo(1));
             Assert.That(broker.Management.GetQueueInfo("q").Rejected, Is.Zero);
-        }
-    }
-
-    private static void InterlockedMax(ref int target, int value)
-    {
-        var current = Volatile.Read(ref target);
-        while (value > current)
-        {
-            var seen = Interlocked.CompareExchange(ref target, value, current);
-            if (seen == current)
-            {
-                return;
-            }
-
-            current = seen;
         }
     }
 }
