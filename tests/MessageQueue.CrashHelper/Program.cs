@@ -1,0 +1,120 @@
+using System.Globalization;
+using MessageQueue;
+using MessageQueue.CrashHelper;
+
+// Usage: MessageQueue.CrashHelper <database> <run> [final]
+// Prints, one record per line, each ending in " ;" so that a line cut short by the kill is recognisable:
+//   S <id> <deliveryCount> <ok|corrupt>   a message found in the queue at start (in queue order)
+//   READY                                 start-up done; publishing and consuming begin
+//   P <id>                                PublishAsync of <id> completed (the message is confirmed)
+//   D <id> <deliveryCount> <ok|corrupt>   <id> was delivered
+//   K <id>                                AckAsync of <id> is about to be called (the ack may take effect
+//                                         even if the process dies before it returns)
+//   A <id>                                AckAsync of <id> completed
+//   LOG <level> <message>                 the broker logged a warning or an error
+// Message ids are "<run>-<publisher>-<sequence>". Every fourth delivered message is left unacked.
+if (args.Length < 2)
+{
+    Console.Error.WriteLine("usage: MessageQueue.CrashHelper <database> <run> [final]");
+    return 2;
+}
+
+var database = args[0];
+var run = args[1];
+var final = args.Length > 2 && args[2] == "final";
+var output = Console.Out;
+void Say(string line) => output.WriteLine(line + " ;");
+
+await using var broker = new MessageBrokerBuilder()
+    .UseSqlite(database)
+    .UseLoggerFactory(new LineLoggerFactory(Say))
+    .AddQueue("work", o => o.Durable = true)
+    .Build();
+
+foreach (var m in await broker.Management.PeekAsync("work", int.MaxValue))
+{
+    var message = (CrashMessage)m.Body;
+    Say($"S {message.Id} {m.DeliveryCount} {(message.IsIntact ? "ok" : "corrupt")}");
+}
+
+if (final)
+{
+    Say("DONE");
+    return 0;
+}
+
+Say("READY");
+var consumer = broker.Consume<CrashMessage>("work", o => o.Prefetch = 10_000);
+var consuming = Task.Run(async () =>
+{
+    var seen = 0;
+    while (true)
+    {
+        var delivery = await consumer.ReceiveAsync();
+        var message = delivery.Message;
+        Say($"D {message.Id} {delivery.DeliveryCount} {(message.IsIntact ? "ok" : "corrupt")}");
+        if (++seen % 4 != 0)
+        {
+            Say($"K {message.Id}");
+            await delivery.AckAsync();
+            Say($"A {message.Id}");
+        }
+    }
+});
+
+var publishers = Enumerable.Range(0, 2).Select(p => Task.Run(async () =>
+{
+    for (var i = 0; ; i++)
+    {
+        var id = string.Create(CultureInfo.InvariantCulture, $"{run}-{p}-{i}");
+        await broker.SendAsync("work", CrashMessage.For(id));
+        Say($"P {id}");
+    }
+})).ToArray();
+
+// Runs until killed; if a task fails, say why and exit non-zero so the test sees it.
+var failed = await Task.WhenAny([consuming, .. publishers]);
+Console.Error.WriteLine(failed.Exception?.ToString() ?? "a loop ended");
+return 1;
+
+namespace MessageQueue.CrashHelper
+{
+    using Microsoft.Extensions.Logging;
+
+    /// <summary>Reports the broker's warnings and errors as records, so the test sees them.</summary>
+    internal sealed class LineLoggerFactory(Action<string> say) : ILoggerFactory, ILogger
+    {
+        public ILogger CreateLogger(string categoryName) => this;
+
+        public void AddProvider(ILoggerProvider provider)
+        {
+        }
+
+        public void Dispose()
+        {
+        }
+
+        public IDisposable? BeginScope<TState>(TState state)
+            where TState : notnull => null;
+
+        public bool IsEnabled(LogLevel logLevel) => logLevel >= LogLevel.Warning;
+
+        public void Log<TState>(LogLevel logLevel, EventId eventId, TState state, Exception? exception, Func<TState, Exception?, string> formatter)
+        {
+            if (IsEnabled(logLevel))
+            {
+                say($"LOG {logLevel} {formatter(state, exception)} {exception?.Message}".ReplaceLineEndings(" "));
+            }
+        }
+    }
+
+    /// <summary>A message whose payload is derived from its id, so a damaged one is recognised.</summary>
+    public sealed record CrashMessage(string Id, string Payload)
+    {
+        public bool IsIntact => Payload == PayloadOf(Id);
+
+        public static CrashMessage For(string id) => new(id, PayloadOf(id));
+
+        private static string PayloadOf(string id) => string.Concat(Enumerable.Repeat(id, 8));
+    }
+}
