@@ -5,7 +5,7 @@ namespace MessageQueue;
 /// <summary>Adds the SQLite message store to a broker.</summary>
 public static class SqliteBrokerBuilderExtensions
 {
-    /// <summary>Keeps the broker's durable queues in a SQLite database (one file per broker, WAL mode). The
+    /// <summary>Keeps the broker's durable and lazy queues in a SQLite database (one file per broker, WAL mode). The
     /// database is created on first use; <see cref="MessageBrokerBuilder.Build"/> recovers what it holds.</summary>
     /// <param name="builder">The builder.</param>
     /// <param name="pathOrConnectionString">A file path (e.g. <c>app-queue.db</c>) or a connection string.</param>
@@ -17,6 +17,6 @@ public static class SqliteBrokerBuilderExtensions
         ArgumentException.ThrowIfNullOrWhiteSpace(pathOrConnectionString);
         var options = new SqliteStoreOptions();
         configure?.Invoke(options);
-        return builder.UseStore(() => new SqliteMessageStore(pathOrConnectionString, options));
+        return builder.UseStore(() => new SqliteMessageStore(pathOrConnectionString, options), options);
     }
 }

@@ -3,21 +3,30 @@ using Microsoft.Data.Sqlite;
 namespace MessageQueue.Sqlite;
 
 /// <summary>
-/// The built-in <see cref="IMessageStore"/>: one SQLite database in WAL mode, one table of messages. The schema is
-/// created on first use and versioned; a database with a newer schema than this code understands is refused
-/// with a clear error instead of being changed.
+/// The built-in <see cref="IMessageStore"/>: one SQLite database in WAL mode, a table of messages and one of
+/// remembered deduplication ids. The schema is created on first use, versioned and upgraded in place; a database
+/// with a newer schema than this code understands is refused with a clear error instead of being changed. Writes
+/// use one connection; reads (lazy queues refilling their windows) use a second, so they never wait for a sync.
 /// </summary>
 public sealed class SqliteMessageStore : IMessageStore
 {
     /// <summary>The schema version this code writes and reads.</summary>
-    public const int SchemaVersion = 1;
+    public const int SchemaVersion = 2;
+
+    private const long TransientFlag = 1;
+    private const int PageSize = 4096;
 
     private readonly string _connectionString;
     private readonly SqliteStoreOptions _options;
+    private readonly Lock _readGate = new();
     private SqliteConnection? _connection;
+    private SqliteConnection? _reader;
     private SqliteCommand? _insert;
     private SqliteCommand? _delete;
     private SqliteCommand? _deliver;
+    private SqliteCommand? _remember;
+    private SqliteCommand? _forget;
+    private SqliteCommand? _readOne;
     private bool? _synced;
 
     /// <summary>Creates a store on a database file or connection string.</summary>
@@ -35,7 +44,7 @@ public sealed class SqliteMessageStore : IMessageStore
     }
 
     /// <inheritdoc/>
-    public IReadOnlyList<StoredMessage> Open()
+    public StoreContents Open()
     {
         try
         {
@@ -44,7 +53,11 @@ public sealed class SqliteMessageStore : IMessageStore
             Execute($"PRAGMA busy_timeout = {(int)_options.BusyTimeout.TotalMilliseconds};");
             Execute("PRAGMA journal_mode = WAL;");
             EnsureSchema();
-            return ReadAll();
+            Execute($"DELETE FROM mq_messages WHERE flags & {TransientFlag} <> 0;");
+            _reader = new SqliteConnection(_connectionString);
+            _reader.Open();
+            Execute($"PRAGMA busy_timeout = {(int)_options.BusyTimeout.TotalMilliseconds};", connection: _reader);
+            return ReadContents();
         }
         catch (SqliteException ex)
         {
@@ -73,14 +86,17 @@ public sealed class SqliteMessageStore : IMessageStore
             }
 
             using var transaction = connection.BeginTransaction();
-            var insert = Prepare(ref _insert, "INSERT INTO mq_messages (id, queue, delivery_count, due, envelope) VALUES ($id, $queue, $count, $due, $envelope);", transaction, "$id", "$queue", "$count", "$due", "$envelope");
+            var insert = Prepare(ref _insert, "INSERT INTO mq_messages (id, queue, delivery_count, due, flags, envelope) VALUES ($id, $queue, $count, $due, $flags, $envelope);", transaction, "$id", "$queue", "$count", "$due", "$flags", "$envelope");
             foreach (var m in batch.Inserts)
             {
                 insert.Parameters[0].Value = m.Id;
                 insert.Parameters[1].Value = m.Queue;
                 insert.Parameters[2].Value = m.DeliveryCount;
                 insert.Parameters[3].Value = m.DueTicks;
-                insert.Parameters[4].Value = m.Envelope.ToArray();
+                insert.Parameters[4].Value = m.Transient ? TransientFlag : 0L;
+                insert.Parameters[5].Value = System.Runtime.InteropServices.MemoryMarshal.TryGetArray(m.Envelope, out var whole) && whole.Offset == 0 && whole.Count == whole.Array!.Length
+                    ? whole.Array
+                    : m.Envelope.ToArray();
                 insert.ExecuteNonQuery();
             }
 
@@ -99,6 +115,30 @@ public sealed class SqliteMessageStore : IMessageStore
                 delete.ExecuteNonQuery();
             }
 
+            if (batch.Remember.Count > 0)
+            {
+                var remember = Prepare(ref _remember, "INSERT OR IGNORE INTO mq_dedup (queue, message_id, seen) VALUES ($queue, $id, $seen);", transaction, "$queue", "$id", "$seen");
+                foreach (var r in batch.Remember)
+                {
+                    remember.Parameters[0].Value = r.Queue;
+                    remember.Parameters[1].Value = r.MessageId;
+                    remember.Parameters[2].Value = r.SeenTicks;
+                    remember.ExecuteNonQuery();
+                }
+            }
+
+            if (batch.Forget.Count > 0)
+            {
+                var forget = Prepare(ref _forget, "DELETE FROM mq_dedup WHERE queue = $queue AND message_id = $id AND seen = $seen;", transaction, "$queue", "$id", "$seen");
+                foreach (var r in batch.Forget)
+                {
+                    forget.Parameters[0].Value = r.Queue;
+                    forget.Parameters[1].Value = r.MessageId;
+                    forget.Parameters[2].Value = r.SeenTicks;
+                    forget.ExecuteNonQuery();
+                }
+            }
+
             transaction.Commit();
         }
         catch (SqliteException ex)
@@ -113,9 +153,127 @@ public sealed class SqliteMessageStore : IMessageStore
         _insert?.Dispose();
         _delete?.Dispose();
         _deliver?.Dispose();
-        _insert = _delete = _deliver = null;
+        _remember?.Dispose();
+        _forget?.Dispose();
+        _insert = _delete = _deliver = _remember = _forget = null;
         _connection?.Dispose();
         _connection = null;
+        lock (_readGate)
+        {
+            _readOne?.Dispose();
+            _readOne = null;
+            _reader?.Dispose();
+            _reader = null;
+        }
+    }
+
+    /// <inheritdoc/>
+    public IEnumerable<StoredMessage> ReadQueue(string queue, bool withEnvelopes)
+    {
+        ArgumentNullException.ThrowIfNull(queue);
+        long after = 0;
+        while (true)
+        {
+            var page = ReadPage(queue, withEnvelopes, after);
+            foreach (var m in page)
+            {
+                yield return m;
+            }
+
+            if (page.Count < PageSize)
+            {
+                yield break;
+            }
+
+            after = page[^1].Id;
+        }
+    }
+
+    /// <inheritdoc/>
+    public IReadOnlyList<StoredMessage> Read(IReadOnlyList<long> ids)
+    {
+        ArgumentNullException.ThrowIfNull(ids);
+        var found = new List<StoredMessage>(ids.Count);
+        lock (_readGate)
+        {
+            var reader = _reader ?? throw new ObjectDisposedException(nameof(SqliteMessageStore), "The store is closed.");
+            try
+            {
+                var read = _readOne ??= CreateCommand(reader, "SELECT id, queue, delivery_count, due, flags, envelope FROM mq_messages WHERE id = $id;", "$id");
+                using var transaction = reader.BeginTransaction(deferred: true); // one snapshot for all ids
+                read.Transaction = transaction;
+                foreach (var id in ids)
+                {
+                    read.Parameters[0].Value = id;
+                    using var row = read.ExecuteReader();
+                    if (row.Read())
+                    {
+                        found.Add(ToMessage(row, withEnvelope: true));
+                    }
+                }
+
+                transaction.Commit();
+            }
+            catch (SqliteException ex)
+            {
+                throw new MessageStoreException($"Reading from the SQLite message store failed: {ex.Message}", ex);
+            }
+        }
+
+        return found;
+    }
+
+    private List<StoredMessage> ReadPage(string queue, bool withEnvelopes, long after)
+    {
+        lock (_readGate)
+        {
+            var reader = _reader ?? throw new ObjectDisposedException(nameof(SqliteMessageStore), "The store is closed.");
+            try
+            {
+                using var read = CreateCommand(
+                    reader,
+                    $"SELECT id, queue, delivery_count, due, flags, {(withEnvelopes ? "envelope" : "length(envelope)")} FROM mq_messages WHERE queue = $queue AND id > $after ORDER BY id LIMIT {PageSize};",
+                    "$queue",
+                    "$after");
+                read.Parameters[0].Value = queue;
+                read.Parameters[1].Value = after;
+                using var rows = read.ExecuteReader();
+                var page = new List<StoredMessage>();
+                while (rows.Read())
+                {
+                    page.Add(ToMessage(rows, withEnvelopes));
+                }
+
+                return page;
+            }
+            catch (SqliteException ex)
+            {
+                throw new MessageStoreException($"Reading queue '{queue}' from the SQLite message store failed: {ex.Message}", ex);
+            }
+        }
+    }
+
+    private static StoredMessage ToMessage(SqliteDataReader row, bool withEnvelope)
+    {
+        var transient = (row.GetInt64(4) & TransientFlag) != 0;
+        if (withEnvelope)
+        {
+            return new StoredMessage(row.GetInt64(0), row.GetString(1), row.GetInt32(2), row.GetInt64(3), (byte[])row.GetValue(5)) { Transient = transient };
+        }
+
+        return new StoredMessage(row.GetInt64(0), row.GetString(1), row.GetInt32(2), row.GetInt64(3), ReadOnlyMemory<byte>.Empty) { Transient = transient, Length = row.GetInt32(5) };
+    }
+
+    private static SqliteCommand CreateCommand(SqliteConnection connection, string sql, params string[] parameters)
+    {
+        var command = connection.CreateCommand();
+        command.CommandText = sql;
+        foreach (var p in parameters)
+        {
+            command.Parameters.Add(new SqliteParameter { ParameterName = p });
+        }
+
+        return command;
     }
 
     private SqliteCommand Prepare(ref SqliteCommand? command, string sql, SqliteTransaction transaction, params string[] parameters)
@@ -139,41 +297,74 @@ public sealed class SqliteMessageStore : IMessageStore
         Execute("CREATE TABLE IF NOT EXISTS mq_schema (version INTEGER NOT NULL);");
         using var read = _connection!.CreateCommand();
         read.CommandText = "SELECT MAX(version) FROM mq_schema;";
-        var found = read.ExecuteScalar();
-        if (found is long version)
+        var version = read.ExecuteScalar() is long found ? found : 0;
+        if (version > SchemaVersion)
         {
-            if (version > SchemaVersion)
-            {
-                throw new MessageStoreException(
-                    $"The message store's schema is version {version}, newer than this code understands ({SchemaVersion}); it was written by a newer MessageQueue. Upgrade the package; the database was not changed.");
-            }
+            throw new MessageStoreException(
+                $"The message store's schema is version {version}, newer than this code understands ({SchemaVersion}); it was written by a newer MessageQueue. Upgrade the package; the database was not changed.");
+        }
 
+        if (version == SchemaVersion)
+        {
             return;
         }
 
+        // Create, or upgrade step by step, in one transaction: a failure leaves the old schema as it was.
         using var transaction = _connection.BeginTransaction();
-        Execute("CREATE TABLE IF NOT EXISTS mq_messages (id INTEGER PRIMARY KEY, queue TEXT NOT NULL, delivery_count INTEGER NOT NULL, due INTEGER NOT NULL, envelope BLOB NOT NULL);", transaction);
+        if (version < 1)
+        {
+            Execute("CREATE TABLE mq_messages (id INTEGER PRIMARY KEY, queue TEXT NOT NULL, delivery_count INTEGER NOT NULL, due INTEGER NOT NULL, envelope BLOB NOT NULL);", transaction);
+        }
+
+        if (version < 2)
+        {
+            // Version 2: transient rows (lazy queues), per-queue reads, remembered deduplication ids.
+            Execute("ALTER TABLE mq_messages ADD COLUMN flags INTEGER NOT NULL DEFAULT 0;", transaction);
+            Execute("CREATE INDEX mq_messages_queue ON mq_messages (queue, id);", transaction);
+            Execute("CREATE TABLE mq_dedup (queue TEXT NOT NULL, message_id TEXT NOT NULL, seen INTEGER NOT NULL, PRIMARY KEY (queue, message_id)) WITHOUT ROWID;", transaction);
+        }
+
         Execute($"INSERT INTO mq_schema (version) VALUES ({SchemaVersion});", transaction);
         transaction.Commit();
     }
 
-    private List<StoredMessage> ReadAll()
+    private StoreContents ReadContents()
     {
-        using var read = _connection!.CreateCommand();
-        read.CommandText = "SELECT id, queue, delivery_count, due, envelope FROM mq_messages ORDER BY id;";
-        using var reader = read.ExecuteReader();
-        var all = new List<StoredMessage>();
-        while (reader.Read())
+        var queues = new Dictionary<string, int>(StringComparer.Ordinal);
+        using (var read = _connection!.CreateCommand())
         {
-            all.Add(new StoredMessage(reader.GetInt64(0), reader.GetString(1), reader.GetInt32(2), reader.GetInt64(3), (byte[])reader.GetValue(4)));
+            read.CommandText = "SELECT queue, COUNT(*) FROM mq_messages GROUP BY queue;";
+            using var rows = read.ExecuteReader();
+            while (rows.Read())
+            {
+                queues[rows.GetString(0)] = rows.GetInt32(1);
+            }
         }
 
-        return all;
+        long maxId;
+        using (var read = _connection.CreateCommand())
+        {
+            read.CommandText = "SELECT COALESCE(MAX(id), 0) FROM mq_messages;";
+            maxId = (long)read.ExecuteScalar()!;
+        }
+
+        var remembered = new List<RememberedId>();
+        using (var read = _connection.CreateCommand())
+        {
+            read.CommandText = "SELECT queue, message_id, seen FROM mq_dedup ORDER BY seen;";
+            using var rows = read.ExecuteReader();
+            while (rows.Read())
+            {
+                remembered.Add(new RememberedId(rows.GetString(0), rows.GetString(1), rows.GetInt64(2)));
+            }
+        }
+
+        return new StoreContents(queues, maxId, remembered);
     }
 
-    private void Execute(string sql, SqliteTransaction? transaction = null)
+    private void Execute(string sql, SqliteTransaction? transaction = null, SqliteConnection? connection = null)
     {
-        using var command = _connection!.CreateCommand();
+        using var command = (connection ?? _connection!).CreateCommand();
         command.CommandText = sql;
         command.Transaction = transaction;
         command.ExecuteNonQuery();

@@ -1,7 +1,7 @@
 namespace MessageQueue;
 
-/// <summary>Options of the SQLite message store.</summary>
-public sealed class SqliteStoreOptions
+/// <summary>Options of the SQLite message store (and, inherited, of how the broker uses it).</summary>
+public sealed class SqliteStoreOptions : StorageOptions
 {
     /// <summary>Gets or sets how carefully commits reach the disk.</summary>
     /// <value>The default value is <see cref="SqliteSynchronous.Full"/>.</value>

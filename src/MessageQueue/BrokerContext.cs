@@ -34,6 +34,9 @@ internal sealed class BrokerContext
     /// <summary>The writer to the message store, when the broker has one (durable queues).</summary>
     internal Storage.DurableLog? Durable { get; set; }
 
-    /// <summary>Stored messages of queues not (yet) declared durable, kept for when they are.</summary>
-    internal System.Collections.Concurrent.ConcurrentDictionary<string, List<StoredMessage>> Orphans { get; } = new(StringComparer.Ordinal);
+    /// <summary>Queues with stored messages that are not (yet) declared durable, kept for when they are.</summary>
+    internal System.Collections.Concurrent.ConcurrentDictionary<string, int> Orphans { get; } = new(StringComparer.Ordinal);
+
+    /// <summary>Deduplication ids remembered by durable queues not declared yet.</summary>
+    internal System.Collections.Concurrent.ConcurrentDictionary<string, List<RememberedId>> OrphanIds { get; } = new(StringComparer.Ordinal);
 }

@@ -15,6 +15,7 @@ public sealed class MessageBrokerBuilder
     private readonly List<(string Source, string Destination, bool ToExchange, string RoutingKey, IReadOnlyDictionary<string, object?>? Arguments)> _bindings = [];
     private TimeProvider _time = TimeProvider.System;
     private ILoggerFactory _loggerFactory = NullLoggerFactory.Instance;
+    private StorageOptions _storageOptions = new();
     private TimeSpan _shutdownTimeout = TimeSpan.FromSeconds(30);
     private Func<IMessageStore>? _store;
     private IMessageSerializer _serializer = new JsonMessageSerializer();
@@ -98,14 +99,18 @@ public sealed class MessageBrokerBuilder
         return this;
     }
 
-    /// <summary>Gives the broker a message store for its durable queues. The store is opened, and its messages
-    /// recovered into their queues, by <see cref="Build"/>; the broker owns it and disposes it.</summary>
+    /// <summary>Gives the broker a message store for its durable and lazy queues. The store is opened, and its
+    /// messages recovered into their queues, by <see cref="Build"/>; the broker owns it and disposes it.</summary>
     /// <param name="store">Creates the store (called once, by <see cref="Build"/>).</param>
+    /// <param name="options">How the broker uses the store; the defaults when null.</param>
     /// <returns>This builder.</returns>
-    public MessageBrokerBuilder UseStore(Func<IMessageStore> store)
+    /// <exception cref="ArgumentOutOfRangeException">An option is out of range.</exception>
+    public MessageBrokerBuilder UseStore(Func<IMessageStore> store, StorageOptions? options = null)
     {
         ArgumentNullException.ThrowIfNull(store);
+        options?.Validate();
         _store = store;
+        _storageOptions = options ?? new StorageOptions();
         return this;
     }
 
@@ -131,7 +136,7 @@ public sealed class MessageBrokerBuilder
         }
 
         var context = new BrokerContext(_time, _loggerFactory);
-        IReadOnlyList<StoredMessage> stored = [];
+        StoreContents? stored = null;
         if (_store is not null)
         {
             var store = _store() ?? throw new InvalidOperationException("UseStore's factory returned null.");
@@ -145,7 +150,7 @@ public sealed class MessageBrokerBuilder
                 throw;
             }
 
-            context.Durable = new Storage.DurableLog(store, _serializer, context.Logger, stored.Count == 0 ? 0 : stored.Max(m => m.Id));
+            context.Durable = new Storage.DurableLog(store, _serializer, _storageOptions, context.Logger, stored.MaxId);
         }
 
         var topology = context.Topology;
@@ -164,7 +169,11 @@ public sealed class MessageBrokerBuilder
             topology.Bind(source, toExchange ? null : destination, toExchange ? destination : null, routingKey, arguments);
         }
 
-        Storage.Recovery.Run(context, stored);
+        if (stored is not null)
+        {
+            Storage.Recovery.Run(context, stored);
+        }
+
         return new MessageBroker(context, _shutdownTimeout);
     }
 
@@ -200,11 +209,7 @@ public sealed class MessageBrokerBuilder
                 continue;
             }
 
-            problems.AddRange(options.Validate(name));
-            if (options.Durable && _store is null)
-            {
-                problems.Add($"Queue '{name}' is durable but the broker has no message store; call UseSqlite (package MessageQueue.Sqlite) or UseStore.");
-            }
+            problems.AddRange(options.Validate(name, hasStore: _store is not null));
 
             if (queues.TryGetValue(name, out var earlier))
             {

@@ -40,15 +40,23 @@ public sealed class DurableQueueTests
     public void Canary_SqliteOpensAndRoundTrips()
     {
         using var store = new SqliteMessageStore(_path);
-        Assert.That(store.Open(), Is.Empty);
+        Assert.That(store.Open().Queues, Is.Empty);
         var batch = new StoreBatch { MustBeDurable = true };
         batch.Inserts.Add(new StoredMessage(1, "q", 0, 0, new byte[] { 1, 2, 3 }));
+        batch.Inserts.Add(new StoredMessage(2, "q", 0, 0, new byte[] { 4 }) { Transient = true });
         store.Write(batch);
+        Assert.That(store.Read([2, 1, 3]).Select(r => r.Id), Is.EqualTo(new[] { 2L, 1L }));
         store.Dispose();
 
         using var again = new SqliteMessageStore(_path);
-        var rows = again.Open();
-        Assert.That(rows.Select(r => (r.Id, r.Queue, r.Envelope.ToArray().Length)), Is.EqualTo(new[] { (1L, "q", 3) }));
+        var contents = again.Open();
+        using (Assert.EnterMultipleScope())
+        {
+            Assert.That(contents.Queues, Is.EqualTo(new Dictionary<string, int> { ["q"] = 1 }), "the transient row is gone");
+            Assert.That(contents.MaxId, Is.EqualTo(1));
+            Assert.That(again.ReadQueue("q", withEnvelopes: true).Select(r => (r.Id, r.Queue, r.Envelope.Length)), Is.EqualTo(new[] { (1L, "q", 3) }));
+            Assert.That(again.ReadQueue("q", withEnvelopes: false).Select(r => (r.Id, r.Envelope.Length, r.Length)), Is.EqualTo(new[] { (1L, 0, 3) }));
+        }
     }
 
     [Test]
@@ -167,7 +175,7 @@ public sealed class DurableQueueTests
         }
 
         var ex = Assert.Throws<MessageStoreException>(() => Build());
-        Assert.That(ex!.Message, Does.Contain("version 99, newer than this code understands (1)"));
+        Assert.That(ex!.Message, Does.Contain("version 99, newer than this code understands (2)"));
     }
 
     [Test]
@@ -261,7 +269,11 @@ public sealed class DurableQueueTests
     {
         public volatile bool Failing;
 
-        public IReadOnlyList<StoredMessage> Open() => inner.Open();
+        public StoreContents Open() => inner.Open();
+
+        public IEnumerable<StoredMessage> ReadQueue(string queue, bool withEnvelopes) => inner.ReadQueue(queue, withEnvelopes);
+
+        public IReadOnlyList<StoredMessage> Read(IReadOnlyList<long> ids) => inner.Read(ids);
 
         public void Write(StoreBatch batch)
         {

@@ -159,7 +159,7 @@ public sealed partial class MessageBroker
         }
     }
 
-    /// <summary>Encodes the persistent messages bound for durable queues (each message once) and gives each such
+    /// <summary>Encodes the persistent messages bound for durable queues, and all bound for lazy ones (each message once), and gives each such
     /// item its row; null when there are none. Throws <see cref="MessageSerializationException"/> before anything
     /// is written or enqueued.</summary>
     private static List<StoredMessage>? PrepareRows(AdmissionItem[] items)
@@ -169,7 +169,7 @@ public sealed partial class MessageBroker
         for (var i = 0; i < items.Length; i++)
         {
             ref var item = ref items[i];
-            if (!item.Queue.IsStored || !item.Entry.GetProperties().Persistent)
+            if (!item.Queue.NeedsRow(item.Entry.GetProperties().Persistent))
             {
                 continue;
             }

@@ -31,8 +31,11 @@ internal sealed partial class BrokerQueue
     /// <summary>Whether every message into this queue must be admitted under its lock.</summary>
     internal bool IsGuarded => _limited || _dedupWindowTicks > 0 || _storeIds is not null;
 
-    /// <summary>Whether persistent messages of this queue are written to the store.</summary>
+    /// <summary>Whether messages of this queue are written to the store (persistent ones of a durable queue, all of a lazy one).</summary>
     internal bool IsStored => _storeIds is not null;
+
+    /// <summary>Whether a message with this persistence needs a row in the store to enter this queue.</summary>
+    internal bool NeedsRow(bool persistent) => _storeIds is not null && (persistent || _spill is not null);
 
     /// <summary>Whether admission needs each body's size.</summary>
     internal bool CountsBytes => Options.MaxLengthBytes is not null;
@@ -42,14 +45,14 @@ internal sealed partial class BrokerQueue
     private string DescribeLimit(long adding, long addingBytes)
     {
         var parts = new List<string>(2);
-        if (Options.MaxLength is { } max && _ready.Count + adding > max)
+        if (Options.MaxLength is { } max && ReadyCount + adding > max)
         {
-            parts.Add($"MaxLength = {max}, {_ready.Count} ready");
+            parts.Add($"MaxLength = {max}, {ReadyCount} ready");
         }
 
-        if (Options.MaxLengthBytes is { } maxBytes && _ready.Bytes + addingBytes > maxBytes)
+        if (Options.MaxLengthBytes is { } maxBytes && ReadyBytes + addingBytes > maxBytes)
         {
-            parts.Add($"MaxLengthBytes = {maxBytes}, {_ready.Bytes} bytes ready, {addingBytes} more");
+            parts.Add($"MaxLengthBytes = {maxBytes}, {ReadyBytes} bytes ready, {addingBytes} more");
         }
 
         return string.Join("; ", parts);
@@ -95,7 +98,7 @@ internal sealed partial class BrokerQueue
             }
         }
 
-        if (!_limited || adding == 0 || HasRoom(_ready.Count + adding, _ready.Bytes + addingBytes))
+        if (!_limited || adding == 0 || HasRoom(ReadyCount + adding, ReadyBytes + addingBytes))
         {
             return Plan.Ok;
         }
@@ -150,11 +153,6 @@ internal sealed partial class BrokerQueue
             {
                 case Verdict.Enqueue:
                     _published++;
-                    if (item.StoreId > 0)
-                    {
-                        _storeIds![entry] = item.StoreId;
-                    }
-
                     if (item.DedupId is { } id && _dedupWindowTicks > 0)
                     {
                         RememberId(id);
@@ -162,11 +160,16 @@ internal sealed partial class BrokerQueue
 
                     if (item.Due > 0)
                     {
+                        if (item.StoreId > 0)
+                        {
+                            _storeIds![entry] = item.StoreId;
+                        }
+
                         AddDelayed(entry, item.Due);
                     }
                     else
                     {
-                        JoinTail(entry);
+                        JoinTailOrSpill(entry, item.StoreId, item.Size);
                         ttlZero |= MayExpire(entry) && TtlTicks(entry) == 0;
                     }
 
@@ -239,7 +242,7 @@ internal sealed partial class BrokerQueue
             return false; // cannot be measured against MaxLengthBytes: refused like a message that does not fit
         }
 
-        var storeId = _storeIds is not null && entry.GetProperties().Persistent ? Store(entry) : 0;
+        var storeId = NeedsRow(entry.GetProperties().Persistent) ? Store(entry) : 0;
         Span<AdmissionItem> items = [new AdmissionItem(this, entry, 0, null, size, 0, storeId)];
         List<DeadLetter>? dead;
         lock (_sync)
@@ -267,9 +270,21 @@ internal sealed partial class BrokerQueue
             return;
         }
 
-        while (!HasRoom(_ready.Count, _ready.Bytes) && _ready.TryTake(out var head))
+        while (!HasRoom(ReadyCount, ReadyBytes))
         {
-            Kill(head, DeathRecord.MaxLength, detail: null, exception: null);
+            if (_ready.TryTake(out var head))
+            {
+                Kill(head, DeathRecord.MaxLength, detail: null, exception: null);
+            }
+            else if (!OweDrop())
+            {
+                break;
+            }
+        }
+
+        if (_spill is not null)
+        {
+            MaybeRefill();
         }
     }
 
@@ -280,7 +295,7 @@ internal sealed partial class BrokerQueue
     private void AdmitDue(QueueEntry entry)
     {
         if (_limited && Options.Overflow != OverflowPolicy.DropHead
-            && !HasRoom(_ready.Count + 1, _ready.Bytes + (CountsBytes ? BodySize.Of(entry.Body) : 0)))
+            && !HasRoom(ReadyCount + 1, ReadyBytes + (CountsBytes ? BodySize.Of(entry.Body) : 0)))
         {
             if (Options.Overflow == OverflowPolicy.Block)
             {
@@ -295,7 +310,7 @@ internal sealed partial class BrokerQueue
             return;
         }
 
-        JoinTail(entry); // under DropHead the caller trims the head after dispatching
+        JoinTailFromMemory(entry); // under DropHead the caller trims the head after dispatching
     }
 
     /// <summary>A due delayed message takes its place at the tail, behind everything published before it
@@ -329,14 +344,14 @@ internal sealed partial class BrokerQueue
         if (_blockedDue is { Count: > 0 } blocked)
         {
             while (blocked.TryPeek(out var next)
-                && HasRoom(_ready.Count + 1, _ready.Bytes + (CountsBytes ? BodySize.Of(next.Body) : 0)))
+                && HasRoom(ReadyCount + 1, ReadyBytes + (CountsBytes ? BodySize.Of(next.Body) : 0)))
             {
                 blocked.Dequeue();
-                JoinTail(next);
+                JoinTailFromMemory(next);
             }
         }
 
-        if (_roomSignal is { } signal && HasRoom(_ready.Count + 1, _ready.Bytes + 1))
+        if (_roomSignal is { } signal && HasRoom(ReadyCount + 1, ReadyBytes + 1))
         {
             _roomSignal = null;
             signal.TrySetResult();
@@ -371,23 +386,60 @@ internal sealed partial class BrokerQueue
         var order = _seenOrder!;
         while (order.TryPeek(out var oldest) && oldest.At + _dedupWindowTicks <= now)
         {
-            order.Dequeue();
-            _seen!.Remove(oldest.Id);
+            ForgetOldest();
         }
     }
 
-    private void RememberId(string id)
+    private void ForgetOldest()
     {
-        var order = _seenOrder!;
-        if (order.Count >= Options.DeduplicationCapacity)
+        var (id, at) = _seenOrder!.Dequeue();
+        _seen!.Remove(id);
+        if (RemembersDurably)
         {
-            _seen!.Remove(order.Dequeue().Id); // over capacity: the oldest id is forgotten early
+            _context.Durable!.Forget(new RememberedId(Name, id, at));
+        }
+    }
+
+    /// <summary>Whether the deduplication window is kept in the store, to survive a restart (a durable queue).</summary>
+    private bool RemembersDurably => _storeIds is not null && Options.Durable;
+
+    private void RememberId(string id) => RememberId(id, _context.Clock.UtcNowTicks(), store: true);
+
+    private void RememberId(string id, long at, bool store)
+    {
+        if (_seenOrder!.Count >= Options.DeduplicationCapacity)
+        {
+            ForgetOldest(); // over capacity: the oldest id is forgotten early
         }
 
-        var now = _context.Clock.UtcNowTicks();
-        if (_seen!.TryAdd(id, now))
+        if (_seen!.TryAdd(id, at))
         {
-            order.Enqueue((id, now));
+            _seenOrder.Enqueue((id, at));
+            if (store && RemembersDurably)
+            {
+                _context.Durable!.Remember(new RememberedId(Name, id, at));
+            }
+        }
+    }
+
+    /// <summary>Takes back the ids an earlier run remembered (oldest first); those whose window has passed, or
+    /// all when the queue no longer deduplicates durably, are forgotten in the store too.</summary>
+    internal void RestoreRememberedIds(IEnumerable<RememberedId> ids)
+    {
+        lock (_sync)
+        {
+            var now = _context.Clock.UtcNowTicks();
+            foreach (var r in ids.OrderBy(r => r.SeenTicks))
+            {
+                if (_dedupWindowTicks > 0 && RemembersDurably && r.SeenTicks + _dedupWindowTicks > now)
+                {
+                    RememberId(r.MessageId, r.SeenTicks, store: false);
+                }
+                else
+                {
+                    _context.Durable!.Forget(r);
+                }
+            }
         }
     }
 }

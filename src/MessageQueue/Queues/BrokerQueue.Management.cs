@@ -19,7 +19,7 @@ internal sealed partial class BrokerQueue
             return new QueueInfo
             {
                 Name = Name,
-                Ready = _ready.Count,
+                Ready = ReadyCount,
                 Unacked = unacked,
                 Delayed = _delayed.Count + (_blockedDue?.Count ?? 0),
                 Consumers = active,
@@ -40,6 +40,7 @@ internal sealed partial class BrokerQueue
     internal int Purge()
     {
         List<QueueEntry> removed;
+        int spilled;
         lock (_sync)
         {
             DrainIncoming();
@@ -50,6 +51,7 @@ internal sealed partial class BrokerQueue
                 ForgetStored(e);
             }
 
+            spilled = ClearSpilled();
             if (_limited)
             {
                 RoomFreed();
@@ -57,16 +59,23 @@ internal sealed partial class BrokerQueue
         }
 
         Notify();
-        return removed.Count;
+        return removed.Count + spilled;
     }
 
+    /// <summary>The first ready messages in order, left in place (a lazy queue's beyond its window are read from the store).</summary>
     internal List<QueueEntry> Peek(int max)
     {
+        List<QueueEntry> seen;
+        List<long> spilled;
         lock (_sync)
         {
             DrainIncoming();
-            return _ready.Snapshot(max);
+            seen = _ready.Snapshot(max);
+            spilled = PeekSpilled(max - seen.Count);
         }
+
+        seen.AddRange(ReadSpilled(spilled));
+        return seen;
     }
 
     /// <summary>Takes up to <paramref name="max"/> ready messages that <paramref name="take"/> accepts, in order.</summary>
@@ -87,6 +96,11 @@ internal sealed partial class BrokerQueue
             {
                 RoomFreed();
             }
+
+            if (_spill is not null)
+            {
+                MaybeRefill();
+            }
         }
 
         Notify();
@@ -105,7 +119,8 @@ internal sealed partial class BrokerQueue
             }
 
             Volatile.Write(ref _deleted, true);
-            var count = _ready.Count + _delayed.Count + (_blockedDue?.Count ?? 0);
+            var count = ReadyCount + _delayed.Count + (_blockedDue?.Count ?? 0);
+            ClearSpilled();
             _waiting = 0;
             _ready.Clear();
             _delayed.Clear();

@@ -5,7 +5,8 @@ namespace MessageQueue.Queues;
 /// <summary>
 /// Durable queues: persistent messages have a row in the message store from before they are admitted until they
 /// leave (ack, dead-letter, expiry, purge); deliveries update the row's count lazily. On start the broker
-/// recovers the rows into their queues.
+/// recovers the rows into their queues. Lazy queues give every message a row (transient when the message should
+/// not survive a restart), see <c>BrokerQueue.Lazy.cs</c>.
 /// </summary>
 internal sealed partial class BrokerQueue
 {
@@ -14,7 +15,10 @@ internal sealed partial class BrokerQueue
     {
         var log = _context.Durable!;
         envelope ??= Envelope.Encode(entry.Body, entry.GetProperties(), entry.Exchange, entry.RoutingKey, entry.TimestampTicks, log.Serializer);
-        return new StoredMessage(log.NextId(), Name, entry.DeliveryCount, dueTicks, envelope);
+        return new StoredMessage(log.NextId(), Name, entry.DeliveryCount, dueTicks, envelope)
+        {
+            Transient = !(Options.Durable && entry.GetProperties().Persistent),
+        };
     }
 
     /// <summary>Queues a row for a message nobody waits on (a dead letter, a redriven message). Returns its id, or
@@ -39,10 +43,7 @@ internal sealed partial class BrokerQueue
     /// with the reason.</summary>
     internal void Recover(StoredMessage row, Envelope.Decoded decoded)
     {
-        var entry = new QueueEntry(decoded.Body, decoded.Properties, decoded.Exchange, decoded.RoutingKey, decoded.TimestampTicks, decoded.Properties.Priority)
-        {
-            DeliveryCount = row.DeliveryCount,
-        };
+        var entry = EntryOf(row, decoded);
         List<DeadLetter>? dead;
         lock (_sync)
         {

@@ -54,9 +54,14 @@ internal sealed partial class BrokerQueue : IDueTarget
         _maxLength = options.MaxLength ?? int.MaxValue;
         _maxBytes = options.MaxLengthBytes ?? long.MaxValue;
         _dedupWindowTicks = options.DeduplicationWindow?.Ticks ?? 0;
-        if (options.Durable && context.Durable is not null)
+        if ((options.Durable || options.Mode == QueueMode.Lazy) && context.Durable is not null)
         {
             _storeIds = new(ReferenceEqualityComparer.Instance);
+            if (options.Mode == QueueMode.Lazy)
+            {
+                _spill = new SpillQueue();
+                _window = context.Durable.Options.LazyWindow;
+            }
         }
 
         if (_dedupWindowTicks > 0)
@@ -184,7 +189,17 @@ internal sealed partial class BrokerQueue : IDueTarget
                 RoomFreed();
             }
 
+            if (_spill is not null)
+            {
+                MaybeRefill();
+            }
+
             return true;
+        }
+
+        if (_spill is not null)
+        {
+            MaybeRefill();
         }
 
         while (_incoming.TryDequeue(out entry!))

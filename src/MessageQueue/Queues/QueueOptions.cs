@@ -12,6 +12,12 @@ public sealed class QueueOptions
     /// <value>The default value is <see langword="false"/>: the queue lives in memory.</value>
     public bool Durable { get; set; }
 
+    /// <summary>Gets or sets where the queue keeps its ready messages. A <see cref="QueueMode.Lazy"/> queue writes
+    /// every message to the broker's message store and keeps only a small window in memory (see
+    /// <see cref="StorageOptions.LazyWindow"/>), so a backlog of any size takes bounded memory. Needs a store.</summary>
+    /// <value>The default value is <see cref="QueueMode.Default"/>: ready messages are in memory.</value>
+    public QueueMode Mode { get; set; }
+
     /// <summary>Gets or sets the exchange that receives this queue's dead letters.</summary>
     /// <value>The default value is <see langword="null"/>.</value>
     public string? DeadLetterExchange { get; set; }
@@ -93,7 +99,7 @@ public sealed class QueueOptions
     internal QueueOptions Clone() => (QueueOptions)MemberwiseClone();
 
     internal bool IsEquivalentTo(QueueOptions o) =>
-        Durable == o.Durable && DeadLetterExchange == o.DeadLetterExchange && DeadLetterRoutingKey == o.DeadLetterRoutingKey
+        Durable == o.Durable && Mode == o.Mode && DeadLetterExchange == o.DeadLetterExchange && DeadLetterRoutingKey == o.DeadLetterRoutingKey
         && DeadLetterQueue == o.DeadLetterQueue && MaxDeliveryCount == o.MaxDeliveryCount
         && AckTimeout == o.AckTimeout && ReferenceEquals(Redelivery, o.Redelivery)
         && SingleActiveConsumer == o.SingleActiveConsumer && MaxPriority == o.MaxPriority && MessageTtl == o.MessageTtl
@@ -101,8 +107,13 @@ public sealed class QueueOptions
         && DeduplicationWindow == o.DeduplicationWindow && DeduplicationCapacity == o.DeduplicationCapacity;
 
     /// <summary>Lists every problem with these options (empty when valid).</summary>
-    internal IEnumerable<string> Validate(string queue)
+    internal IEnumerable<string> Validate(string queue, bool hasStore)
     {
+        if (!hasStore && (Durable || Mode == QueueMode.Lazy))
+        {
+            yield return $"Queue '{queue}' is {(Durable ? "durable" : "lazy")} but the broker has no message store; call UseSqlite (package MessageQueue.Sqlite) or UseStore.";
+        }
+
         if (DeadLetterQueue is not null && DeadLetterExchange is not null)
         {
             yield return $"Queue '{queue}' sets both DeadLetterQueue and DeadLetterExchange; set one.";
@@ -160,6 +171,15 @@ public sealed class QueueOptions
         if (DeduplicationCapacity < 1)
         {
             yield return $"Queue '{queue}' has DeduplicationCapacity {DeduplicationCapacity}; it must be 1 or more.";
+        }
+
+        if (!Enum.IsDefined(Mode))
+        {
+            yield return $"Queue '{queue}' has Mode {(int)Mode}, which is not a QueueMode.";
+        }
+        else if (Mode == QueueMode.Lazy && MaxPriority is not null)
+        {
+            yield return $"Queue '{queue}' is lazy and has MaxPriority; a lazy queue keeps its backlog on disk in publish order, so it cannot have priorities. Choose one.";
         }
 
         if (Redelivery is null)

@@ -101,11 +101,7 @@ internal sealed class Topology
     internal void DeclareQueue(string name, QueueOptions options, bool checkReferences = true)
     {
         NameRules.ThrowIfInvalid(name, "queue");
-        var problems = options.Validate(name).ToList();
-        if (options.Durable && _context.Durable is null)
-        {
-            problems.Add($"Queue '{name}' is durable but the broker has no message store; call UseSqlite (package MessageQueue.Sqlite) or UseStore.");
-        }
+        var problems = options.Validate(name, hasStore: _context.Durable is not null).ToList();
 
         if (problems.Count > 0)
         {

@@ -8,7 +8,8 @@ namespace MessageQueue.Storage;
 /// concurrent publishers share one transaction and one sync); acks, delivery counts and dead letters are queued
 /// without waiting and ride along. When a write fails, the publishes in it fail with
 /// <see cref="MessageStoreException"/> (nothing of them was enqueued) and the queued changes are kept and retried
-/// with the next write, so the broker recovers when the store does.
+/// with the next write, so the broker recovers when the store does. A transaction holds at most
+/// <see cref="StorageOptions.MaxBatchSize"/> changes (a single publish is never split).
 /// </summary>
 internal sealed partial class DurableLog : IDisposable
 {
@@ -16,17 +17,20 @@ internal sealed partial class DurableLog : IDisposable
     private readonly ILogger _logger;
     private readonly object _gate = new();
     private readonly Thread _writer;
+    private readonly int _maxBatch;
     private StoreBatch _background = new();
-    private List<StoredMessage> _confirmed = [];
-    private List<TaskCompletionSource> _waiters = [];
+    private readonly Queue<(IReadOnlyList<StoredMessage> Rows, TaskCompletionSource Done)> _confirmed = new();
+    private List<TaskCompletionSource> _barriers = [];
     private long _nextId;
     private bool _stopping;
     private bool _writing;
 
-    internal DurableLog(IMessageStore store, IMessageSerializer serializer, ILogger logger, long firstId)
+    internal DurableLog(IMessageStore store, IMessageSerializer serializer, StorageOptions options, ILogger logger, long firstId)
     {
         _store = store;
         Serializer = serializer;
+        Options = options;
+        _maxBatch = options.MaxBatchSize;
         _logger = logger;
         _nextId = firstId;
         _writer = new Thread(Run) { IsBackground = true, Name = "MessageQueue store writer" };
@@ -34,6 +38,14 @@ internal sealed partial class DurableLog : IDisposable
     }
 
     internal IMessageSerializer Serializer { get; }
+
+    internal StorageOptions Options { get; }
+
+    /// <summary>The store, for reads (which may run on any thread, next to the writer).</summary>
+    internal IMessageStore Store => _store;
+
+    /// <summary>Whether the log was closed (the broker disposed).</summary>
+    internal bool IsClosed => Volatile.Read(ref _stopping);
 
     /// <summary>How many batches were written (for tests of group commit).</summary>
     internal long Writes { get; private set; }
@@ -51,8 +63,7 @@ internal sealed partial class DurableLog : IDisposable
                 throw new ObjectDisposedException(nameof(MessageBroker), "The message broker was disposed; nothing can be published any more.");
             }
 
-            _confirmed.AddRange(rows);
-            _waiters.Add(done);
+            _confirmed.Enqueue((rows, done));
             Monitor.Pulse(_gate);
         }
 
@@ -65,6 +76,28 @@ internal sealed partial class DurableLog : IDisposable
     internal void Delete(long id) => Queue(b => b.Deletes.Add(id));
 
     internal void Delivered(long id, int count) => Queue(b => b.Deliveries.Add((id, count)));
+
+    internal void Remember(RememberedId id) => Queue(b => b.Remember.Add(id));
+
+    internal void Forget(RememberedId id) => Queue(b => b.Forget.Add(id));
+
+    /// <summary>Completes when every change queued before the call is written (faults if that write fails): a
+    /// lazy queue waits on it before reading rows that were queued without a waiting publisher.</summary>
+    internal Task Barrier()
+    {
+        lock (_gate)
+        {
+            if (_background.IsEmpty && !_writing)
+            {
+                return Task.CompletedTask;
+            }
+
+            var done = new TaskCompletionSource(TaskCreationOptions.RunContinuationsAsynchronously);
+            _barriers.Add(done);
+            Monitor.Pulse(_gate);
+            return done.Task;
+        }
+    }
 
     private void Queue(Action<StoreBatch> add)
     {
@@ -79,13 +112,12 @@ internal sealed partial class DurableLog : IDisposable
     {
         while (true)
         {
-            StoreBatch batch;
-            List<StoredMessage> confirmed;
-            List<TaskCompletionSource> waiters;
+            var batch = new StoreBatch();
+            var waiters = new List<TaskCompletionSource>();
             StoreBatch background;
             lock (_gate)
             {
-                while (_background.IsEmpty && _confirmed.Count == 0)
+                while (_background.IsEmpty && _confirmed.Count == 0 && _barriers.Count == 0)
                 {
                     if (_stopping)
                     {
@@ -95,25 +127,38 @@ internal sealed partial class DurableLog : IDisposable
                     Monitor.Wait(_gate);
                 }
 
-                background = _background;
-                confirmed = _confirmed;
-                waiters = _waiters;
-                _background = new StoreBatch();
-                _confirmed = [];
-                _waiters = [];
+                // Whole publishes up to the batch limit (at least one), then changes nobody waits on in the room left.
+                while (_confirmed.TryPeek(out var next) && (waiters.Count == 0 || batch.Inserts.Count + next.Rows.Count <= _maxBatch))
+                {
+                    _confirmed.Dequeue();
+                    batch.Inserts.AddRange(next.Rows);
+                    waiters.Add(next.Done);
+                }
+
+                batch.MustBeDurable = waiters.Count > 0;
+                background = TakeBackground(Math.Max(0, _maxBatch - batch.Count));
+                if (_background.IsEmpty)
+                {
+                    waiters.AddRange(_barriers); // everything queued before them is in this batch
+                    _barriers = [];
+                }
+
                 _writing = true;
             }
 
-            batch = new StoreBatch { MustBeDurable = confirmed.Count > 0 };
-            batch.Inserts.AddRange(background.Inserts);
-            batch.Inserts.AddRange(confirmed);
+            batch.Inserts.InsertRange(0, background.Inserts);
             batch.Deliveries.AddRange(background.Deliveries);
             batch.Deletes.AddRange(background.Deletes);
+            batch.Remember.AddRange(background.Remember);
+            batch.Forget.AddRange(background.Forget);
             Exception? failure = null;
             try
             {
-                _store.Write(batch);
-                Writes++;
+                if (!batch.IsEmpty)
+                {
+                    _store.Write(batch);
+                    Writes++;
+                }
             }
             catch (Exception ex) when (ex is not OutOfMemoryException)
             {
@@ -134,9 +179,7 @@ internal sealed partial class DurableLog : IDisposable
                     }
 
                     // Keep the changes nobody waits on, ahead of newer ones, for the next write.
-                    background.Inserts.AddRange(_background.Inserts);
-                    background.Deliveries.AddRange(_background.Deliveries);
-                    background.Deletes.AddRange(_background.Deletes);
+                    Append(background, _background);
                     _background = background;
                 }
             }
@@ -173,6 +216,43 @@ internal sealed partial class DurableLog : IDisposable
                 }
             }
         }
+    }
+
+    /// <summary>Takes up to <paramref name="room"/> queued background changes (all when they fit), oldest first
+    /// (caller holds the gate).</summary>
+    private StoreBatch TakeBackground(int room)
+    {
+        var all = _background;
+        if (all.Count <= room)
+        {
+            _background = new StoreBatch();
+            return all;
+        }
+
+        var taken = new StoreBatch();
+        Move(all.Inserts, taken.Inserts, ref room);
+        Move(all.Deliveries, taken.Deliveries, ref room);
+        Move(all.Deletes, taken.Deletes, ref room);
+        Move(all.Remember, taken.Remember, ref room);
+        Move(all.Forget, taken.Forget, ref room);
+        return taken;
+
+        static void Move<T>(List<T> from, List<T> to, ref int room)
+        {
+            var n = Math.Min(room, from.Count);
+            to.AddRange(from.GetRange(0, n));
+            from.RemoveRange(0, n);
+            room -= n;
+        }
+    }
+
+    private static void Append(StoreBatch to, StoreBatch from)
+    {
+        to.Inserts.AddRange(from.Inserts);
+        to.Deliveries.AddRange(from.Deliveries);
+        to.Deletes.AddRange(from.Deletes);
+        to.Remember.AddRange(from.Remember);
+        to.Forget.AddRange(from.Forget);
     }
 
     /// <summary>Waits until everything queued so far is written (or failed once).</summary>

@@ -11,25 +11,65 @@ namespace MessageQueue;
 /// </remarks>
 public interface IMessageStore : IDisposable
 {
-    /// <summary>Opens the store (creating its schema on first use) and returns every stored message in id order.</summary>
-    /// <returns>The stored messages.</returns>
+    /// <summary>Opens the store: creates its schema on first use (or upgrades an older one), deletes transient
+    /// messages (they belonged to a process that has ended) and says what it holds.</summary>
+    /// <returns>The queues that have messages, and the highest id used.</returns>
     /// <exception cref="MessageStoreException">The store cannot be opened, or its schema is newer than this code understands.</exception>
-    IReadOnlyList<StoredMessage> Open();
+    StoreContents Open();
+
+    /// <summary>Reads one queue's messages in id order, a page at a time (the caller may stop early).</summary>
+    /// <param name="queue">The queue.</param>
+    /// <param name="withEnvelopes">Whether to read the envelopes; without them (for lazy queues, whose backlog
+    /// stays on disk) <see cref="StoredMessage.Envelope"/> is empty and only <see cref="StoredMessage.Length"/> is set.</param>
+    /// <returns>The messages.</returns>
+    /// <remarks>May be called from any thread, also while <see cref="Write"/> runs on another; sees every
+    /// committed write.</remarks>
+    IEnumerable<StoredMessage> ReadQueue(string queue, bool withEnvelopes);
+
+    /// <summary>Reads messages by id, with their envelopes, in the order of <paramref name="ids"/>; ids not stored
+    /// are left out.</summary>
+    /// <param name="ids">The ids.</param>
+    /// <returns>The messages found.</returns>
+    /// <remarks>May be called from any thread, also while <see cref="Write"/> runs on another; sees every
+    /// committed write.</remarks>
+    IReadOnlyList<StoredMessage> Read(IReadOnlyList<long> ids);
 
     /// <summary>Applies a batch in one transaction, all of it or, when it throws, none of it: first the inserts,
-    /// then the delivery counts, then the deletes (a delete or count for an id not stored is ignored).</summary>
+    /// then the delivery counts, then the deletes (a delete or count for an id not stored is ignored), then the
+    /// remembered and forgotten deduplication ids (remembering an id again keeps its first time). Called
+    /// by one thread at a time.</summary>
     /// <param name="batch">The changes.</param>
     /// <exception cref="MessageStoreException">The store failed; nothing of the batch was written.</exception>
     void Write(StoreBatch batch);
 }
 
-/// <summary>One stored message of a durable queue.</summary>
+/// <summary>What a store held when it was opened.</summary>
+/// <param name="Queues">How many messages each queue has.</param>
+/// <param name="MaxId">The highest message id in the store, or 0; new ids continue after it.</param>
+/// <param name="Remembered">The message ids remembered by deduplication windows of durable queues.</param>
+public sealed record StoreContents(IReadOnlyDictionary<string, int> Queues, long MaxId, IReadOnlyList<RememberedId> Remembered);
+
+/// <summary>A message id a durable queue's deduplication window remembers.</summary>
+/// <param name="Queue">The queue.</param>
+/// <param name="MessageId">The publisher's message id.</param>
+/// <param name="SeenTicks">When it was first published (UTC ticks).</param>
+public sealed record RememberedId(string Queue, string MessageId, long SeenTicks);
+
+/// <summary>One stored message of a durable or lazy queue.</summary>
 /// <param name="Id">The broker-assigned id; ids grow with publish order.</param>
 /// <param name="Queue">The queue the message is in.</param>
 /// <param name="DeliveryCount">How many times it was delivered (written lazily: it may lag behind).</param>
 /// <param name="DueTicks">When a delayed message becomes ready (UTC ticks), or 0.</param>
 /// <param name="Envelope">The encoded properties and body.</param>
-public sealed record StoredMessage(long Id, string Queue, int DeliveryCount, long DueTicks, ReadOnlyMemory<byte> Envelope);
+public sealed record StoredMessage(long Id, string Queue, int DeliveryCount, long DueTicks, ReadOnlyMemory<byte> Envelope)
+{
+    /// <summary>Gets whether the message must not survive a restart (a non-persistent message, or any message of
+    /// a lazy queue that is not durable): <see cref="IMessageStore.Open"/> deletes it.</summary>
+    public bool Transient { get; init; }
+
+    /// <summary>Gets the envelope's length in bytes (also when the envelope itself was not read).</summary>
+    public int Length { get; init; } = Envelope.Length;
+}
 
 /// <summary>Changes written to a store in one transaction.</summary>
 public sealed class StoreBatch
@@ -43,14 +83,20 @@ public sealed class StoreBatch
     /// <summary>Gets delivery counts to record.</summary>
     public List<(long Id, int DeliveryCount)> Deliveries { get; } = [];
 
+    /// <summary>Gets the message ids deduplication windows start remembering.</summary>
+    public List<RememberedId> Remember { get; } = [];
+
+    /// <summary>Gets the message ids deduplication windows forget (their window passed).</summary>
+    public List<RememberedId> Forget { get; } = [];
+
     /// <summary>Gets or sets whether the batch confirms publishes, so it must be on disk when <see cref="IMessageStore.Write"/>
     /// returns. Batches of only acks, delivery counts and dead letters may be written with less care (a lost ack
     /// causes a redelivery, never a loss).</summary>
     public bool MustBeDurable { get; set; }
 
     /// <summary>Gets whether the batch is empty.</summary>
-    public bool IsEmpty => Inserts.Count == 0 && Deletes.Count == 0 && Deliveries.Count == 0;
+    public bool IsEmpty => Count == 0;
 
     /// <summary>Gets how many changes the batch holds.</summary>
-    public int Count => Inserts.Count + Deletes.Count + Deliveries.Count;
+    public int Count => Inserts.Count + Deletes.Count + Deliveries.Count + Remember.Count + Forget.Count;
 }

@@ -12,39 +12,90 @@ namespace MessageQueue.Storage;
 /// </summary>
 internal static partial class Recovery
 {
-    internal static void Run(BrokerContext context, IReadOnlyList<StoredMessage> stored)
+    private const int ReadChunk = 512;
+
+    internal static void Run(BrokerContext context, StoreContents stored)
     {
-        foreach (var group in stored.GroupBy(m => m.Queue, StringComparer.Ordinal))
+        foreach (var group in stored.Remembered.GroupBy(r => r.Queue, StringComparer.Ordinal))
         {
-            if (context.Topology.TryGetQueue(group.Key, out var queue) && queue.IsStored)
-            {
-                Restore(context, queue, group);
-            }
-            else
-            {
-                context.Orphans[group.Key] = [.. group];
-                LogOrphans(context.Logger, group.Count(), group.Key);
-            }
+            context.OrphanIds[group.Key] = [.. group];
+        }
+
+        foreach (var (name, count) in stored.Queues)
+        {
+            context.Orphans[name] = count;
+        }
+
+        foreach (var queue in context.Topology.Queues)
+        {
+            Adopt(context, queue);
+        }
+
+        foreach (var (name, count) in context.Orphans)
+        {
+            LogOrphans(context.Logger, count, name);
         }
     }
 
-    /// <summary>A durable queue declared at run time takes the messages an earlier run stored for it.</summary>
+    /// <summary>A durable or lazy queue (declared at start or at run time) takes the messages, and the
+    /// deduplication ids, an earlier run stored for it.</summary>
     internal static void Adopt(BrokerContext context, BrokerQueue queue)
     {
-        if (context.Orphans.TryRemove(queue.Name, out var rows))
+        if (!queue.IsStored)
         {
-            Restore(context, queue, rows);
+            return;
+        }
+
+        if (context.OrphanIds.TryRemove(queue.Name, out var ids))
+        {
+            queue.RestoreRememberedIds(ids);
+        }
+
+        if (context.Orphans.TryRemove(queue.Name, out _))
+        {
+            Restore(context, queue);
         }
     }
 
-    private static void Restore(BrokerContext context, BrokerQueue queue, IEnumerable<StoredMessage> rows)
+    /// <summary>Reads a queue's rows in id order: a lazy queue keeps its ready backlog on disk (only ids and sizes
+    /// in memory) and reads delayed ones; other queues read everything.</summary>
+    private static void Restore(BrokerContext context, BrokerQueue queue)
     {
-        var serializer = context.Durable!.Serializer;
+        var log = context.Durable!;
         var count = 0;
-        foreach (var row in rows.OrderBy(r => r.Id))
+        if (queue.IsLazy)
         {
-            queue.Recover(row, Envelope.Decode(row.Envelope, serializer));
-            count++;
+            var delayed = new List<long>();
+            foreach (var row in log.Store.ReadQueue(queue.Name, withEnvelopes: false))
+            {
+                count++;
+                if (row.DueTicks > 0)
+                {
+                    delayed.Add(row.Id);
+                }
+                else
+                {
+                    queue.RecoverSpilled(row);
+                }
+            }
+
+            foreach (var chunk in delayed.Chunk(ReadChunk))
+            {
+                foreach (var row in log.Store.Read(chunk))
+                {
+                    queue.Recover(row, Envelope.Decode(row.Envelope, log.Serializer));
+                }
+            }
+
+            queue.AfterRecovery();
+        }
+        else
+        {
+            foreach (var row in log.Store.ReadQueue(queue.Name, withEnvelopes: true))
+            {
+                queue.Recover(row, Envelope.Decode(row.Envelope, log.Serializer));
+                count++;
+            }
         }
 
         LogRecovered(context.Logger, count, queue.Name);

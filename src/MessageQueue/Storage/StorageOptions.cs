@@ -1,0 +1,29 @@
+namespace MessageQueue;
+
+/// <summary>How the broker uses its message store (the SQLite store's options derive from it).</summary>
+public class StorageOptions
+{
+    /// <summary>Gets or sets how many ready messages of a lazy queue are kept in memory. The window is refilled
+    /// from the store, in order, when half of it has been taken.</summary>
+    /// <value>The default value is 256.</value>
+    public int LazyWindow { get; set; } = 256;
+
+    /// <summary>Gets or sets the most changes (inserts, deletes, delivery counts) written in one transaction.
+    /// Concurrent publishes share transactions up to this size; a larger backlog is written in several. A single
+    /// publish (a transaction or batch) is never split, whatever its size.</summary>
+    /// <value>The default value is 10,000.</value>
+    public int MaxBatchSize { get; set; } = 10_000;
+
+    internal void Validate()
+    {
+        if (LazyWindow < 2)
+        {
+            throw new ArgumentOutOfRangeException(nameof(LazyWindow), LazyWindow, "LazyWindow must be 2 or more.");
+        }
+
+        if (MaxBatchSize < 1)
+        {
+            throw new ArgumentOutOfRangeException(nameof(MaxBatchSize), MaxBatchSize, "MaxBatchSize must be 1 or more.");
+        }
+    }
+}
