@@ -38,9 +38,13 @@ public sealed class SqliteMessageStore : IMessageStore
         var builder = pathOrConnectionString.Contains('=', StringComparison.Ordinal)
             ? new SqliteConnectionStringBuilder(pathOrConnectionString)
             : new SqliteConnectionStringBuilder { DataSource = pathOrConnectionString };
-        builder.Pooling = false; // the broker holds its one connection; closing it releases the file
-        _connectionString = builder.ToString();
+        builder.Pooling = false; // the broker holds its connections; closing them releases the file
         _options = options ?? new SqliteStoreOptions();
+
+        // Microsoft.Data.Sqlite retries a locked database for the command timeout (30 s by default), on top of
+        // SQLite's busy_timeout: make both the configured wait.
+        builder.DefaultTimeout = (int)Math.Max(1, Math.Ceiling(_options.BusyTimeout.TotalSeconds));
+        _connectionString = builder.ToString();
     }
 
     /// <inheritdoc/>

@@ -7,7 +7,8 @@ public sealed class SqliteStoreOptions : StorageOptions
     /// <value>The default value is <see cref="SqliteSynchronous.Full"/>.</value>
     public SqliteSynchronous Synchronous { get; set; } = SqliteSynchronous.Full;
 
-    /// <summary>Gets or sets how long a write waits for a database another process has locked before it fails.</summary>
+    /// <summary>Gets or sets how long a write waits for a database another process has locked before it fails
+    /// (rounded up to whole seconds).</summary>
     /// <value>The default value is 5 seconds.</value>
     public TimeSpan BusyTimeout { get; set; } = TimeSpan.FromSeconds(5);
 }
