@@ -146,6 +146,7 @@ internal sealed partial class DurableLog : IDisposable
                 _writing = true;
             }
 
+            Coalesce(background);
             batch.Inserts.InsertRange(0, background.Inserts);
             batch.Deliveries.AddRange(background.Deliveries);
             batch.Deletes.AddRange(background.Deletes);
@@ -243,6 +244,29 @@ internal sealed partial class DurableLog : IDisposable
             to.AddRange(from.GetRange(0, n));
             from.RemoveRange(0, n);
             room -= n;
+        }
+    }
+
+    /// <summary>Drops changes a delete in the same batch makes moot: delivery counts of deleted rows, and rows
+    /// inserted and deleted before either was written (a dead letter consumed at once). The common case of a
+    /// delivery followed by its ack then costs one statement, not two.</summary>
+    private static void Coalesce(StoreBatch batch)
+    {
+        if (batch.Deletes.Count == 0 || (batch.Deliveries.Count == 0 && batch.Inserts.Count == 0))
+        {
+            return;
+        }
+
+        var deleted = new HashSet<long>(batch.Deletes);
+        batch.Deliveries.RemoveAll(d => deleted.Contains(d.Id));
+        if (batch.Inserts.Count > 0)
+        {
+            var inserted = new HashSet<long>();
+            batch.Inserts.RemoveAll(row => deleted.Contains(row.Id) && inserted.Add(row.Id));
+            if (inserted.Count > 0)
+            {
+                batch.Deletes.RemoveAll(inserted.Contains);
+            }
         }
     }
 

@@ -188,6 +188,35 @@ public sealed partial class ReadmeSnippetTests
     }
 
     [Test]
+    public async Task Lazy()
+    {
+        var file = Path.Combine(Path.GetTempPath(), $"readme-{Guid.NewGuid():N}.db");
+        var connectionString = $"Data Source={file}";
+        try
+        {
+            // snippet:lazy:start
+            await using var broker = new MessageBrokerBuilder()
+                .UseSqlite(connectionString, o => o.LazyWindow = 256) // ready messages kept in memory
+                .AddQueue("imports", q => q.Mode = QueueMode.Lazy)    // any backlog, bounded memory
+                .Build();
+            // snippet:lazy:end
+            await broker.PublishBatchAsync("", "imports", Enumerable.Range(0, 1000).Select(i => new Invoice(i)));
+            using (Assert.EnterMultipleScope())
+            {
+                Assert.That(broker.Management.GetQueueInfo("imports").Ready, Is.EqualTo(1000));
+                Assert.That(broker.Context.Topology.GetQueue("imports").InMemoryReady, Is.EqualTo(256));
+            }
+        }
+        finally
+        {
+            foreach (var f in new[] { file, file + "-wal", file + "-shm" })
+            {
+                File.Delete(f);
+            }
+        }
+    }
+
+    [Test]
     public void Readme_Snippets_MatchThisFile()
     {
         var readme = ReadmeText.Readme;
