@@ -119,30 +119,8 @@ public sealed class SqliteMessageStore : IMessageStore
                 delete.ExecuteNonQuery();
             }
 
-            if (batch.Remember.Count > 0)
-            {
-                var remember = Prepare(ref _remember, "INSERT OR IGNORE INTO mq_dedup (queue, message_id, seen) VALUES ($queue, $id, $seen);", transaction, "$queue", "$id", "$seen");
-                foreach (var r in batch.Remember)
-                {
-                    remember.Parameters[0].Value = r.Queue;
-                    remember.Parameters[1].Value = r.MessageId;
-                    remember.Parameters[2].Value = r.SeenTicks;
-                    remember.ExecuteNonQuery();
-                }
-            }
-
-            if (batch.Forget.Count > 0)
-            {
-                var forget = Prepare(ref _forget, "DELETE FROM mq_dedup WHERE queue = $queue AND message_id = $id AND seen = $seen;", transaction, "$queue", "$id", "$seen");
-                foreach (var r in batch.Forget)
-                {
-                    forget.Parameters[0].Value = r.Queue;
-                    forget.Parameters[1].Value = r.MessageId;
-                    forget.Parameters[2].Value = r.SeenTicks;
-                    forget.ExecuteNonQuery();
-                }
-            }
-
+            WriteIds(ref _remember, "INSERT OR IGNORE INTO mq_dedup (queue, message_id, seen) VALUES ($queue, $id, $seen);", batch.Remember, transaction);
+            WriteIds(ref _forget, "DELETE FROM mq_dedup WHERE queue = $queue AND message_id = $id AND seen = $seen;", batch.Forget, transaction);
             transaction.Commit();
         }
         catch (SqliteException ex)
@@ -282,18 +260,27 @@ public sealed class SqliteMessageStore : IMessageStore
 
     private SqliteCommand Prepare(ref SqliteCommand? command, string sql, SqliteTransaction transaction, params string[] parameters)
     {
-        if (command is null)
-        {
-            command = _connection!.CreateCommand();
-            command.CommandText = sql;
-            foreach (var p in parameters)
-            {
-                command.Parameters.Add(new SqliteParameter { ParameterName = p });
-            }
-        }
-
+        command ??= CreateCommand(_connection!, sql, parameters);
         command.Transaction = transaction;
         return command;
+    }
+
+    /// <summary>Runs one statement on the deduplication table for each remembered id.</summary>
+    private void WriteIds(ref SqliteCommand? command, string sql, List<RememberedId> ids, SqliteTransaction transaction)
+    {
+        if (ids.Count == 0)
+        {
+            return;
+        }
+
+        var statement = Prepare(ref command, sql, transaction, "$queue", "$id", "$seen");
+        foreach (var r in ids)
+        {
+            statement.Parameters[0].Value = r.Queue;
+            statement.Parameters[1].Value = r.MessageId;
+            statement.Parameters[2].Value = r.SeenTicks;
+            statement.ExecuteNonQuery();
+        }
     }
 
     private void EnsureSchema()

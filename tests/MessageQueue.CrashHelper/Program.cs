@@ -1,6 +1,7 @@
 using System.Globalization;
 using MessageQueue;
 using MessageQueue.CrashHelper;
+using MessageQueue.Sqlite.Tests.Support;
 
 // Usage: MessageQueue.CrashHelper <database> <run> [final]
 // Prints, one record per line, each ending in " ;" so that a line cut short by the kill is recognisable:
@@ -27,7 +28,7 @@ void Say(string line) => output.WriteLine(line + " ;");
 
 await using var broker = new MessageBrokerBuilder()
     .UseSqlite(database)
-    .UseLoggerFactory(new LineLoggerFactory(Say))
+    .UseLoggerFactory(new LineLoggerFactory(line => Say("LOG " + line)))
     .AddQueue("work", o => o.Durable = true)
     .Build();
 
@@ -79,35 +80,6 @@ return 1;
 
 namespace MessageQueue.CrashHelper
 {
-    using Microsoft.Extensions.Logging;
-
-    /// <summary>Reports the broker's warnings and errors as records, so the test sees them.</summary>
-    internal sealed class LineLoggerFactory(Action<string> say) : ILoggerFactory, ILogger
-    {
-        public ILogger CreateLogger(string categoryName) => this;
-
-        public void AddProvider(ILoggerProvider provider)
-        {
-        }
-
-        public void Dispose()
-        {
-        }
-
-        public IDisposable? BeginScope<TState>(TState state)
-            where TState : notnull => null;
-
-        public bool IsEnabled(LogLevel logLevel) => logLevel >= LogLevel.Warning;
-
-        public void Log<TState>(LogLevel logLevel, EventId eventId, TState state, Exception? exception, Func<TState, Exception?, string> formatter)
-        {
-            if (IsEnabled(logLevel))
-            {
-                say($"LOG {logLevel} {formatter(state, exception)} {exception?.Message}".ReplaceLineEndings(" "));
-            }
-        }
-    }
-
     /// <summary>A message whose payload is derived from its id, so a damaged one is recognised.</summary>
     public sealed record CrashMessage(string Id, string Payload)
     {

@@ -1,3 +1,4 @@
+using MessageQueue.Sqlite.Tests.Support;
 using System.Diagnostics;
 using Microsoft.Data.Sqlite;
 
@@ -10,23 +11,9 @@ namespace MessageQueue.Sqlite.Tests;
 /// </summary>
 [TestFixture]
 [NonParallelizable]
-public sealed class CrashTests
+public sealed class CrashTests : TempDatabaseFixture
 {
     private const int Kills = 6;
-    private string _path = "";
-
-    [SetUp]
-    public void SetUp() => _path = Path.Combine(Path.GetTempPath(), $"mq-crash-{Guid.NewGuid():N}.db");
-
-    [TearDown]
-    public void TearDown()
-    {
-        foreach (var file in new[] { _path, _path + "-wal", _path + "-shm" })
-        {
-            File.Delete(file);
-        }
-    }
-
     [Test]
     [CancelAfter(180_000)]
     public async Task KilledAtRandomPoints_ConfirmedSurvive_NothingDuplicatedOrCorrupt()
@@ -103,7 +90,7 @@ public sealed class CrashTests
             UseShellExecute = false,
         };
         start.ArgumentList.Add(helper);
-        start.ArgumentList.Add(_path);
+        start.ArgumentList.Add(Database);
         start.ArgumentList.Add(killAfter is null ? "0" : run);
         if (killAfter is null)
         {
@@ -154,7 +141,7 @@ public sealed class CrashTests
 
     private string IntegrityCheck()
     {
-        using var connection = new SqliteConnection(new SqliteConnectionStringBuilder { DataSource = _path, Pooling = false }.ToString());
+        using var connection = new SqliteConnection(new SqliteConnectionStringBuilder { DataSource = Database, Pooling = false }.ToString());
         connection.Open();
         using var command = connection.CreateCommand();
         command.CommandText = "PRAGMA integrity_check;";

@@ -1,3 +1,4 @@
+using MessageQueue.Sqlite.Tests.Support;
 using System.Collections.Concurrent;
 using MessageQueue.Tests.Support;
 using Microsoft.Data.Sqlite;
@@ -8,25 +9,11 @@ public sealed record Order(int Id);
 
 [TestFixture]
 [CancelAfter(30_000)]
-public sealed class DurableQueueTests
+public sealed class DurableQueueTests : TempDatabaseFixture
 {
-    private string _path = "";
-
-    [SetUp]
-    public void SetUp() => _path = Path.Combine(Path.GetTempPath(), $"mq-{Guid.NewGuid():N}.db");
-
-    [TearDown]
-    public void TearDown()
-    {
-        foreach (var file in new[] { _path, _path + "-wal", _path + "-shm" })
-        {
-            File.Delete(file);
-        }
-    }
-
     private MessageBroker Build(Action<MessageBrokerBuilder>? more = null, bool declareDurable = true)
     {
-        var builder = new MessageBrokerBuilder().UseSqlite(_path);
+        var builder = new MessageBrokerBuilder().UseSqlite(Database);
         builder.AddQueue("dead", o => o.Durable = declareDurable);
         builder.AddQueue("q", o => { o.Durable = declareDurable; o.DeadLetterQueue = "dead"; });
         more?.Invoke(builder);
@@ -39,7 +26,7 @@ public sealed class DurableQueueTests
     [Test]
     public void Canary_SqliteOpensAndRoundTrips()
     {
-        using var store = new SqliteMessageStore(_path);
+        using var store = new SqliteMessageStore(Database);
         Assert.That(store.Open().Queues, Is.Empty);
         var batch = new StoreBatch { MustBeDurable = true };
         batch.Inserts.Add(new StoredMessage(1, "q", 0, 0, new byte[] { 1, 2, 3 }));
@@ -48,7 +35,7 @@ public sealed class DurableQueueTests
         Assert.That(store.Read([2, 1, 3]).Select(r => r.Id), Is.EqualTo(new[] { 2L, 1L }));
         store.Dispose();
 
-        using var again = new SqliteMessageStore(_path);
+        using var again = new SqliteMessageStore(Database);
         var contents = again.Open();
         using (Assert.EnterMultipleScope())
         {
@@ -166,7 +153,7 @@ public sealed class DurableQueueTests
     [Test]
     public void NewerSchema_IsRefusedWithoutChangingTheDatabase()
     {
-        using (var connection = new SqliteConnection($"Data Source={_path};Pooling=False"))
+        using (var connection = new SqliteConnection($"Data Source={Database};Pooling=False"))
         {
             connection.Open();
             using var command = connection.CreateCommand();
@@ -200,7 +187,7 @@ public sealed class DurableQueueTests
     [Test]
     public async Task StoreFailure_PublishThrows_NothingEnqueued_MemoryQueuesWork_ThenRecovers()
     {
-        var store = new FlakyStore(new SqliteMessageStore(_path));
+        var store = new FlakyStore(new SqliteMessageStore(Database));
         await using var broker = new MessageBrokerBuilder().UseStore(() => store)
             .AddQueue("q", o => o.Durable = true)
             .AddQueue("mem")

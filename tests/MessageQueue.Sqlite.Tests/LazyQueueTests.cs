@@ -5,26 +5,12 @@ namespace MessageQueue.Sqlite.Tests;
 
 [TestFixture]
 [CancelAfter(60_000)]
-public sealed class LazyQueueTests
+public sealed class LazyQueueTests : TempDatabaseFixture
 {
     private const int Window = 8;
-    private string _path = "";
-
-    [SetUp]
-    public void SetUp() => _path = Path.Combine(Path.GetTempPath(), $"mq-lazy-{Guid.NewGuid():N}.db");
-
-    [TearDown]
-    public void TearDown()
-    {
-        foreach (var file in new[] { _path, _path + "-wal", _path + "-shm" })
-        {
-            File.Delete(file);
-        }
-    }
-
     private MessageBroker Build(Action<QueueOptions>? queue = null, Action<MessageBrokerBuilder>? more = null)
     {
-        var builder = new MessageBrokerBuilder().UseSqlite(_path, o => o.LazyWindow = Window);
+        var builder = new MessageBrokerBuilder().UseSqlite(Database, o => o.LazyWindow = Window);
         builder.AddQueue("dead", o => o.Durable = true);
         builder.AddQueue("lazy", o =>
         {
@@ -125,7 +111,7 @@ public sealed class LazyQueueTests
 
         await using var restarted = Build(o => o.Durable = false);
         Assert.That(restarted.Management.GetQueueInfo("lazy").Ready, Is.Zero);
-        using var store = new SqliteMessageStore(_path);
+        using var store = new SqliteMessageStore(Database);
         Assert.That(store.Open().Queues, Is.Empty, "transient rows are deleted when the store opens");
     }
 
@@ -143,7 +129,7 @@ public sealed class LazyQueueTests
             Assert.That(await DrainAsync(broker, 2), Is.EqualTo(new[] { 31, 32 }));
         }
 
-        using var store = new SqliteMessageStore(_path);
+        using var store = new SqliteMessageStore(Database);
         Assert.That(store.Open().Queues, Is.Empty);
     }
 
@@ -210,10 +196,10 @@ public sealed class LazyQueueTests
         const int Count = 1_000_000;
         const long Limit = 64L * 1024 * 1024;
         var padding = new string('x', 1000);
-        var logs = new RecordingLoggerFactory();
+        var logs = new System.Collections.Concurrent.ConcurrentQueue<string>();
         await using var broker = new MessageBrokerBuilder()
-            .UseSqlite(_path, o => o.Synchronous = SqliteSynchronous.Normal)
-            .UseLoggerFactory(logs)
+            .UseSqlite(Database, o => o.Synchronous = SqliteSynchronous.Normal)
+            .UseLoggerFactory(new LineLoggerFactory(logs.Enqueue))
             .AddQueue("big", o => o.Mode = QueueMode.Lazy)
             .Build();
         for (var i = 0; i < Count; i += 1000)
@@ -235,7 +221,7 @@ public sealed class LazyQueueTests
             var delivery = await consumer.ReceiveAsync().AsTask().WithSafety();
             if (delivery.Message.N != expected || delivery.Message.Padding.Length != padding.Length)
             {
-                Assert.Fail($"expected message {expected}, got {delivery.Message.N}; {broker.Management.GetQueueInfo("big")}; logged: {string.Join(" | ", logs.Lines)}");
+                Assert.Fail($"expected message {expected}, got {delivery.Message.N}; {broker.Management.GetQueueInfo("big")}; logged: {string.Join(" | ", logs)}");
             }
 
             if (expected == Count / 2)
@@ -249,7 +235,7 @@ public sealed class LazyQueueTests
         {
             Assert.That(queued, Is.LessThan(Limit));
             Assert.That(halfway, Is.LessThan(Limit));
-            Assert.That(logs.Lines, Is.Empty);
+            Assert.That(logs, Is.Empty);
         }
     }
 
@@ -268,8 +254,8 @@ public sealed class LazyQueueTests
     [Test]
     public void StorageOptions_OutOfRange_AreRefused()
     {
-        Assert.Throws<ArgumentOutOfRangeException>(() => new MessageBrokerBuilder().UseSqlite(_path, o => o.LazyWindow = 1));
-        Assert.Throws<ArgumentOutOfRangeException>(() => new MessageBrokerBuilder().UseSqlite(_path, o => o.MaxBatchSize = 0));
+        Assert.Throws<ArgumentOutOfRangeException>(() => new MessageBrokerBuilder().UseSqlite(Database, o => o.LazyWindow = 1));
+        Assert.Throws<ArgumentOutOfRangeException>(() => new MessageBrokerBuilder().UseSqlite(Database, o => o.MaxBatchSize = 0));
     }
 }
 

@@ -1,3 +1,4 @@
+using MessageQueue.Sqlite.Tests.Support;
 using System.Collections.Concurrent;
 using MessageQueue.Tests.Support;
 using Microsoft.Data.Sqlite;
@@ -8,25 +9,11 @@ namespace MessageQueue.Sqlite.Tests;
 /// (a locked, read-only or corrupt database).</summary>
 [TestFixture]
 [CancelAfter(30_000)]
-public sealed class StoreTests
+public sealed class StoreTests : TempDatabaseFixture
 {
-    private string _path = "";
-
-    [SetUp]
-    public void SetUp() => _path = Path.Combine(Path.GetTempPath(), $"mq-store-{Guid.NewGuid():N}.db");
-
-    [TearDown]
-    public void TearDown()
-    {
-        foreach (var file in new[] { _path, _path + "-wal", _path + "-shm" })
-        {
-            File.Delete(file);
-        }
-    }
-
     private SqliteConnection Connect()
     {
-        var connection = new SqliteConnection($"Data Source={_path};Pooling=False");
+        var connection = new SqliteConnection($"Data Source={Database};Pooling=False");
         connection.Open();
         return connection;
     }
@@ -43,7 +30,7 @@ public sealed class StoreTests
     public async Task DeduplicationWindow_OfADurableQueue_SurvivesARestart()
     {
         var time = new ManualTimeProvider();
-        MessageBroker Build() => new MessageBrokerBuilder().UseSqlite(_path).UseTimeProvider(time)
+        MessageBroker Build() => new MessageBrokerBuilder().UseSqlite(Database).UseTimeProvider(time)
             .AddQueue("q", o =>
             {
                 o.Durable = true;
@@ -78,7 +65,7 @@ public sealed class StoreTests
     [Test]
     public async Task BatchLimit_SplitsConcurrentPublishes_NeverOnePublish()
     {
-        var store = new RecordingStore(new SqliteMessageStore(_path));
+        var store = new RecordingStore(new SqliteMessageStore(Database));
         await using var broker = new MessageBrokerBuilder().UseStore(() => store, new StorageOptions { MaxBatchSize = 10 })
             .AddQueue("q", o => o.Durable = true)
             .Build();
@@ -114,7 +101,7 @@ public sealed class StoreTests
             command.ExecuteNonQuery();
         }
 
-        using (var store = new SqliteMessageStore(_path))
+        using (var store = new SqliteMessageStore(Database))
         {
             var contents = store.Open();
             var row = store.ReadQueue("q", withEnvelopes: true).Single();
@@ -131,7 +118,7 @@ public sealed class StoreTests
     [Test]
     public async Task LockedDatabase_PublishFailsWithTheCause_OthersWork_ThenRecovers()
     {
-        await using var broker = new MessageBrokerBuilder().UseSqlite(_path, o => o.BusyTimeout = TimeSpan.FromMilliseconds(100))
+        await using var broker = new MessageBrokerBuilder().UseSqlite(Database, o => o.BusyTimeout = TimeSpan.FromMilliseconds(100))
             .AddQueue("q", o => o.Durable = true)
             .AddQueue("mem")
             .Build();
@@ -163,12 +150,12 @@ public sealed class StoreTests
     [Test]
     public void ReadOnlyDatabase_IsAClearErrorAtBuild()
     {
-        using (var create = new SqliteMessageStore(_path))
+        using (var create = new SqliteMessageStore(Database))
         {
             create.Open();
         }
 
-        var ex = Assert.Throws<MessageStoreException>(() => new MessageBrokerBuilder().UseSqlite($"Data Source={_path};Mode=ReadOnly")
+        var ex = Assert.Throws<MessageStoreException>(() => new MessageBrokerBuilder().UseSqlite($"Data Source={Database};Mode=ReadOnly")
             .AddQueue("q", o => o.Durable = true)
             .Build());
         Assert.That(ex!.Message, Does.Contain("could not be opened").And.Contain("readonly"));
@@ -178,14 +165,14 @@ public sealed class StoreTests
     public void CorruptDatabase_IsAClearErrorAtBuild_AndTheFileIsLeftAlone()
     {
         var garbage = Enumerable.Range(0, 8192).Select(i => (byte)(i * 7)).ToArray();
-        File.WriteAllBytes(_path, garbage);
-        var ex = Assert.Throws<MessageStoreException>(() => new MessageBrokerBuilder().UseSqlite(_path)
+        File.WriteAllBytes(Database, garbage);
+        var ex = Assert.Throws<MessageStoreException>(() => new MessageBrokerBuilder().UseSqlite(Database)
             .AddQueue("q", o => o.Durable = true)
             .Build());
         using (Assert.EnterMultipleScope())
         {
             Assert.That(ex!.Message, Does.Contain("could not be opened").And.Contain("not a database"));
-            Assert.That(File.ReadAllBytes(_path), Is.EqualTo(garbage));
+            Assert.That(File.ReadAllBytes(Database), Is.EqualTo(garbage));
         }
     }
 

@@ -2,22 +2,10 @@ using Microsoft.Extensions.Logging;
 
 namespace MessageQueue.Sqlite.Tests.Support;
 
-/// <summary>Keeps the broker's warnings and errors, so a test can show them and fail on them.</summary>
-internal sealed class RecordingLoggerFactory : ILoggerFactory, ILogger
+/// <summary>Hands each warning or error the broker logs to a callback as one line (the tests keep them to fail on
+/// them; the crash helper prints them for the test in the parent process).</summary>
+internal sealed class LineLoggerFactory(Action<string> line) : ILoggerFactory, ILogger
 {
-    private readonly List<string> _lines = [];
-
-    public IReadOnlyList<string> Lines
-    {
-        get
-        {
-            lock (_lines)
-            {
-                return [.. _lines];
-            }
-        }
-    }
-
     public ILogger CreateLogger(string categoryName) => this;
 
     public void AddProvider(ILoggerProvider provider)
@@ -37,10 +25,7 @@ internal sealed class RecordingLoggerFactory : ILoggerFactory, ILogger
     {
         if (IsEnabled(logLevel))
         {
-            lock (_lines)
-            {
-                _lines.Add($"{logLevel}: {formatter(state, exception)} {exception}");
-            }
+            line($"{logLevel}: {formatter(state, exception)} {exception?.Message}".ReplaceLineEndings(" "));
         }
     }
 }
