@@ -1,4 +1,5 @@
 using BenchmarkDotNet.Attributes;
+using BenchmarkDotNet.Configs;
 using Microsoft.Data.Sqlite;
 
 namespace MessageQueue.Benchmarks;
@@ -6,15 +7,20 @@ namespace MessageQueue.Benchmarks;
 /// <summary>
 /// Durable publish-and-consume on SQLite (synchronous = FULL: every confirmed publish is synced), next to raw
 /// Microsoft.Data.Sqlite doing the same work in the same run: each message inserted (one transaction per message,
-/// or batches of 100), then read and deleted. One publisher is compared with one transaction per message; eight
-/// concurrent publishers (group commit) with batches of 100. Each operation moves <see cref="Messages"/>
-/// messages; the table reports per message.
+/// or batches of 100), then read and deleted. Two groups, each with its own baseline: one publisher waiting for
+/// each confirm against one transaction per message (<see cref="Few"/> messages per operation); eight concurrent
+/// publishers (group commit), each waiting for every confirm or keeping up to 100 publishes outstanding (as
+/// RabbitMQ publishers do with confirms), against batches of 100 (<see cref="Many"/> messages per operation).
+/// The table reports per message.
 /// </summary>
 [MemoryDiagnoser]
 [MedianColumn]
+[CategoriesColumn]
+[GroupBenchmarksBy(BenchmarkLogicalGroupRule.ByCategory)]
 public class DurableBenchmarks
 {
-    public const int Messages = 2_000;
+    public const int Few = 2_000;
+    public const int Many = 10_000;
 
     private readonly byte[] _body = new byte[256];
     private string _path = "";
@@ -32,19 +38,22 @@ public class DurableBenchmarks
         }
     }
 
-    [Benchmark(Baseline = true, OperationsPerInvoke = Messages, Description = "raw SQLite, 1 tx/message")]
-    public void RawPerMessage() => Raw(batch: 1);
+    [BenchmarkCategory("1 publisher"), Benchmark(Baseline = true, OperationsPerInvoke = Few, Description = "raw SQLite, 1 tx/message")]
+    public void RawPerMessage() => Raw(Few, batch: 1);
 
-    [Benchmark(OperationsPerInvoke = Messages, Description = "durable queue, 1 publisher")]
-    public Task DurableOnePublisher() => Durable(publishers: 1);
+    [BenchmarkCategory("1 publisher"), Benchmark(OperationsPerInvoke = Few, Description = "durable queue, 1 publisher")]
+    public Task DurableOnePublisher() => Durable(Few, publishers: 1, outstanding: 1);
 
-    [Benchmark(OperationsPerInvoke = Messages, Description = "raw SQLite, batches of 100")]
-    public void RawBatched() => Raw(batch: 100);
+    [BenchmarkCategory("8 publishers"), Benchmark(Baseline = true, OperationsPerInvoke = Many, Description = "raw SQLite, batches of 100")]
+    public void RawBatched() => Raw(Many, batch: 100);
 
-    [Benchmark(OperationsPerInvoke = Messages, Description = "durable queue, 8 publishers")]
-    public Task DurableEightPublishers() => Durable(publishers: 8);
+    [BenchmarkCategory("8 publishers"), Benchmark(OperationsPerInvoke = Many, Description = "durable queue, 8 publishers, 1 outstanding")]
+    public Task DurableEightPublishers() => Durable(Many, publishers: 8, outstanding: 1);
 
-    private async Task Durable(int publishers)
+    [BenchmarkCategory("8 publishers"), Benchmark(OperationsPerInvoke = Many, Description = "durable queue, 8 publishers, 100 outstanding")]
+    public Task DurableEightPublishersPipelined() => Durable(Many, publishers: 8, outstanding: 100);
+
+    private async Task Durable(int messages, int publishers, int outstanding)
     {
         await using var broker = new MessageBrokerBuilder()
             .UseSqlite(_path)
@@ -54,25 +63,34 @@ public class DurableBenchmarks
         var received = 0;
         await using var subscription = broker.Subscribe<byte[]>("q", (_, _) =>
         {
-            if (Interlocked.Increment(ref received) == Messages)
+            if (Interlocked.Increment(ref received) == messages)
             {
                 done.SetResult();
             }
 
             return ValueTask.CompletedTask;
         });
-        var each = Messages / publishers;
+        var each = messages / publishers;
         await Task.WhenAll(Enumerable.Range(0, publishers).Select(_ => Task.Run(async () =>
         {
+            // Each publisher keeps at most `outstanding` publishes waiting for their confirm.
+            var pending = new Queue<Task>(outstanding);
             for (var i = 0; i < each; i++)
             {
-                await broker.SendAsync("q", _body).ConfigureAwait(false);
+                if (pending.Count == outstanding)
+                {
+                    await pending.Dequeue().ConfigureAwait(false);
+                }
+
+                pending.Enqueue(broker.SendAsync("q", _body).AsTask());
             }
+
+            await Task.WhenAll(pending).ConfigureAwait(false);
         })));
         await done.Task;
     }
 
-    private void Raw(int batch)
+    private void Raw(int messages, int batch)
     {
         using var connection = new SqliteConnection($"Data Source={_path};Pooling=False");
         connection.Open();
@@ -81,7 +99,7 @@ public class DurableBenchmarks
         using var insert = connection.CreateCommand();
         insert.CommandText = "INSERT INTO m (queue, body) VALUES ('q', $body);";
         var body = insert.Parameters.Add("$body", SqliteType.Blob);
-        for (var i = 0; i < Messages; i += batch)
+        for (var i = 0; i < messages; i += batch)
         {
             using var tx = connection.BeginTransaction();
             insert.Transaction = tx;
@@ -99,7 +117,7 @@ public class DurableBenchmarks
         using var read = connection.CreateCommand();
         read.Transaction = consume;
         read.CommandText = "SELECT id, body FROM m ORDER BY id;";
-        var ids = new List<long>(Messages);
+        var ids = new List<long>(messages);
         using (var rows = read.ExecuteReader())
         {
             while (rows.Read())

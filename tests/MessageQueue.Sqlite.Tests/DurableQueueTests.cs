@@ -185,6 +185,58 @@ public sealed class DurableQueueTests : TempDatabaseFixture
     }
 
     [Test]
+    public async Task Acks_WaitForTheNextPublish_AndShareItsCommit_DisposeWritesTheRest()
+    {
+        var store = new FlakyStore(new SqliteMessageStore(Database));
+        var batches = new ConcurrentQueue<(int Inserts, int Deletes, bool Durable)>();
+        store.Written = b => batches.Enqueue((b.Inserts.Count, b.Deletes.Count, b.MustBeDurable));
+        await using (var broker = new MessageBrokerBuilder().UseStore(() => store, new StorageOptions { AckDelay = TimeSpan.FromSeconds(10) })
+            .AddQueue("q", o => o.Durable = true)
+            .Build())
+        {
+            for (var i = 1; i <= 3; i++)
+            {
+                await broker.SendAsync("q", new Order(i));
+            }
+
+            await using var consumer = broker.Consume<Order>("q", o => o.Prefetch = 10);
+            for (var i = 1; i <= 3; i++)
+            {
+                await (await consumer.ReceiveAsync().AsTask().WithSafety()).AckAsync();
+            }
+
+            batches.Clear();
+            await broker.SendAsync("q", new Order(4));
+            Assert.That(batches, Is.EqualTo(new[] { (1, 3, true) }), "the three acks ride along with the next publish: one commit");
+            await (await consumer.ReceiveAsync().AsTask().WithSafety()).AckAsync(); // waits for no publish: written at dispose
+        }
+
+        using var reopened = new SqliteMessageStore(Database);
+        Assert.That(reopened.Open().Queues, Is.Empty, "every ack was written");
+    }
+
+    [Test]
+    public async Task AcksAlone_AreWrittenOnceAckDelayPasses_WithoutASync()
+    {
+        var store = new FlakyStore(new SqliteMessageStore(Database));
+        var acksWritten = new TaskCompletionSource<bool>(TaskCreationOptions.RunContinuationsAsynchronously);
+        store.Written = b =>
+        {
+            if (b.Deletes.Count > 0)
+            {
+                acksWritten.TrySetResult(b.MustBeDurable);
+            }
+        };
+        await using var broker = new MessageBrokerBuilder().UseStore(() => store, new StorageOptions { AckDelay = TimeSpan.FromMilliseconds(20) })
+            .AddQueue("q", o => o.Durable = true)
+            .Build();
+        await broker.SendAsync("q", new Order(1));
+        await using var consumer = broker.Consume<Order>("q");
+        await (await consumer.ReceiveAsync().AsTask().WithSafety()).AckAsync();
+        Assert.That(await acksWritten.Task.WithSafety(), Is.False, "nothing else happens, yet the ack is written (without a sync)");
+    }
+
+    [Test]
     public async Task StoreFailure_PublishThrows_NothingEnqueued_MemoryQueuesWork_ThenRecovers()
     {
         var store = new FlakyStore(new SqliteMessageStore(Database));
@@ -256,6 +308,9 @@ public sealed class DurableQueueTests : TempDatabaseFixture
     {
         public volatile bool Failing;
 
+        /// <summary>Called after each successful write, on the writer thread.</summary>
+        public Action<StoreBatch>? Written;
+
         public StoreContents Open() => inner.Open();
 
         public IEnumerable<StoredMessage> ReadQueue(string queue, bool withEnvelopes) => inner.ReadQueue(queue, withEnvelopes);
@@ -270,6 +325,7 @@ public sealed class DurableQueueTests : TempDatabaseFixture
             }
 
             inner.Write(batch);
+            Written?.Invoke(batch);
         }
 
         public void Dispose() => inner.Dispose();

@@ -256,6 +256,8 @@ public sealed class LazyQueueTests : TempDatabaseFixture
     {
         Assert.Throws<ArgumentOutOfRangeException>(() => new MessageBrokerBuilder().UseSqlite(Database, o => o.LazyWindow = 1));
         Assert.Throws<ArgumentOutOfRangeException>(() => new MessageBrokerBuilder().UseSqlite(Database, o => o.MaxBatchSize = 0));
+        var ex = Assert.Throws<ArgumentOutOfRangeException>(() => new MessageBrokerBuilder().UseSqlite(Database, o => o.AckDelay = TimeSpan.FromMilliseconds(-1)));
+        Assert.That(ex!.ParamName, Is.EqualTo("AckDelay"));
     }
 }
 

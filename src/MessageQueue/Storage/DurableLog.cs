@@ -6,7 +6,8 @@ namespace MessageQueue.Storage;
 /// The broker's one writer to its <see cref="IMessageStore"/>, committing in groups: publishes wait for the batch
 /// that carries their messages (whatever arrives while a write is in progress joins the next batch, so many
 /// concurrent publishers share one transaction and one sync); acks, delivery counts and dead letters are queued
-/// without waiting and ride along. When a write fails, the publishes in it fail with
+/// without waiting and ride along with the next publish's transaction, or are written on their own once they have
+/// waited <see cref="StorageOptions.AckDelay"/> (a lost ack causes a redelivery, never a loss). When a write fails, the publishes in it fail with
 /// <see cref="MessageStoreException"/> (nothing of them was enqueued) and the queued changes are kept and retried
 /// with the next write, so the broker recovers when the store does. A transaction holds at most
 /// <see cref="StorageOptions.MaxBatchSize"/> changes (a single publish is never split).
@@ -21,6 +22,8 @@ internal sealed partial class DurableLog : IDisposable
     private StoreBatch _background = new();
     private readonly Queue<(IReadOnlyList<StoredMessage> Rows, TaskCompletionSource Done)> _confirmed = new();
     private List<TaskCompletionSource> _barriers = [];
+    private readonly long _ackDelay;
+    private long _backgroundSince;
     private long _nextId;
     private bool _stopping;
     private bool _writing;
@@ -31,6 +34,7 @@ internal sealed partial class DurableLog : IDisposable
         Serializer = serializer;
         Options = options;
         _maxBatch = options.MaxBatchSize;
+        _ackDelay = (long)options.AckDelay.TotalMilliseconds;
         _logger = logger;
         _nextId = firstId;
         _writer = new Thread(Run) { IsBackground = true, Name = "MessageQueue store writer" };
@@ -103,9 +107,43 @@ internal sealed partial class DurableLog : IDisposable
     {
         lock (_gate)
         {
+            var first = _background.IsEmpty;
             add(_background);
-            Monitor.Pulse(_gate);
+            if (first)
+            {
+                _backgroundSince = Environment.TickCount64;
+                Monitor.Pulse(_gate); // an idle writer starts the clock; later changes need not wake it
+            }
+            else if (_background.Count == _maxBatch)
+            {
+                Monitor.Pulse(_gate);
+            }
         }
+    }
+
+    /// <summary>Whether the writer has something to write now (caller holds the gate): publishes or barriers
+    /// wait, the log is closing, or the changes nobody waits on are many or have waited long enough.</summary>
+    private bool MustWrite(out int wait)
+    {
+        wait = Timeout.Infinite;
+        if (_confirmed.Count > 0 || _barriers.Count > 0)
+        {
+            return true;
+        }
+
+        if (_background.IsEmpty)
+        {
+            return false;
+        }
+
+        var left = _backgroundSince + _ackDelay - Environment.TickCount64;
+        if (_stopping || left <= 0 || _background.Count >= _maxBatch)
+        {
+            return true;
+        }
+
+        wait = (int)left;
+        return false;
     }
 
     private void Run()
@@ -117,14 +155,14 @@ internal sealed partial class DurableLog : IDisposable
             StoreBatch background;
             lock (_gate)
             {
-                while (_background.IsEmpty && _confirmed.Count == 0 && _barriers.Count == 0)
+                while (!MustWrite(out var wait))
                 {
-                    if (_stopping)
+                    if (_stopping && _background.IsEmpty)
                     {
                         return;
                     }
 
-                    Monitor.Wait(_gate);
+                    Monitor.Wait(_gate, wait);
                 }
 
                 // Whole publishes up to the batch limit (at least one), then changes nobody waits on in the room left.
@@ -182,6 +220,7 @@ internal sealed partial class DurableLog : IDisposable
                     // Keep the changes nobody waits on, ahead of newer ones, for the next write.
                     Append(background, _background);
                     _background = background;
+                    _backgroundSince = Environment.TickCount64;
                 }
             }
             finally
@@ -277,22 +316,6 @@ internal sealed partial class DurableLog : IDisposable
         to.Deletes.AddRange(from.Deletes);
         to.Remember.AddRange(from.Remember);
         to.Forget.AddRange(from.Forget);
-    }
-
-    /// <summary>Waits until everything queued so far is written (or failed once).</summary>
-    internal void Flush()
-    {
-        lock (_gate)
-        {
-            while (_writing || !_background.IsEmpty || _confirmed.Count > 0)
-            {
-                Monitor.PulseAll(_gate);
-                if (!Monitor.Wait(_gate, TimeSpan.FromSeconds(10)))
-                {
-                    return;
-                }
-            }
-        }
     }
 
     /// <summary>Writes what is queued, stops the writer and closes the store.</summary>

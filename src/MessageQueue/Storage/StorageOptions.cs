@@ -14,8 +14,21 @@ public class StorageOptions
     /// <value>The default value is 10,000.</value>
     public int MaxBatchSize { get; set; } = 10_000;
 
+    /// <summary>Gets or sets how long acks, rejects, delivery counts and dead letters may wait before they are
+    /// written. Within this time they join the next publish's transaction instead of costing one of their own, which
+    /// matters most to one busy publisher. A crash within it can only cause redeliveries of messages whose acks were
+    /// not yet written (as RabbitMQ does), never a loss. <see cref="TimeSpan.Zero"/> writes them as soon as the
+    /// writer is free.</summary>
+    /// <value>The default value is 5 milliseconds.</value>
+    public TimeSpan AckDelay { get; set; } = TimeSpan.FromMilliseconds(5);
+
     internal void Validate()
     {
+        if (AckDelay < TimeSpan.Zero || AckDelay > TimeSpan.FromSeconds(10))
+        {
+            throw new ArgumentOutOfRangeException(nameof(AckDelay), AckDelay, "AckDelay must be between zero and 10 seconds.");
+        }
+
         if (LazyWindow < 2)
         {
             throw new ArgumentOutOfRangeException(nameof(LazyWindow), LazyWindow, "LazyWindow must be 2 or more.");

@@ -1,4 +1,6 @@
 using System.Text.RegularExpressions;
+using Microsoft.Extensions.DependencyInjection;
+using Microsoft.Extensions.Hosting;
 using MessageQueue.Tests.Support;
 
 namespace MessageQueue.Tests.Docs;
@@ -209,6 +211,36 @@ public sealed partial class ReadmeSnippetTests
         }
         finally
         {
+            foreach (var f in new[] { file, file + "-wal", file + "-shm" })
+            {
+                File.Delete(f);
+            }
+        }
+    }
+
+    [Test]
+    public async Task DependencyInjection()
+    {
+        var file = Path.Combine(Path.GetTempPath(), $"readme-{Guid.NewGuid():N}.db");
+        var connectionString = $"Data Source={file}";
+        try
+        {
+            var builder = new HostApplicationBuilder(new HostApplicationBuilderSettings { DisableDefaults = true });
+            // snippet:di:start
+            builder.Services.AddMessageQueue(mq => mq
+                .AddQueue("billing", q => q.Durable = true)
+                .UseSqlite(connectionString));
+            // inject IProducer (or IMessageBroker) where the application publishes
+            // snippet:di:end
+            using var host = builder.Build();
+            await host.StartAsync();
+            await host.Services.GetRequiredService<IProducer>().SendAsync("billing", new Invoice(1));
+            Assert.That(host.Services.GetRequiredService<IMessageBroker>().Management.GetQueueInfo("billing").Ready, Is.EqualTo(1));
+            await host.StopAsync();
+        }
+        finally
+        {
+            Microsoft.Data.Sqlite.SqliteConnection.ClearAllPools();
             foreach (var f in new[] { file, file + "-wal", file + "-shm" })
             {
                 File.Delete(f);

@@ -1,0 +1,108 @@
+using MessageQueue.Tests.Support;
+using Microsoft.Extensions.DependencyInjection;
+using Microsoft.Extensions.Hosting;
+
+namespace MessageQueue.Tests.Hosting;
+
+[TestFixture]
+[CancelAfter(30_000)]
+public sealed class DependencyInjectionTests
+{
+    private string _database = "";
+
+    [SetUp]
+    public void NewDatabase() => _database = Path.Combine(Path.GetTempPath(), $"mq-di-{Guid.NewGuid():N}.db");
+
+    [TearDown]
+    public void DeleteDatabase()
+    {
+        Microsoft.Data.Sqlite.SqliteConnection.ClearAllPools();
+        foreach (var file in new[] { _database, _database + "-wal", _database + "-shm" })
+        {
+            File.Delete(file);
+        }
+    }
+
+    private static IHost Host(Action<IServiceCollection> configure)
+    {
+        var builder = new HostApplicationBuilder(new HostApplicationBuilderSettings { DisableDefaults = true });
+        configure(builder.Services);
+        return builder.Build();
+    }
+
+    [Test]
+    public async Task UseSqlite_OnTheDiBuilder_DurableMessagesSurviveAHostRestart()
+    {
+        void Configure(IServiceCollection services) => services.AddMessageQueue(mq => mq
+            .AddQueue("billing", q => q.Durable = true)
+            .UseSqlite(_database, o => o.Synchronous = SqliteSynchronous.Normal));
+
+        using (var host = Host(Configure))
+        {
+            await host.StartAsync().WithSafety();
+            var producer = host.Services.GetRequiredService<IProducer>();
+            await producer.SendAsync("billing", new Order(7)).AsTask().WithSafety();
+            Assert.That(host.Services.GetRequiredService<IMessageBroker>(), Is.SameAs(producer));
+            await host.StopAsync().WithSafety();
+        }
+
+        using var restarted = Host(Configure);
+        await restarted.StartAsync().WithSafety();
+        var broker = restarted.Services.GetRequiredService<MessageBroker>();
+        var peeked = await broker.Management.PeekAsync("billing");
+        Assert.That(peeked.Select(m => m.Body), Is.EqualTo(new object[] { new Order(7) }));
+        await restarted.StopAsync().WithSafety();
+    }
+
+    [Test]
+    public async Task TheContainersClock_IsTheBrokersClock()
+    {
+        var time = new ManualTimeProvider();
+        using var host = Host(s => s.AddSingleton<TimeProvider>(time).AddMessageQueue(mq => mq.AddQueue("q")));
+        await host.StartAsync().WithSafety();
+        var broker = host.Services.GetRequiredService<MessageBroker>();
+        await broker.SendAsync("q", new Order(1), new PublishOptions { Delay = TimeSpan.FromMinutes(1) });
+        Assert.That(broker.Management.GetQueueInfo("q").Delayed, Is.EqualTo(1));
+        time.Advance(TimeSpan.FromMinutes(1));
+        Assert.That(broker.Management.GetQueueInfo("q").Ready, Is.EqualTo(1), "the delay ran on the container's TimeProvider");
+        await host.StopAsync().WithSafety();
+    }
+
+    [Test]
+    public async Task NamedBrokers_AreIsolated_AndEachNameIsUsedOnce()
+    {
+        using var host = Host(s => s
+            .AddMessageQueue("tenant-a", mq => mq.AddQueue("q"))
+            .AddMessageQueue("tenant-b", mq => mq.AddQueue("q")));
+        await host.StartAsync().WithSafety();
+        var a = host.Services.GetRequiredKeyedService<IProducer>("tenant-a");
+        var b = host.Services.GetRequiredKeyedService<IMessageBroker>("tenant-b");
+        await a.SendAsync("q", new Order(1));
+        using (Assert.EnterMultipleScope())
+        {
+            Assert.That(b, Is.Not.SameAs(a));
+            Assert.That(((IMessageBroker)a).Management.GetQueueInfo("q").Ready, Is.EqualTo(1));
+            Assert.That(b.Management.GetQueueInfo("q").Ready, Is.Zero);
+            Assert.That(host.Services.GetService<IProducer>(), Is.Null, "no unnamed broker was registered");
+        }
+
+        var twice = Assert.Throws<InvalidOperationException>(() => new ServiceCollection().AddMessageQueue("x", _ => { }).AddMessageQueue("x", _ => { }));
+        var unnamedTwice = Assert.Throws<InvalidOperationException>(() => new ServiceCollection().AddMessageQueue(_ => { }).AddMessageQueue(_ => { }));
+        Assert.Throws<ArgumentException>(() => new ServiceCollection().AddMessageQueue(" ", _ => { }));
+        using (Assert.EnterMultipleScope())
+        {
+            Assert.That(twice!.Message, Does.Contain("'x' was registered already"));
+            Assert.That(unnamedTwice!.Message, Does.Contain("AddMessageQueue was called twice"));
+        }
+
+        await host.StopAsync().WithSafety();
+    }
+
+    [Test]
+    public async Task ABrokenTopology_StopsTheHostAtStart()
+    {
+        using var host = Host(s => s.AddMessageQueue(mq => mq.Bind("nowhere", "q")));
+        var ex = await Assert.ThrowsAsync<TopologyException>(() => host.StartAsync());
+        Assert.That(ex!.Message, Does.Contain("nowhere"));
+    }
+}
