@@ -1,12 +1,16 @@
 using System.Threading.Channels;
 using BenchmarkDotNet.Attributes;
+using MassTransit;
+using MessageQueue.Benchmarks.Infrastructure;
 
 namespace MessageQueue.Benchmarks;
 
 /// <summary>
 /// One producer, one consumer, in memory: how fast messages move from a send to the consumer's code.
 /// The baseline is a raw unbounded <see cref="Channel{T}"/> moving the same message objects, measured in
-/// the same run. Each operation moves <see cref="Messages"/> messages; the table reports per message.
+/// the same run; the peer is MassTransit's in-memory transport (send to a receive endpoint whose handler
+/// takes one message at a time, prefetch 32, as the MessageQueue subscription). Each operation moves
+/// <see cref="Messages"/> messages; the table reports per message.
 /// </summary>
 [MemoryDiagnoser]
 [MedianColumn]
@@ -20,6 +24,8 @@ public class PointToPointBenchmarks
     private IConsumer<Payload> _consumer = null!;
     private TaskCompletionSource _done = new();
     private int _received;
+    private MassTransitPeer _massTransit = null!;
+    private ISendEndpoint _massTransitEndpoint = null!;
 
     [GlobalSetup]
     public void Setup()
@@ -35,6 +41,8 @@ public class PointToPointBenchmarks
             return ValueTask.CompletedTask;
         });
         _consumer = _broker.Consume<Payload>("pull", o => o.Prefetch = 32);
+        _massTransit = MassTransitPeer.StartAsync(["mt-p2p"], concurrency: 1).GetAwaiter().GetResult();
+        _massTransitEndpoint = _massTransit.EndpointAsync("mt-p2p").GetAwaiter().GetResult();
     }
 
     [GlobalCleanup]
@@ -43,6 +51,7 @@ public class PointToPointBenchmarks
         _subscription.DisposeAsync().AsTask().GetAwaiter().GetResult();
         _consumer.DisposeAsync().AsTask().GetAwaiter().GetResult();
         _broker.DisposeAsync().AsTask().GetAwaiter().GetResult();
+        _massTransit.DisposeAsync().AsTask().GetAwaiter().GetResult();
     }
 
     [Benchmark(Baseline = true, OperationsPerInvoke = Messages, Description = "raw Channel<T>")]
@@ -102,6 +111,18 @@ public class PointToPointBenchmarks
         }
 
         await reader.ConfigureAwait(false);
+    }
+
+    [Benchmark(OperationsPerInvoke = Messages, Description = "MassTransit in-memory")]
+    public async Task MassTransit()
+    {
+        var done = _massTransit.Expect(Messages);
+        for (var i = 0; i < Messages; i++)
+        {
+            await _massTransitEndpoint.Send(_payload).ConfigureAwait(false);
+        }
+
+        await done.ConfigureAwait(false);
     }
 }
 

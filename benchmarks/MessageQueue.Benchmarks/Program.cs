@@ -1,14 +1,24 @@
+using System.Reflection;
+using BenchmarkDotNet.Configs;
+using BenchmarkDotNet.Filters;
+using BenchmarkDotNet.Jobs;
+using BenchmarkDotNet.Reports;
 using BenchmarkDotNet.Running;
+using BenchmarkDotNet.Toolchains.InProcess.Emit;
+using MessageQueue.Benchmarks.Infrastructure;
 
 namespace MessageQueue.Benchmarks;
 
 public static class Program
 {
-    /// <summary>Runs the benchmarks chosen on the command line (see benchmarks/README.md). BenchmarkDotNet exits 0
-    /// even when a benchmark throws, so this returns 1 when any report failed.</summary>
+    /// <summary>Runs the benchmarks chosen on the command line (see benchmarks/README.md). <c>--quick</c> runs
+    /// each benchmark in this process with one warm-up and three iterations (a smoke run of the whole suite in a
+    /// few minutes; the figures are rougher). BenchmarkDotNet exits 0 even when a benchmark throws, so this
+    /// returns 1 when any report failed.</summary>
     public static int Main(string[] args)
     {
-        var summaries = BenchmarkSwitcher.FromAssembly(typeof(Program).Assembly).Run(args);
+        var quick = args.Contains("--quick");
+        var summaries = Run([.. args.Where(a => a != "--quick")], quick ? QuickJob() : null);
         var failed = summaries.SelectMany(s => s.Reports).Where(r => !r.Success).ToList();
         foreach (var report in failed)
         {
@@ -16,5 +26,38 @@ public static class Program
         }
 
         return failed.Count > 0 || summaries.Any(s => s.HasCriticalValidationErrors) ? 1 : 0;
+    }
+
+    /// <summary>One warm-up and three iterations, in this process (no project to build, no process per benchmark).</summary>
+    public static Job QuickJob() => Job.Dry
+        .WithWarmupCount(1)
+        .WithIterationCount(3)
+        .WithToolchain(InProcessEmitToolchain.Instance)
+        .WithId("Quick");
+
+    /// <summary>Runs benchmarks with the suite's columns (CPU per message, scenario figures, memory) and, when
+    /// <paramref name="job"/> is given, that job for every class.</summary>
+    public static IReadOnlyList<Summary> Run(string[] args, Job? job, string? artifacts = null)
+    {
+        IConfig config = DefaultConfig.Instance
+            .AddDiagnoser(ScenarioDiagnoser.Instance)
+            .AddExporter(PlotExporter.Instance);
+        if (job is not null)
+        {
+            config = config.AddJob(job.AsDefault()).WithOptions(ConfigOptions.DisableOptimizationsValidator);
+        }
+
+        if (artifacts is not null)
+        {
+            config = config.WithArtifactsPath(artifacts);
+        }
+
+        if (RabbitMqPeer.Unavailable() is { } reason)
+        {
+            Console.WriteLine($"// RabbitMQ benchmarks skipped: {reason}.");
+            config = config.AddFilter(new SimpleFilter(b => b.Descriptor.WorkloadMethod.GetCustomAttribute<RequiresRabbitMqAttribute>() is null));
+        }
+
+        return [.. BenchmarkSwitcher.FromAssembly(typeof(Program).Assembly).Run(args, config)];
     }
 }

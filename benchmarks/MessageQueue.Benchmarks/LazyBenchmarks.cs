@@ -1,0 +1,77 @@
+using System.Diagnostics;
+using BenchmarkDotNet.Attributes;
+using MessageQueue.Benchmarks.Infrastructure;
+using Microsoft.Data.Sqlite;
+
+namespace MessageQueue.Benchmarks;
+
+/// <summary>
+/// A lazy queue holding a backlog of <see cref="Messages"/> messages of 1 KB (SQLite, <c>Synchronous = Normal</c>):
+/// published in batches of 1,000, then the managed heap measured with <c>GC.GetTotalMemory(true)</c>, then drained
+/// by a pull consumer (prefetch 100, auto ack). One operation is the whole fill and drain, run once in every job
+/// (a single iteration takes tens of seconds). Columns: Heap (MB) with everything queued, Fill and Drain (msg/s).
+/// </summary>
+[MemoryDiagnoser]
+[WarmupCount(0)]
+[IterationCount(1)]
+[InvocationCount(1)]
+public class LazyBenchmarks
+{
+    public const int Messages = 1_000_000;
+
+    private const int Batch = 1_000;
+    private readonly string _padding = new('x', 1_000);
+    private string _path = "";
+
+    [IterationSetup]
+    public void NewDatabase() => _path = Path.Combine(Path.GetTempPath(), $"mq-lazy-{Guid.NewGuid():N}.db");
+
+    [IterationCleanup]
+    public void DeleteDatabase()
+    {
+        SqliteConnection.ClearAllPools();
+        foreach (var file in new[] { _path, _path + "-wal", _path + "-shm" })
+        {
+            File.Delete(file);
+        }
+    }
+
+    [Benchmark(OperationsPerInvoke = Messages, Description = "lazy queue, fill and drain")]
+    public async Task FillAndDrain()
+    {
+        await using var broker = new MessageBrokerBuilder()
+            .UseSqlite(_path, o => o.Synchronous = SqliteSynchronous.Normal)
+            .AddQueue("big", o => o.Mode = QueueMode.Lazy)
+            .Build();
+        var fill = Stopwatch.StartNew();
+        for (var i = 0; i < Messages; i += Batch)
+        {
+            await broker.PublishBatchAsync("", "big", Enumerable.Range(i, Math.Min(Batch, Messages - i)).Select(n => new Blob(n, _padding))).ConfigureAwait(false);
+        }
+
+        fill.Stop();
+        var heap = GC.GetTotalMemory(forceFullCollection: true);
+        await using var consumer = broker.Consume<Blob>("big", o =>
+        {
+            o.Prefetch = 100;
+            o.AckMode = AckMode.Auto;
+        });
+        var drain = Stopwatch.StartNew();
+        for (var expected = 0; expected < Messages; expected++)
+        {
+            var d = await consumer.ReceiveAsync().ConfigureAwait(false);
+            if (d.Message.N != expected)
+            {
+                throw new InvalidOperationException($"FIFO broken: expected {expected}, got {d.Message.N}");
+            }
+        }
+
+        drain.Stop();
+        ScenarioMetrics.Report(typeof(LazyBenchmarks), nameof(FillAndDrain), "heap-mb", heap / (1024.0 * 1024.0));
+        ScenarioMetrics.Report(typeof(LazyBenchmarks), nameof(FillAndDrain), "fill-msg-s", Messages / fill.Elapsed.TotalSeconds);
+        ScenarioMetrics.Report(typeof(LazyBenchmarks), nameof(FillAndDrain), "drain-msg-s", Messages / drain.Elapsed.TotalSeconds);
+    }
+}
+
+/// <summary>A 1 KB message with its position, to check FIFO order.</summary>
+public sealed record Blob(int N, string Padding);

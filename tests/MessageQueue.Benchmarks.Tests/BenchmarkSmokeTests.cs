@@ -1,0 +1,51 @@
+using System.Reflection;
+using BenchmarkDotNet.Attributes;
+
+namespace MessageQueue.Benchmarks.Tests;
+
+/// <summary>
+/// Runs every benchmark of the suite once in quick mode (in this process: one warm-up, three iterations), so the
+/// benchmarks cannot rot: each class must produce results without an error, with the suite's own columns
+/// (CPU per message everywhere; latency percentiles and lazy-queue figures where those scenarios report them).
+/// Timing is not checked here; figures come from BenchmarkDotNet runs (benchmarks/README.md).
+/// </summary>
+[TestFixture]
+[NonParallelizable]
+public sealed class BenchmarkSmokeTests
+{
+    [Test]
+    [CancelAfter(420_000)]
+    public void EveryBenchmarkClass_RunsInQuickMode_WithoutError()
+    {
+        var artifacts = Path.Combine(Path.GetTempPath(), $"mq-bench-smoke-{Guid.NewGuid():N}");
+        try
+        {
+            var summaries = Program.Run(["--filter", "*"], Program.QuickJob(), artifacts);
+            var reports = summaries.SelectMany(s => s.Reports).ToList();
+            var classes = typeof(Program).Assembly.GetTypes()
+                .Where(t => t.GetMethods().Any(m => m.GetCustomAttribute<BenchmarkAttribute>() is not null))
+                .Select(t => t.Name)
+                .ToList();
+            var ran = reports.Select(r => r.BenchmarkCase.Descriptor.Type.Name).Distinct().ToList();
+            var metrics = reports.ToDictionary(r => r.BenchmarkCase.Descriptor.Type.Name + "." + r.BenchmarkCase.Descriptor.WorkloadMethod.Name, r => r.Metrics.Keys.ToList());
+            using (Assert.EnterMultipleScope())
+            {
+                Assert.That(classes, Has.Count.GreaterThanOrEqualTo(6));
+                Assert.That(ran, Is.EquivalentTo(classes), "every benchmark class ran");
+                Assert.That(reports.Where(r => !r.Success).Select(r => r.BenchmarkCase.DisplayInfo), Is.Empty, "benchmarks that failed");
+                Assert.That(summaries.Where(s => s.HasCriticalValidationErrors).Select(s => s.Title), Is.Empty);
+                Assert.That(metrics.Where(m => !m.Value.Contains("cpu-ns")).Select(m => m.Key), Is.Empty, "every benchmark has CPU per message");
+                Assert.That(metrics["LatencyBenchmarks.MessageQueueHandler"], Is.SupersetOf(new[] { "p50-us", "p99-us", "p999-us" }));
+                Assert.That(metrics["LatencyBenchmarks.MassTransit"], Is.SupersetOf(new[] { "p50-us", "p99-us", "p999-us" }));
+                Assert.That(metrics["LazyBenchmarks.FillAndDrain"], Is.SupersetOf(new[] { "heap-mb", "fill-msg-s", "drain-msg-s" }));
+            }
+        }
+        finally
+        {
+            if (Directory.Exists(artifacts))
+            {
+                Directory.Delete(artifacts, recursive: true);
+            }
+        }
+    }
+}
