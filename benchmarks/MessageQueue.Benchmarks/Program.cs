@@ -41,6 +41,7 @@ public static class Program
     {
         IConfig config = DefaultConfig.Instance
             .AddDiagnoser(ScenarioDiagnoser.Instance)
+            .AddColumn(CpuPerMessageColumn.Instance)
             .AddExporter(PlotExporter.Instance);
         if (job is not null)
         {

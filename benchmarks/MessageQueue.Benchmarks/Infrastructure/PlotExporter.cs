@@ -26,7 +26,7 @@ public sealed class PlotExporter : ExporterBase
             var benchmark = report.BenchmarkCase;
             var median = report.ResultStatistics!.Median;
             var bytes = report.GcStats.GetBytesAllocatedPerOperation(benchmark) ?? 0;
-            var cpu = report.Metrics.TryGetValue("cpu-ns", out var m) ? m.Value : double.NaN;
+            var cpu = CpuPerMessageColumn.Nanoseconds(summary, benchmark);
             var ratio = summary.GetBaseline(summary.GetLogicalGroupKey(benchmark)) is { } baseline
                 && summary[baseline]?.ResultStatistics is { } b ? median / b.Median : double.NaN;
             logger.WriteLine(string.Join(';',
