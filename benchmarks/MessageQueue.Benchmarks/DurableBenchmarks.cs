@@ -37,17 +37,10 @@ public class DurableBenchmarks
     public void DisconnectRabbit() => _rabbit?.DisposeAsync().AsTask().GetAwaiter().GetResult();
 
     [IterationSetup]
-    public void NewDatabase() => _path = Path.Combine(Path.GetTempPath(), $"mq-bench-{Guid.NewGuid():N}.db");
+    public void NewDatabase() => _path = TempDatabase.NewPath();
 
     [IterationCleanup]
-    public void DeleteDatabase()
-    {
-        SqliteConnection.ClearAllPools();
-        foreach (var file in new[] { _path, _path + "-wal", _path + "-shm" })
-        {
-            File.Delete(file);
-        }
-    }
+    public void DeleteDatabase() => TempDatabase.Delete(_path);
 
     [BenchmarkCategory("1 publisher"), Benchmark(Baseline = true, OperationsPerInvoke = Few, Description = "raw SQLite, 1 tx/message")]
     public void RawPerMessage() => Raw(Few, batch: 1);

@@ -1,7 +1,6 @@
 using System.Diagnostics;
 using BenchmarkDotNet.Attributes;
 using MessageQueue.Benchmarks.Infrastructure;
-using Microsoft.Data.Sqlite;
 
 namespace MessageQueue.Benchmarks;
 
@@ -24,17 +23,10 @@ public class LazyBenchmarks
     private string _path = "";
 
     [IterationSetup]
-    public void NewDatabase() => _path = Path.Combine(Path.GetTempPath(), $"mq-lazy-{Guid.NewGuid():N}.db");
+    public void NewDatabase() => _path = TempDatabase.NewPath();
 
     [IterationCleanup]
-    public void DeleteDatabase()
-    {
-        SqliteConnection.ClearAllPools();
-        foreach (var file in new[] { _path, _path + "-wal", _path + "-shm" })
-        {
-            File.Delete(file);
-        }
-    }
+    public void DeleteDatabase() => TempDatabase.Delete(_path);
 
     [Benchmark(OperationsPerInvoke = Messages, Description = "lazy queue, fill and drain")]
     public async Task FillAndDrain()

@@ -1,4 +1,5 @@
 using MessageQueue.Sqlite.Tests.Support;
+using MessageQueue.Tests.Support;
 using System.Diagnostics;
 using Microsoft.Data.Sqlite;
 

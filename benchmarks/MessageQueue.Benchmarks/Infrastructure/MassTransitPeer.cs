@@ -11,8 +11,9 @@ public sealed class MassTransitPeer : IAsyncDisposable
     private int _target;
     private int _received;
 
-    /// <param name="endpoints">The receive endpoints (queues) to create, each consuming <typeparamref name="T"/>.</param>
+    /// <param name="endpoints">The receive endpoints (queues) to create, each consuming <see cref="Payload"/> and <see cref="Stamped"/>.</param>
     /// <param name="concurrency">Each endpoint's concurrent message limit.</param>
+    /// <param name="onMessage">Called with each <see cref="Stamped"/> message handled.</param>
     private MassTransitPeer(IReadOnlyList<string> endpoints, int concurrency, Action<object>? onMessage)
     {
         _bus = MassTransit.Bus.Factory.CreateUsingInMemory(cfg =>

@@ -12,7 +12,7 @@ namespace MessageQueue.Tests.Docs;
 /// </summary>
 [TestFixture]
 [CancelAfter(20_000)]
-public sealed partial class ReadmeSnippetTests
+public sealed partial class ReadmeSnippetTests : TempDatabaseFixture
 {
     public sealed record Reminder(int Id);
 
@@ -158,33 +158,22 @@ public sealed partial class ReadmeSnippetTests
     [Test]
     public async Task Durable()
     {
-        var file = Path.Combine(Path.GetTempPath(), $"readme-{Guid.NewGuid():N}.db");
-        var connectionString = $"Data Source={file}";
-        try
+        var connectionString = $"Data Source={Database}";
+        for (var run = 1; run <= 2; run++)
         {
-            for (var run = 1; run <= 2; run++)
+            // snippet:durable:start
+            await using var broker = new MessageBrokerBuilder()
+                .UseSqlite(connectionString)                      // one database file per broker
+                .AddQueue("billing", q => q.Durable = true)      // persistent messages survive a crash
+                .Build();                                        // recovers what the file holds
+            // snippet:durable:end
+            if (run == 1)
             {
-                // snippet:durable:start
-                await using var broker = new MessageBrokerBuilder()
-                    .UseSqlite(connectionString)                      // one database file per broker
-                    .AddQueue("billing", q => q.Durable = true)      // persistent messages survive a crash
-                    .Build();                                        // recovers what the file holds
-                // snippet:durable:end
-                if (run == 1)
-                {
-                    await broker.SendAsync("billing", new Invoice(1)); // on disk when this returns
-                }
-                else
-                {
-                    Assert.That(broker.Management.GetQueueInfo("billing").Ready, Is.EqualTo(1));
-                }
+                await broker.SendAsync("billing", new Invoice(1)); // on disk when this returns
             }
-        }
-        finally
-        {
-            foreach (var f in new[] { file, file + "-wal", file + "-shm" })
+            else
             {
-                File.Delete(f);
+                Assert.That(broker.Management.GetQueueInfo("billing").Ready, Is.EqualTo(1));
             }
         }
     }
@@ -192,60 +181,37 @@ public sealed partial class ReadmeSnippetTests
     [Test]
     public async Task Lazy()
     {
-        var file = Path.Combine(Path.GetTempPath(), $"readme-{Guid.NewGuid():N}.db");
-        var connectionString = $"Data Source={file}";
-        try
+        var connectionString = $"Data Source={Database}";
+        // snippet:lazy:start
+        await using var broker = new MessageBrokerBuilder()
+            .UseSqlite(connectionString, o => o.LazyWindow = 256) // ready messages kept in memory
+            .AddQueue("imports", q => q.Mode = QueueMode.Lazy)    // any backlog, bounded memory
+            .Build();
+        // snippet:lazy:end
+        await broker.PublishBatchAsync("", "imports", Enumerable.Range(0, 1000).Select(i => new Invoice(i)));
+        using (Assert.EnterMultipleScope())
         {
-            // snippet:lazy:start
-            await using var broker = new MessageBrokerBuilder()
-                .UseSqlite(connectionString, o => o.LazyWindow = 256) // ready messages kept in memory
-                .AddQueue("imports", q => q.Mode = QueueMode.Lazy)    // any backlog, bounded memory
-                .Build();
-            // snippet:lazy:end
-            await broker.PublishBatchAsync("", "imports", Enumerable.Range(0, 1000).Select(i => new Invoice(i)));
-            using (Assert.EnterMultipleScope())
-            {
-                Assert.That(broker.Management.GetQueueInfo("imports").Ready, Is.EqualTo(1000));
-                Assert.That(broker.Context.Topology.GetQueue("imports").InMemoryReady, Is.EqualTo(256));
-            }
-        }
-        finally
-        {
-            foreach (var f in new[] { file, file + "-wal", file + "-shm" })
-            {
-                File.Delete(f);
-            }
+            Assert.That(broker.Management.GetQueueInfo("imports").Ready, Is.EqualTo(1000));
+            Assert.That(broker.Context.Topology.GetQueue("imports").InMemoryReady, Is.EqualTo(256));
         }
     }
 
     [Test]
     public async Task DependencyInjection()
     {
-        var file = Path.Combine(Path.GetTempPath(), $"readme-{Guid.NewGuid():N}.db");
-        var connectionString = $"Data Source={file}";
-        try
-        {
-            var builder = new HostApplicationBuilder(new HostApplicationBuilderSettings { DisableDefaults = true });
-            // snippet:di:start
-            builder.Services.AddMessageQueue(mq => mq
-                .AddQueue("billing", q => q.Durable = true)
-                .UseSqlite(connectionString));
-            // inject IProducer (or IMessageBroker) where the application publishes
-            // snippet:di:end
-            using var host = builder.Build();
-            await host.StartAsync();
-            await host.Services.GetRequiredService<IProducer>().SendAsync("billing", new Invoice(1));
-            Assert.That(host.Services.GetRequiredService<IMessageBroker>().Management.GetQueueInfo("billing").Ready, Is.EqualTo(1));
-            await host.StopAsync();
-        }
-        finally
-        {
-            Microsoft.Data.Sqlite.SqliteConnection.ClearAllPools();
-            foreach (var f in new[] { file, file + "-wal", file + "-shm" })
-            {
-                File.Delete(f);
-            }
-        }
+        var connectionString = $"Data Source={Database}";
+        var builder = new HostApplicationBuilder(new HostApplicationBuilderSettings { DisableDefaults = true });
+        // snippet:di:start
+        builder.Services.AddMessageQueue(mq => mq
+            .AddQueue("billing", q => q.Durable = true)
+            .UseSqlite(connectionString));
+        // inject IProducer (or IMessageBroker) where the application publishes
+        // snippet:di:end
+        using var host = builder.Build();
+        await host.StartAsync();
+        await host.Services.GetRequiredService<IProducer>().SendAsync("billing", new Invoice(1));
+        Assert.That(host.Services.GetRequiredService<IMessageBroker>().Management.GetQueueInfo("billing").Ready, Is.EqualTo(1));
+        await host.StopAsync();
     }
 
     [Test]

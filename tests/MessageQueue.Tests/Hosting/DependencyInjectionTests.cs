@@ -6,23 +6,8 @@ namespace MessageQueue.Tests.Hosting;
 
 [TestFixture]
 [CancelAfter(30_000)]
-public sealed class DependencyInjectionTests
+public sealed class DependencyInjectionTests : TempDatabaseFixture
 {
-    private string _database = "";
-
-    [SetUp]
-    public void NewDatabase() => _database = Path.Combine(Path.GetTempPath(), $"mq-di-{Guid.NewGuid():N}.db");
-
-    [TearDown]
-    public void DeleteDatabase()
-    {
-        Microsoft.Data.Sqlite.SqliteConnection.ClearAllPools();
-        foreach (var file in new[] { _database, _database + "-wal", _database + "-shm" })
-        {
-            File.Delete(file);
-        }
-    }
-
     private static IHost Host(Action<IServiceCollection> configure)
     {
         var builder = new HostApplicationBuilder(new HostApplicationBuilderSettings { DisableDefaults = true });
@@ -35,7 +20,7 @@ public sealed class DependencyInjectionTests
     {
         void Configure(IServiceCollection services) => services.AddMessageQueue(mq => mq
             .AddQueue("billing", q => q.Durable = true)
-            .UseSqlite(_database, o => o.Synchronous = SqliteSynchronous.Normal));
+            .UseSqlite(Database, o => o.Synchronous = SqliteSynchronous.Normal));
 
         using (var host = Host(Configure))
         {

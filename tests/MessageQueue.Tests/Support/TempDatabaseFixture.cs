@@ -1,4 +1,4 @@
-namespace MessageQueue.Sqlite.Tests.Support;
+namespace MessageQueue.Tests.Support;
 
 /// <summary>A fixture whose every test gets a fresh database path; the file and its WAL files are deleted after.</summary>
 public abstract class TempDatabaseFixture
@@ -11,6 +11,7 @@ public abstract class TempDatabaseFixture
     [TearDown]
     public void DeleteDatabase()
     {
+        Microsoft.Data.Sqlite.SqliteConnection.ClearAllPools(); // pooled connections keep the file open
         foreach (var file in new[] { Database, Database + "-wal", Database + "-shm" })
         {
             File.Delete(file);
