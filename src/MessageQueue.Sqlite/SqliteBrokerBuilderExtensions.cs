@@ -17,6 +17,7 @@ public static class SqliteBrokerBuilderExtensions
         ArgumentException.ThrowIfNullOrWhiteSpace(pathOrConnectionString);
         var options = new SqliteStoreOptions();
         configure?.Invoke(options);
+        _ = new SqliteMessageStore(pathOrConnectionString, options); // checks the options now, not at Build (opens nothing)
         return builder.UseStore(() => new SqliteMessageStore(pathOrConnectionString, options), options);
     }
 }

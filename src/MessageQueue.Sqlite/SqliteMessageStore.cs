@@ -40,6 +40,10 @@ public sealed class SqliteMessageStore : IMessageStore
             : new SqliteConnectionStringBuilder { DataSource = pathOrConnectionString };
         builder.Pooling = false; // the broker holds its connections; closing them releases the file
         _options = options ?? new SqliteStoreOptions();
+        if (_options.BusyTimeout < TimeSpan.Zero || _options.BusyTimeout.TotalMilliseconds > int.MaxValue)
+        {
+            throw new ArgumentOutOfRangeException(nameof(options), _options.BusyTimeout, "SqliteStoreOptions.BusyTimeout must be between zero and about 24.8 days (int.MaxValue milliseconds), as SQLite's busy_timeout.");
+        }
 
         // Microsoft.Data.Sqlite retries a locked database for the command timeout (30 s by default), on top of
         // SQLite's busy_timeout: make both the configured wait.

@@ -12,10 +12,10 @@ internal sealed class BrokerContext
     {
         Time = time;
         Clock = new BrokerClock(time);
-        Scheduler = new Scheduler(time);
+        Logger = loggerFactory.CreateLogger("MessageQueue");
+        Scheduler = new Scheduler(time, Logger);
         Topology = new Topology(this);
         DeadLetters = new DeadLetterRouter(this);
-        Logger = loggerFactory.CreateLogger("MessageQueue");
     }
 
     internal TimeProvider Time { get; }

@@ -90,11 +90,16 @@ public sealed class MessageBrokerBuilder
     }
 
     /// <summary>Sets how long disposing the broker waits for running handlers before cancelling them.</summary>
-    /// <param name="timeout">The timeout; the default is 30 seconds.</param>
+    /// <param name="timeout">The timeout; the default is 30 seconds. <see cref="Timeout.InfiniteTimeSpan"/> (or
+    /// <see cref="TimeSpan.MaxValue"/>) waits for as long as the handlers take.</param>
     /// <returns>This builder.</returns>
     public MessageBrokerBuilder WithShutdownTimeout(TimeSpan timeout)
     {
-        ArgumentOutOfRangeException.ThrowIfLessThan(timeout, TimeSpan.Zero);
+        if (timeout != Timeout.InfiniteTimeSpan)
+        {
+            ArgumentOutOfRangeException.ThrowIfLessThan(timeout, TimeSpan.Zero);
+        }
+
         _shutdownTimeout = timeout;
         return this;
     }

@@ -197,4 +197,13 @@ public sealed class StoreTests : TempDatabaseFixture
 
         public void Dispose() => inner.Dispose();
     }
+
+    [TestCase(-1)]
+    [TestCase(30 * 24 * 3600)]
+    public void BusyTimeout_OutOfRange_IsRefusedAtUseSqlite_NamingTheOption(int seconds)
+    {
+        var timeout = seconds < 0 ? TimeSpan.FromSeconds(-1) : TimeSpan.FromSeconds(seconds);
+        Assert.That(() => new MessageBrokerBuilder().UseSqlite(Database, o => o.BusyTimeout = timeout),
+            Throws.InstanceOf<ArgumentOutOfRangeException>().With.Message.Contains("BusyTimeout"));
+    }
 }

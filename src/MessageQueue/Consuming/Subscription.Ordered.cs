@@ -172,7 +172,7 @@ internal sealed partial class Subscription<T>
                         slots.Release();
                         try
                         {
-                            await Task.Delay(delay, _broker.Time, _stopping.Token).ConfigureAwait(false);
+                            await Scheduling.Durations.DelayAsync(delay, _broker.Time, _stopping.Token).ConfigureAwait(false);
                         }
                         catch (OperationCanceledException)
                         {

@@ -63,7 +63,7 @@ internal sealed partial class Subscription<T> : ISubscription
         var workers = Task.WhenAll(_workers);
         try
         {
-            await workers.WaitAsync(timeout, _broker.Time).ConfigureAwait(false);
+            await workers.WaitAsync(Scheduling.Durations.ForWait(timeout), _broker.Time).ConfigureAwait(false);
         }
         catch (TimeoutException)
         {

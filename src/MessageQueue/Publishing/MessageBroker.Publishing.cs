@@ -1,6 +1,7 @@
 using MessageQueue.Publishing;
 using MessageQueue.Queues;
 using MessageQueue.Routing;
+using MessageQueue.Scheduling;
 
 namespace MessageQueue;
 
@@ -315,6 +316,7 @@ public sealed partial class MessageBroker
     }
 
     /// <summary>When a delayed publish becomes ready (UTC ticks), or 0 for at once.</summary>
+    /// <exception cref="ArgumentOutOfRangeException">The delay reaches past the last representable time.</exception>
     private long DueTicks(PublishOptions options)
     {
         if (options.Delay is null && options.DeliverAt is null)
@@ -323,7 +325,23 @@ public sealed partial class MessageBroker
         }
 
         var now = _context.Time.GetUtcNow().UtcTicks;
-        var due = options.DeliverAt?.UtcTicks ?? now + options.Delay!.Value.Ticks;
+        long due;
+        if (options.DeliverAt is { } at)
+        {
+            due = at.UtcTicks;
+        }
+        else
+        {
+            var delay = options.Delay!.Value;
+            if (delay.Ticks > Durations.Never - now)
+            {
+                throw new ArgumentOutOfRangeException(nameof(options), delay,
+                    "PublishOptions.Delay is too long: the message would become ready after DateTimeOffset.MaxValue. Use a shorter delay (any length up to that works).");
+            }
+
+            due = now + delay.Ticks;
+        }
+
         return due > now ? due : 0;
     }
 
@@ -334,9 +352,9 @@ public sealed partial class MessageBroker
             throw new ArgumentException("PublishOptions sets both Delay and DeliverAt; set one.", nameof(options));
         }
 
-        if (options.TimeToLive is { } ttl && ttl < TimeSpan.Zero)
+        if (options.TimeToLive is { } ttl && ttl < TimeSpan.Zero && ttl != Timeout.InfiniteTimeSpan)
         {
-            throw new ArgumentOutOfRangeException(nameof(options), ttl, "PublishOptions.TimeToLive is negative; use zero for 'deliver now or expire'.");
+            throw new ArgumentOutOfRangeException(nameof(options), ttl, "PublishOptions.TimeToLive is negative; use zero for 'deliver now or expire', or Timeout.InfiniteTimeSpan (or TimeSpan.MaxValue) for 'never expires'.");
         }
 
         if (options.Delay is { } delay && delay < TimeSpan.Zero)

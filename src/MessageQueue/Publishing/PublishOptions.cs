@@ -33,12 +33,15 @@ public sealed class PublishOptions
 
     /// <summary>Gets or sets how long the message may wait in a queue before it expires (is dead-lettered with
     /// reason <c>expired</c> instead of delivered). A queue's <see cref="QueueOptions.MessageTtl"/> may be shorter:
-    /// the smaller applies. Recorded in <see cref="MessageProperties.Expiration"/>.</summary>
+    /// the smaller applies. Recorded in <see cref="MessageProperties.Expiration"/>. Any length works;
+    /// <see cref="TimeSpan.MaxValue"/> and <see cref="Timeout.InfiniteTimeSpan"/> mean "never expires".</summary>
     /// <value>The default value is <see langword="null"/>: no expiry of its own.</value>
     public TimeSpan? TimeToLive { get; set; }
 
     /// <summary>Gets or sets how long the message waits in its queues before it becomes ready. A delayed message is
-    /// counted as delayed, not ready, until then. Set this or <see cref="DeliverAt"/>, not both.</summary>
+    /// counted as delayed, not ready, until then. Any length works (waits longer than the system timer's limit
+    /// of about 49.7 days are taken in steps); a delay that would end after <see cref="DateTimeOffset.MaxValue"/>
+    /// is refused with <see cref="ArgumentOutOfRangeException"/>. Set this or <see cref="DeliverAt"/>, not both.</summary>
     /// <value>The default value is <see langword="null"/>: ready at once.</value>
     public TimeSpan? Delay { get; set; }
 

@@ -384,7 +384,7 @@ internal sealed partial class BrokerQueue
     private void ForgetOldIds(long now)
     {
         var order = _seenOrder!;
-        while (order.TryPeek(out var oldest) && oldest.At + _dedupWindowTicks <= now)
+        while (order.TryPeek(out var oldest) && now - oldest.At >= _dedupWindowTicks)
         {
             ForgetOldest();
         }
@@ -431,7 +431,7 @@ internal sealed partial class BrokerQueue
             var now = _context.Clock.UtcNowTicks();
             foreach (var r in ids.OrderBy(r => r.SeenTicks))
             {
-                if (_dedupWindowTicks > 0 && RemembersDurably && r.SeenTicks + _dedupWindowTicks > now)
+                if (_dedupWindowTicks > 0 && RemembersDurably && now - r.SeenTicks < _dedupWindowTicks)
                 {
                     RememberId(r.MessageId, r.SeenTicks, store: false);
                 }

@@ -1,4 +1,5 @@
 using MessageQueue.Consuming;
+using MessageQueue.Scheduling;
 
 namespace MessageQueue.Queues;
 
@@ -18,22 +19,25 @@ internal sealed partial class BrokerQueue
     private long _sweepAt = long.MaxValue;
     private long _lastSweep;
 
-    private long QueueTtlTicks => Options.MessageTtl is { } t ? t.Ticks : -1;
+    private long QueueTtlTicks => TtlTicksOf(Options.MessageTtl);
+
+    /// <summary>A TTL in ticks, or -1 for none (null, or "never": <see cref="TimeSpan.MaxValue"/>, <see cref="Timeout.InfiniteTimeSpan"/>).</summary>
+    private static long TtlTicksOf(TimeSpan? ttl) => ttl is { } t && !Durations.IsInfinite(t) && t >= TimeSpan.Zero ? t.Ticks : -1;
 
     /// <summary>The entry's TTL in ticks, or -1 when it has none.</summary>
     private long TtlTicks(QueueEntry entry)
     {
         var queueTtl = QueueTtlTicks;
-        var messageTtl = entry.RawProperties?.Expiration is { } e ? e.Ticks : -1;
+        var messageTtl = TtlTicksOf(entry.RawProperties?.Expiration);
         return queueTtl < 0 ? messageTtl : messageTtl < 0 ? queueTtl : Math.Min(queueTtl, messageTtl);
     }
 
-    private bool MayExpire(QueueEntry entry) => Options.MessageTtl is not null || entry.RawProperties?.Expiration is not null;
+    private bool MayExpire(QueueEntry entry) => QueueTtlTicks >= 0 || TtlTicksOf(entry.RawProperties?.Expiration) >= 0;
 
     private long ExpiryOf(QueueEntry entry)
     {
         var ttl = TtlTicks(entry);
-        return ttl < 0 ? long.MaxValue : entry.TimestampTicks + ttl;
+        return ttl < 0 ? long.MaxValue : Durations.After(entry.TimestampTicks, ttl);
     }
 
     private long NowForTtl => _context.Clock.UtcNowTicks();
@@ -42,7 +46,7 @@ internal sealed partial class BrokerQueue
     private bool IsExpired(QueueEntry entry, long nowTicks)
     {
         var ttl = TtlTicks(entry);
-        return ttl > 0 && nowTicks >= entry.TimestampTicks + ttl;
+        return ttl > 0 && nowTicks - entry.TimestampTicks >= ttl;
     }
 
     /// <summary>Checked by a consumer right after it claims a delivery: an expired one is dead-lettered instead
@@ -91,7 +95,7 @@ internal sealed partial class BrokerQueue
             return;
         }
 
-        var expiry = entry.TimestampTicks + ttl;
+        var expiry = Durations.After(entry.TimestampTicks, ttl);
         if (ttl > 0 && expiry >= Volatile.Read(ref _sweepAt))
         {
             return;

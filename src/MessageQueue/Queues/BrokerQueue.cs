@@ -46,14 +46,14 @@ internal sealed partial class BrokerQueue : IDueTarget
         Name = name;
         Options = options;
         _context = context;
-        _ackTimeoutTicks = options.AckTimeout?.Ticks ?? 0;
+        _ackTimeoutTicks = options.AckTimeout is { } ackTimeout && !Durations.IsInfinite(ackTimeout) ? ackTimeout.Ticks : 0;
         _maxDeliveries = options.MaxDeliveryCount ?? int.MaxValue;
         _ready = new ReadyList(options.MaxPriority ?? 0, countBytes: options.MaxLengthBytes is not null);
         _prioritized = options.MaxPriority is not null;
         _limited = options.MaxLength is not null || options.MaxLengthBytes is not null;
         _maxLength = options.MaxLength ?? int.MaxValue;
         _maxBytes = options.MaxLengthBytes ?? long.MaxValue;
-        _dedupWindowTicks = options.DeduplicationWindow?.Ticks ?? 0;
+        _dedupWindowTicks = options.DeduplicationWindow is { } window ? (Durations.IsInfinite(window) ? long.MaxValue : window.Ticks) : 0;
         if ((options.Durable || options.Mode == QueueMode.Lazy) && context.Durable is not null)
         {
             _storeIds = new(ReferenceEqualityComparer.Instance);
@@ -725,7 +725,7 @@ internal sealed partial class BrokerQueue : IDueTarget
 
         if (delay > TimeSpan.Zero)
         {
-            var due = _context.Scheduler.NowTicks + delay.Ticks;
+            var due = Durations.After(_context.Scheduler.NowTicks, delay);
             entry.SetState(EntryState.Delayed);
             _delayed.Enqueue(entry, due);
             WakeAt(due);
@@ -866,7 +866,7 @@ internal sealed partial class BrokerQueue : IDueTarget
         if (_ackTimeoutTicks > 0)
         {
             deliveredAt = _context.Scheduler.NowTicks;
-            WakeAt(deliveredAt + _ackTimeoutTicks);
+            WakeAt(Durations.After(deliveredAt, _ackTimeoutTicks));
         }
 
         consumer.Unacked.Enqueue(new Tracked(entry, tag, deliveredAt));
@@ -898,7 +898,7 @@ internal sealed partial class BrokerQueue : IDueTarget
                     continue;
                 }
 
-                var deadline = t.DeliveredAt + _ackTimeoutTicks;
+                var deadline = Durations.After(t.DeliveredAt, _ackTimeoutTicks);
                 if (deadline > nowTicks)
                 {
                     next = Math.Min(next, deadline);

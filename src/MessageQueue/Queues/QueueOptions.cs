@@ -38,7 +38,9 @@ public sealed class QueueOptions
     public int? MaxDeliveryCount { get; set; }
 
     /// <summary>Gets or sets how long a consumer may hold a delivery without settling it. When it passes, the
-    /// message returns to the queue (<c>Redelivered = true</c>) and the consumer's late ack fails.</summary>
+    /// message returns to the queue (<c>Redelivered = true</c>) and the consumer's late ack fails. The time counts
+    /// from when the consumer's code takes the delivery (a message waiting in a prefetch window is not timed).
+    /// Any length works; <see cref="Timeout.InfiniteTimeSpan"/> and <see cref="TimeSpan.MaxValue"/> mean no timeout.</summary>
     /// <value>The default value is <see langword="null"/>: no limit.</value>
     public TimeSpan? AckTimeout { get; set; }
 
@@ -60,7 +62,8 @@ public sealed class QueueOptions
 
     /// <summary>Gets or sets how long a message may stay in this queue. An expired message is never delivered: it
     /// is dead-lettered with reason <c>expired</c>. With a message's own <see cref="PublishOptions.TimeToLive"/>,
-    /// the smaller applies. Zero means: delivered at once to a waiting consumer, or expired.</summary>
+    /// the smaller applies. Zero means: delivered at once to a waiting consumer, or expired. Any length works;
+    /// <see cref="Timeout.InfiniteTimeSpan"/> and <see cref="TimeSpan.MaxValue"/> mean messages never expire.</summary>
     /// <value>The default value is <see langword="null"/>: messages do not expire.</value>
     public TimeSpan? MessageTtl { get; set; }
 
@@ -86,7 +89,8 @@ public sealed class QueueOptions
     /// a second publish with the same id within the window is not enqueued, and its
     /// <see cref="PublishResult.IsDuplicate"/> is true. Only ids the publisher set count (generated ids never
     /// repeat); dead letters and redriven messages entering the queue are not checked. The window starts at the
-    /// first publish of an id.</summary>
+    /// first publish of an id. <see cref="Timeout.InfiniteTimeSpan"/> and <see cref="TimeSpan.MaxValue"/> remember ids
+    /// until <see cref="DeduplicationCapacity"/> pushes them out.</summary>
     /// <value>The default value is <see langword="null"/>: no deduplication.</value>
     public TimeSpan? DeduplicationWindow { get; set; }
 
@@ -129,14 +133,14 @@ public sealed class QueueOptions
             yield return $"Queue '{queue}' has MaxDeliveryCount {MaxDeliveryCount}; it must be 1 or more.";
         }
 
-        if (AckTimeout is { } t && t <= TimeSpan.Zero)
+        if (AckTimeout is { } t && t <= TimeSpan.Zero && t != Timeout.InfiniteTimeSpan)
         {
-            yield return $"Queue '{queue}' has AckTimeout {t}; it must be positive.";
+            yield return $"Queue '{queue}' has AckTimeout {t}; it must be positive (Timeout.InfiniteTimeSpan or TimeSpan.MaxValue for no timeout).";
         }
 
-        if (MessageTtl is { } ttl && ttl < TimeSpan.Zero)
+        if (MessageTtl is { } ttl && ttl < TimeSpan.Zero && ttl != Timeout.InfiniteTimeSpan)
         {
-            yield return $"Queue '{queue}' has MessageTtl {ttl}; it must be zero or positive.";
+            yield return $"Queue '{queue}' has MessageTtl {ttl}; it must be zero or positive (Timeout.InfiniteTimeSpan or TimeSpan.MaxValue for no expiry).";
         }
 
         if (MaxPriority is < 1 or > 255)
@@ -163,9 +167,9 @@ public sealed class QueueOptions
             yield return $"Queue '{queue}' has Overflow Block with a limit of zero; publishers would wait forever. Raise the limit or choose another policy.";
         }
 
-        if (DeduplicationWindow is { } window && window <= TimeSpan.Zero)
+        if (DeduplicationWindow is { } window && window <= TimeSpan.Zero && window != Timeout.InfiniteTimeSpan)
         {
-            yield return $"Queue '{queue}' has DeduplicationWindow {window}; it must be positive.";
+            yield return $"Queue '{queue}' has DeduplicationWindow {window}; it must be positive (Timeout.InfiniteTimeSpan or TimeSpan.MaxValue to remember ids until DeduplicationCapacity pushes them out).";
         }
 
         if (DeduplicationCapacity < 1)

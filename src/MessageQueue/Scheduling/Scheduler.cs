@@ -1,22 +1,28 @@
+using Microsoft.Extensions.Logging;
+
 namespace MessageQueue.Scheduling;
 
 /// <summary>
 /// The broker's one timer, driven by <see cref="TimeProvider"/>. Queues register the earliest time they
 /// need waking (a delayed message, a delayed redelivery, an ack deadline); each queue keeps its own
 /// delayed messages in a heap, so 100,000 delayed messages cost one registration, not 100,000 timers.
+/// The timer is armed for at most <see cref="Durations.MaxTimerStep"/> at a time (a wake-up that finds nothing due
+/// re-arms), so due times of any distance work, and its callback never throws: a target that fails is logged.
 /// </summary>
-internal sealed class Scheduler : IDisposable
+internal sealed partial class Scheduler : IDisposable
 {
     private readonly TimeProvider _time;
+    private readonly ILogger _logger;
     private readonly ITimer _timer;
     private readonly Lock _sync = new();
     private readonly PriorityQueue<IDueTarget, long> _heap = new();
     private long _armedFor = long.MaxValue;
     private bool _disposed;
 
-    internal Scheduler(TimeProvider time)
+    internal Scheduler(TimeProvider time, ILogger logger)
     {
         _time = time;
+        _logger = logger;
         _timer = time.CreateTimer(static s => ((Scheduler)s!).Fire(), this, Timeout.InfiniteTimeSpan, Timeout.InfiniteTimeSpan);
     }
 
@@ -55,8 +61,7 @@ internal sealed class Scheduler : IDisposable
     private void Arm(long dueTicks)
     {
         _armedFor = dueTicks;
-        var wait = Math.Max(dueTicks - NowTicks, 0);
-        _timer.Change(TimeSpan.FromTicks(wait), Timeout.InfiniteTimeSpan);
+        _timer.Change(Durations.TimerWait(dueTicks, NowTicks), Timeout.InfiniteTimeSpan);
     }
 
     private void Fire()
@@ -91,7 +96,16 @@ internal sealed class Scheduler : IDisposable
 
         foreach (var target in due.Distinct())
         {
-            target.OnDue(now);
+            try
+            {
+                target.OnDue(now);
+            }
+#pragma warning disable CA1031 // A timer callback must never throw: it would end the process.
+            catch (Exception ex)
+#pragma warning restore CA1031
+            {
+                LogDueFailed(_logger, target, ex);
+            }
         }
     }
 
@@ -105,4 +119,7 @@ internal sealed class Scheduler : IDisposable
 
         _timer.Dispose();
     }
+
+    [LoggerMessage(EventId = 30, Level = LogLevel.Error, Message = "A scheduled wake-up of {Target} failed")]
+    private static partial void LogDueFailed(ILogger logger, IDueTarget target, Exception exception);
 }

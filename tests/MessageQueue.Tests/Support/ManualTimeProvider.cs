@@ -3,6 +3,7 @@ namespace MessageQueue.Tests.Support;
 /// <summary>A clock that moves only when the test says so. Timers fire inside <see cref="Advance"/>, in due order.</summary>
 public sealed class ManualTimeProvider : TimeProvider
 {
+    private const double MaxTimerMilliseconds = 0xFFFFFFFE;
     private readonly Lock _sync = new();
     private readonly List<ManualTimer> _timers = [];
     private readonly List<(int Count, TaskCompletionSource Done)> _armWaiters = [];
@@ -121,6 +122,9 @@ public sealed class ManualTimeProvider : TimeProvider
 
         public bool Change(TimeSpan dueTime, TimeSpan period)
         {
+            // As System.Threading.Timer: at most 0xFFFFFFFE ms, or infinite (so code that arms longer waits fails here too).
+            Check(dueTime, nameof(dueTime));
+            Check(period, nameof(period));
             lock (owner._sync)
             {
                 Due = dueTime == Timeout.InfiniteTimeSpan ? null : owner._now + dueTime;
@@ -129,6 +133,14 @@ public sealed class ManualTimeProvider : TimeProvider
             }
 
             return true;
+        }
+
+        private static void Check(TimeSpan value, string name)
+        {
+            if (value != Timeout.InfiniteTimeSpan && (value < TimeSpan.Zero || value.TotalMilliseconds > MaxTimerMilliseconds))
+            {
+                throw new ArgumentOutOfRangeException(name, value, "A timer takes at most 0xFFFFFFFE milliseconds (about 49.7 days).");
+            }
         }
 
         public void Dispose()
