@@ -44,6 +44,10 @@ internal sealed class ConsumerCore
     /// once a settle frees a place (guarded by the queue lock).</summary>
     internal bool WaitWhenFreed;
 
+    /// <summary>Whether a reader asked to wait while another consumer held a single-active-consumer queue, so the
+    /// consumer is to be marked waiting once it takes over (guarded by the queue lock).</summary>
+    internal bool WaitWhenEligible;
+
     /// <summary>Whether the consumer has left the queue (guarded by the queue lock).</summary>
     internal bool Removed;
 

@@ -42,8 +42,13 @@ internal sealed class PullConsumer<T> : IConsumer<T>
         return TryReadWindow(out delivery);
     }
 
-    private bool TryReadWindow(out Delivery<T> delivery)
+    private bool TryReadWindow(out Delivery<T> delivery) => TryReadWindow(out delivery, out _);
+
+    /// <summary>Reads the window until a delivery this consumer's code may have. <paramref name="discarded"/>: whether
+    /// deliveries were read and dropped on the way (returned meanwhile, expired, of another type).</summary>
+    private bool TryReadWindow(out Delivery<T> delivery, out bool discarded)
     {
+        discarded = false;
         var reader = _core.Channel.Reader;
         while (reader.TryRead(out var handoff))
         {
@@ -51,6 +56,8 @@ internal sealed class PullConsumer<T> : IConsumer<T>
             {
                 return true;
             }
+
+            discarded = true;
         }
 
         delivery = default;
@@ -92,10 +99,18 @@ internal sealed class PullConsumer<T> : IConsumer<T>
         while (true)
         {
             // Mark this consumer waiting (or take what arrived meanwhile), then block until a delivery is written.
-            _core.Queue.RequestDeliveries(_core, wait: true);
-            if (TryReadWindow(out var ready))
+            var armed = _core.Queue.RequestDeliveries(_core, wait: true);
+            if (TryReadWindow(out var ready, out var discarded))
             {
                 return ready;
+            }
+
+            if (discarded || !armed)
+            {
+                // What the queue handed over was dropped (wrong type, expired, returned) or taken by another caller:
+                // the hand-over ended the consumer's waiting mark, so ask again before blocking, or the next publish
+                // would not wake it.
+                continue;
             }
 
             bool open;

@@ -150,23 +150,22 @@ internal sealed partial class BrokerQueue : IDueTarget
     /// <summary>
     /// Called by a consumer's reader that found its window empty: hands it what is ready (within its prefetch),
     /// and when there is nothing and <paramref name="wait"/> is set, marks it waiting so that the next publish
-    /// hands over directly.
+    /// hands over directly. Returns whether the reader may block: it will be woken by what it may take next
+    /// (false when the window got deliveries instead, which the reader must read before it blocks).
     /// </summary>
-    internal void RequestDeliveries(ConsumerCore consumer, bool wait)
+    internal bool RequestDeliveries(ConsumerCore consumer, bool wait)
     {
         List<DeadLetter>? dead;
+        bool armed;
         lock (_sync)
         {
             Dispatch();
-            if (wait)
-            {
-                MarkWaitingIfEmpty(consumer);
-            }
-
+            armed = wait && MarkWaitingIfEmpty(consumer);
             dead = TakeDeadLetters();
         }
 
         SendDeadLetters(dead);
+        return armed;
     }
 
     /// <summary>Whether anything is ready, counting published entries not yet moved into the ready list.</summary>
@@ -270,18 +269,36 @@ internal sealed partial class BrokerQueue : IDueTarget
     }
 
     /// <summary>Marks a consumer waiting when its window is empty and has room (caller holds the lock). Sets the
-    /// flag before the last look at <c>_incoming</c>; see <see cref="Enqueue"/>.</summary>
-    private void MarkWaitingIfEmpty(ConsumerCore consumer)
+    /// flag before the last look at <c>_incoming</c>; see <see cref="Enqueue"/>. A consumer that cannot take
+    /// deliveries yet is marked to be woken when it can: when a settle frees its full window, or when it becomes the
+    /// single active consumer. Returns false only when its window already holds deliveries (nothing was marked).</summary>
+    private bool MarkWaitingIfEmpty(ConsumerCore consumer)
     {
-        if (consumer.Active && !consumer.HasCapacity)
+        if (!consumer.Active)
         {
-            consumer.WaitWhenFreed = true; // its reader blocks on a full window: mark it when a settle makes room
-            return;
+            return true; // stopping: its channel completes
         }
 
-        if (consumer.Waiting || consumer.Channel.Reader.Count > 0 || !IsEligible(consumer))
+        if (!consumer.HasCapacity)
         {
-            return;
+            consumer.WaitWhenFreed = true; // its reader blocks on a full window: mark it when a settle makes room
+            return true;
+        }
+
+        if (!IsEligible(consumer))
+        {
+            consumer.WaitWhenEligible = true; // a standby of a single-active-consumer queue: marked when it takes over
+            return true;
+        }
+
+        if (consumer.Waiting)
+        {
+            return true;
+        }
+
+        if (consumer.Channel.Reader.Count > 0)
+        {
+            return false;
         }
 
         consumer.Waiting = true;
@@ -290,6 +307,8 @@ internal sealed partial class BrokerQueue : IDueTarget
         {
             Dispatch();
         }
+
+        return true;
     }
 
     private void StopWaiting(ConsumerCore consumer)
@@ -371,6 +390,13 @@ internal sealed partial class BrokerQueue : IDueTarget
             }
 
             Dispatch();
+            if (Options.SingleActiveConsumer && _consumers.Count > 0 && _consumers[0] is { WaitWhenEligible: true } next)
+            {
+                // The next consumer takes the queue over: a reader of it that waited as a standby is now woken by publishes.
+                next.WaitWhenEligible = false;
+                MarkWaitingIfEmpty(next);
+            }
+
             dead = TakeDeadLetters();
         }
 
