@@ -1,7 +1,7 @@
 namespace MessageQueue;
 
-/// <summary>A broker: publish, consume, subscribe and manage.</summary>
-public interface IMessageBroker : IProducer
+/// <summary>A broker: publish, consume, subscribe and manage. Dispose it (asynchronously or not) to stop it.</summary>
+public interface IMessageBroker : IProducer, IAsyncDisposable, IDisposable
 {
     /// <summary>Gets the runtime management of topology and queues.</summary>
     IBrokerManagement Management { get; }

@@ -12,7 +12,7 @@ namespace MessageQueue;
 /// or subscriptions are pushed messages. Build one with <see cref="MessageBrokerBuilder"/>; dispose it to
 /// stop delivering, let running handlers finish within the shutdown timeout, and return the rest to their queues.
 /// </summary>
-public sealed partial class MessageBroker : IMessageBroker, IAsyncDisposable
+public sealed partial class MessageBroker : IMessageBroker
 {
     private readonly BrokerContext _context;
     private readonly ConcurrentDictionary<IAsyncDisposable, byte> _consumers = new();
@@ -83,8 +83,7 @@ public sealed partial class MessageBroker : IMessageBroker, IAsyncDisposable
         var target = _context.Topology.GetQueue(queue);
         var core = new ConsumerCore(target, options.Prefetch, options.AckMode == AckMode.Auto);
         var consumer = new PullConsumer<T>(core, this);
-        _consumers[consumer] = 0;
-        target.AddConsumer(core);
+        Attach(consumer, core);
         return consumer;
     }
 
@@ -102,10 +101,36 @@ public sealed partial class MessageBroker : IMessageBroker, IAsyncDisposable
         var target = _context.Topology.GetQueue(queue);
         var core = new ConsumerCore(target, Math.Max(options.Prefetch, options.Concurrency), autoAck: false);
         var subscription = new Subscription<T>(core, handler, options, this, _context.Logger);
-        _consumers[subscription] = 0;
-        target.AddConsumer(core);
+        Attach(subscription, core);
         return subscription;
     }
+
+    /// <summary>Registers a consumer so that disposing the broker stops it, then joins it to its queue. Registration
+    /// and the disposed check share the lock <see cref="DisposeAsync"/> takes, so a consumer registered after the
+    /// broker's stop began is refused, and one registered before is stopped by it (and then refused by its queue,
+    /// which it left before joining).</summary>
+    private void Attach(IAsyncDisposable consumer, ConsumerCore core)
+    {
+        lock (_consumers)
+        {
+            ThrowIfDisposed();
+            _consumers[consumer] = 0;
+        }
+
+        try
+        {
+            core.Queue.AddConsumer(core);
+        }
+        catch
+        {
+            consumer.DisposeAsync().AsTask().GetAwaiter().GetResult(); // not joined: stops its workers at once
+            throw;
+        }
+    }
+
+    /// <summary>Stops the broker as <see cref="DisposeAsync"/> does, blocking until it has stopped (for containers
+    /// and callers that dispose synchronously).</summary>
+    public void Dispose() => DisposeAsync().AsTask().GetAwaiter().GetResult();
 
     /// <summary>Stops the broker: publishes fail from now on, no new deliveries start, running handlers get the
     /// shutdown timeout to finish, and every unsettled delivery returns to its queue. Queue contents can still be

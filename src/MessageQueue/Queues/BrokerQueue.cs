@@ -329,6 +329,11 @@ internal sealed partial class BrokerQueue : IDueTarget
                 throw new TopologyException($"Queue '{Name}' was deleted; declare it again before consuming from it.");
             }
 
+            if (consumer.Removed || !consumer.Active)
+            {
+                throw new ObjectDisposedException(nameof(MessageBroker), "The message broker was disposed while this consumer was being started; nothing can be consumed any more.");
+            }
+
             _consumers.Add(consumer);
             Dispatch();
         }
