@@ -64,7 +64,7 @@ internal sealed class ConsumerCore
     /// </summary>
     internal bool TryClaim<T>(in Handoff handoff)
     {
-        if (!BrokerQueue.TryClaim(handoff) || !Queue.ClaimIsFresh(this, handoff))
+        if (!Queue.TryClaim(handoff) || !Queue.ClaimIsFresh(this, handoff))
         {
             return false;
         }
@@ -72,7 +72,7 @@ internal sealed class ConsumerCore
         var entry = handoff.Entry;
         if (entry.Body is not T)
         {
-            Queue.Reject(this, entry, handoff.Tag, TypeMismatch.Describe(entry.Body, typeof(T)), exception: null);
+            Queue.RejectUnseen(this, entry, handoff.Tag, TypeMismatch.Describe(entry.Body, typeof(T)));
             return false;
         }
 
@@ -90,8 +90,8 @@ internal static class TypeMismatch
 /// <summary>A delivery written into a consumer's window.</summary>
 internal readonly record struct Handoff(QueueEntry Entry, int Tag, int DeliveryCount);
 
-/// <summary>A delivery the consumer has not settled yet, and when it was made.</summary>
-internal readonly record struct Tracked(QueueEntry Entry, int Tag, long DeliveredAt)
+/// <summary>A delivery the consumer has not settled yet.</summary>
+internal readonly record struct Tracked(QueueEntry Entry, int Tag)
 {
     internal bool IsLive
     {
@@ -106,8 +106,21 @@ internal readonly record struct Tracked(QueueEntry Entry, int Tag, long Delivere
 /// <summary>The outcome of an ack, nack or reject.</summary>
 internal enum SettleResult
 {
+    /// <summary>Settled now.</summary>
     Ok,
+
+    /// <summary>This delivery was acked, nacked or rejected before.</summary>
     AlreadySettled,
-    Returned,
+
+    /// <summary>Its ack timeout passed; the message went back to the queue.</summary>
+    TimedOut,
+
+    /// <summary>The consumer left the queue; the message went back to it.</summary>
     ConsumerGone,
+
+    /// <summary>The queue was deleted.</summary>
+    QueueDeleted,
+
+    /// <summary>The message was returned and delivered again since (a later delivery was settled or timed out).</summary>
+    Superseded,
 }

@@ -412,27 +412,61 @@ internal sealed partial class BrokerQueue : IDueTarget
     {
         consumer.Active = false;
         StopWaiting(consumer);
-        foreach (var t in consumer.Unacked)
-        {
-            if (t.Entry.TryTransition(t.Tag, EntryState.Buffered, EntryState.Ready))
-            {
-                // Never seen by the consumer's code: return it as if it had not been delivered.
-                UncountDelivery(t.Entry);
-                t.Entry.DeliveryCount--;
-
-                consumer.InFlight--;
-                ReturnToReady(t.Entry);
-            }
-        }
-
+        ReturnUnclaimed(consumer);
         Trim(consumer);
         consumer.Channel.Writer.TryComplete();
     }
 
+    /// <summary>Returns the deliveries waiting in a consumer's window, never seen by its code, as if they had not been
+    /// delivered (caller holds the lock); the handoffs left in the window are stale and skipped when read.</summary>
+    private void ReturnUnclaimed(ConsumerCore consumer)
+    {
+        foreach (var t in consumer.Unacked)
+        {
+            if (t.Entry.TryTransition(t.Tag, EntryState.Buffered, EntryState.Ready))
+            {
+                UncountDelivery(t.Entry);
+                t.Entry.DeliveryCount--;
+                consumer.InFlight--;
+                ReturnToReady(t.Entry);
+            }
+        }
+    }
+
     /// <summary>Moves a buffered delivery into the consumer's hands; false when it was returned meanwhile.
-    /// Lock-free: one compare-and-swap on the entry's packed tag and state.</summary>
-    internal static bool TryClaim(in Handoff handoff) =>
-        handoff.Entry.TryTransition(handoff.Tag, EntryState.Buffered, EntryState.InHand);
+    /// Lock-free: one compare-and-swap on the entry's packed tag and state. With an ack timeout, the time it is
+    /// taken is recorded first: the timeout counts from here, not from when it entered the prefetch window.</summary>
+    internal bool TryClaim(in Handoff handoff)
+    {
+        if (_ackTimeoutTicks > 0)
+        {
+            Volatile.Write(ref handoff.Entry.ClaimedAt, _context.Scheduler.NowTicks);
+        }
+
+        return handoff.Entry.TryTransition(handoff.Tag, EntryState.Buffered, EntryState.InHand);
+    }
+
+    /// <summary>Dead-letters a claimed delivery that its consumer's code never saw (its body is not of the type the
+    /// consumer reads): not counted as delivered.</summary>
+    internal void RejectUnseen(ConsumerCore consumer, QueueEntry entry, int tag, string reason)
+    {
+        List<DeadLetter>? dead;
+        lock (_sync)
+        {
+            if (CheckSettle(consumer, entry, tag) != SettleResult.Ok)
+            {
+                return;
+            }
+
+            UncountDelivery(entry);
+            Kill(entry, DeathRecord.Rejected, reason, exception: null);
+            entry.SettledTag = tag;
+            Settled(consumer);
+            dead = TakeDeadLetters();
+        }
+
+        SendDeadLetters(dead);
+    }
 
     internal SettleResult Ack(ConsumerCore consumer, QueueEntry entry, int tag)
     {
@@ -445,6 +479,7 @@ internal sealed partial class BrokerQueue : IDueTarget
             }
 
             entry.SetState(EntryState.Gone);
+            entry.SettledTag = tag;
             _acked++;
             ForgetStored(entry);
             Settled(consumer);
@@ -474,6 +509,7 @@ internal sealed partial class BrokerQueue : IDueTarget
                 if (CheckSettle(consumer, d.Entry, d.Tag) == SettleResult.Ok)
                 {
                     d.Entry.SetState(EntryState.Gone);
+                    d.Entry.SettledTag = d.Tag;
                     ForgetStored(d.Entry);
                     settled++;
                 }
@@ -539,6 +575,7 @@ internal sealed partial class BrokerQueue : IDueTarget
         {
             if (entry.TryTransition(tag, EntryState.InHand, EntryState.Gone))
             {
+                entry.SettledTag = tag;
                 _acked++;
                 ForgetStored(entry);
                 Settled(consumer);
@@ -559,6 +596,7 @@ internal sealed partial class BrokerQueue : IDueTarget
                 return check;
             }
 
+            entry.SettledTag = tag;
             if (!requeue)
             {
                 Kill(entry, DeathRecord.Rejected, detail: null, exception: null);
@@ -588,6 +626,7 @@ internal sealed partial class BrokerQueue : IDueTarget
                 return check;
             }
 
+            entry.SettledTag = tag;
             Kill(entry, DeathRecord.Rejected, reason, exception);
             Settled(consumer);
             dead = TakeDeadLetters();
@@ -616,9 +655,15 @@ internal sealed partial class BrokerQueue : IDueTarget
                 deliveryCount = ++entry.DeliveryCount;
                 _delivered++;
                 _redelivered++;
+                if (_ackTimeoutTicks > 0)
+                {
+                    Volatile.Write(ref entry.ClaimedAt, _context.Scheduler.NowTicks); // a new delivery: its ack timeout starts again
+                }
+
                 return true;
             }
 
+            entry.SettledTag = tag;
             Kill(entry, DeathRecord.DeliveryLimit, detail: null, exception: null);
             Settled(consumer);
             dead = TakeDeadLetters();
@@ -673,20 +718,31 @@ internal sealed partial class BrokerQueue : IDueTarget
 
     // ---- under the lock ----
 
-    private static SettleResult CheckSettle(ConsumerCore consumer, QueueEntry entry, int tag)
+    /// <summary>Whether <paramref name="consumer"/> may settle delivery <paramref name="tag"/> of the entry, and if
+    /// not, why (caller holds the lock).</summary>
+    private SettleResult CheckSettle(ConsumerCore consumer, QueueEntry entry, int tag)
     {
-        var handle = entry.Handle;
-        if (handle == QueueEntry.Pack(tag, EntryState.InHand) && !consumer.Removed)
+        if (entry.Handle == QueueEntry.Pack(tag, EntryState.InHand) && !consumer.Removed)
         {
             return SettleResult.Ok;
         }
 
-        if (handle == QueueEntry.Pack(tag, EntryState.Gone))
+        if (entry.SettledTag == tag)
         {
             return SettleResult.AlreadySettled;
         }
 
-        return consumer.Removed ? SettleResult.ConsumerGone : SettleResult.Returned;
+        if (entry.TimedOutTag == tag)
+        {
+            return SettleResult.TimedOut;
+        }
+
+        if (_deleted)
+        {
+            return SettleResult.QueueDeleted;
+        }
+
+        return consumer.Removed ? SettleResult.ConsumerGone : SettleResult.Superseded;
     }
 
     /// <summary>Undoes the counters of a delivery that never reached the consumer's code (caller holds the lock).</summary>
@@ -893,14 +949,13 @@ internal sealed partial class BrokerQueue : IDueTarget
             _redelivered++;
         }
 
-        long deliveredAt = 0;
         if (_ackTimeoutTicks > 0)
         {
-            deliveredAt = _context.Scheduler.NowTicks;
-            WakeAt(Durations.After(deliveredAt, _ackTimeoutTicks));
+            // Looks again one timeout from now: by then the delivery was taken (and its deadline is known) or not.
+            WakeAt(Durations.After(_context.Scheduler.NowTicks, _ackTimeoutTicks));
         }
 
-        consumer.Unacked.Enqueue(new Tracked(entry, tag, deliveredAt));
+        consumer.Unacked.Enqueue(new Tracked(entry, tag));
         if (_storeIds is not null && _storeIds.TryGetValue(entry, out var storeId))
         {
             _context.Durable!.Delivered(storeId, count);
@@ -916,32 +971,51 @@ internal sealed partial class BrokerQueue : IDueTarget
         return handoff;
     }
 
-    /// <summary>Returns deliveries whose ack deadline passed; gives the next deadline.</summary>
+    /// <summary>Returns deliveries whose ack deadline passed; gives the next time to look again. The timeout counts
+    /// from when the consumer's code took a delivery (<see cref="QueueEntry.ClaimedAt"/>); deliveries still in a
+    /// prefetch window are not timed, but are looked at again one timeout later, by when any claimed since has its
+    /// deadline in view. A consumer that lost a delivery to its timeout also gets back what waits in its window, so
+    /// those are redelivered behind it, in queue order, not ahead of it.</summary>
     private long ExpireAckDeadlines(long nowTicks)
     {
         var next = long.MaxValue;
         foreach (var consumer in _consumers.ToArray())
         {
+            var expired = false;
             foreach (var t in consumer.Unacked)
             {
-                if (!t.IsLive)
+                var entry = t.Entry;
+                var handle = entry.Handle;
+                if (handle == QueueEntry.Pack(t.Tag, EntryState.Buffered))
+                {
+                    next = Math.Min(next, Durations.After(nowTicks, _ackTimeoutTicks));
+                    continue;
+                }
+
+                if (handle != QueueEntry.Pack(t.Tag, EntryState.InHand))
                 {
                     continue;
                 }
 
-                var deadline = Durations.After(t.DeliveredAt, _ackTimeoutTicks);
+                var deadline = Durations.After(Volatile.Read(ref entry.ClaimedAt), _ackTimeoutTicks);
                 if (deadline > nowTicks)
                 {
                     next = Math.Min(next, deadline);
-                    break;
+                    continue;
                 }
 
-                var wasBuffered = t.Entry.TryTransition(t.Tag, EntryState.Buffered, EntryState.Ready);
-                if (wasBuffered || t.Entry.TryTransition(t.Tag, EntryState.InHand, EntryState.Ready))
+                if (entry.TryTransition(t.Tag, EntryState.InHand, EntryState.Ready))
                 {
-                    Requeue(t.Entry, TimeSpan.Zero);
+                    entry.TimedOutTag = t.Tag;
+                    Requeue(entry, TimeSpan.Zero);
                     consumer.InFlight--;
+                    expired = true;
                 }
+            }
+
+            if (expired)
+            {
+                ReturnUnclaimed(consumer);
             }
 
             Release(consumer, 0); // trims, and feeds a reader that blocked on the full window

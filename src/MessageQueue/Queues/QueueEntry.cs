@@ -47,6 +47,17 @@ internal sealed class QueueEntry
     /// <summary>How many times the entry has been handed to a consumer. Changed under the queue lock.</summary>
     internal int DeliveryCount;
 
+    /// <summary>When the consumer's code took the current delivery (broker clock ticks; only kept for queues with
+    /// an ack timeout, which counts from here). Written before the claim that makes the delivery in hand.</summary>
+    internal long ClaimedAt;
+
+    /// <summary>The tag of the last delivery settled by ack, nack or reject (under the queue lock): a second settle
+    /// of it is reported as such.</summary>
+    internal int SettledTag;
+
+    /// <summary>The tag of the last delivery returned by its ack timeout (under the queue lock).</summary>
+    internal int TimedOutTag;
+
     internal long Handle => Volatile.Read(ref _handle);
 
     internal EntryState State => (EntryState)(int)Volatile.Read(ref _handle);
