@@ -105,7 +105,7 @@ public sealed class QueueOptions
     internal bool IsEquivalentTo(QueueOptions o) =>
         Durable == o.Durable && Mode == o.Mode && DeadLetterExchange == o.DeadLetterExchange && DeadLetterRoutingKey == o.DeadLetterRoutingKey
         && DeadLetterQueue == o.DeadLetterQueue && MaxDeliveryCount == o.MaxDeliveryCount
-        && AckTimeout == o.AckTimeout && ReferenceEquals(Redelivery, o.Redelivery)
+        && AckTimeout == o.AckTimeout && Equals(Redelivery, o.Redelivery)
         && SingleActiveConsumer == o.SingleActiveConsumer && MaxPriority == o.MaxPriority && MessageTtl == o.MessageTtl
         && MaxLength == o.MaxLength && MaxLengthBytes == o.MaxLengthBytes && Overflow == o.Overflow
         && DeduplicationWindow == o.DeduplicationWindow && DeduplicationCapacity == o.DeduplicationCapacity;

@@ -121,6 +121,78 @@ public sealed class TopologyTests
         });
     }
 
+    [Test]
+    [CancelAfter(10_000)]
+    public async Task Management_RedeclareQueueWithNewEqualRetryPolicy_IsIdempotent()
+    {
+        static void Configure(QueueOptions o) => o.Redelivery = RetryPolicy.Exponential(3, TimeSpan.FromSeconds(1), TimeSpan.FromSeconds(10));
+        await using var broker = new MessageBrokerBuilder().Build();
+        var m = broker.Management;
+        await m.DeclareQueueAsync("q", Configure);
+        await m.DeclareQueueAsync("i", o => o.Redelivery = RetryPolicy.Intervals(TimeSpan.FromSeconds(1), TimeSpan.FromSeconds(5)));
+
+        await Assert.MultipleAsync(async () =>
+        {
+            await Assert.DoesNotThrowAsync(async () => await m.DeclareQueueAsync("q", Configure), "a new, equal Exponential policy");
+            await Assert.DoesNotThrowAsync(
+                async () => await m.DeclareQueueAsync("i", o => o.Redelivery = RetryPolicy.Intervals(TimeSpan.FromSeconds(1), TimeSpan.FromSeconds(5))),
+                "a new, equal Intervals policy");
+        });
+        Assert.That(m.GetQueueNames(), Is.EquivalentTo(new[] { "q", "i" }));
+    }
+
+    [Test]
+    [CancelAfter(10_000)]
+    public async Task Management_RedeclareQueueWithDifferentRetryPolicy_Throws()
+    {
+        await using var broker = new MessageBrokerBuilder()
+            .AddQueue("q", o => o.Redelivery = RetryPolicy.Exponential(3, TimeSpan.FromSeconds(1), TimeSpan.FromSeconds(10)))
+            .Build();
+        var m = broker.Management;
+
+        await Assert.MultipleAsync(async () =>
+        {
+            var ex = await Assert.ThrowsAsync<TopologyException>(async () =>
+                await m.DeclareQueueAsync("q", o => o.Redelivery = RetryPolicy.Exponential(3, TimeSpan.FromSeconds(1), TimeSpan.FromSeconds(20))));
+            Assert.That(ex!.Message, Does.Contain("'q'"));
+            await Assert.ThrowsAsync<TopologyException>(async () =>
+                await m.DeclareQueueAsync("q", o => o.Redelivery = RetryPolicy.Exponential(4, TimeSpan.FromSeconds(1), TimeSpan.FromSeconds(10))));
+            await Assert.ThrowsAsync<TopologyException>(async () =>
+                await m.DeclareQueueAsync("q", o => o.Redelivery = RetryPolicy.Intervals(TimeSpan.FromSeconds(1), TimeSpan.FromSeconds(2), TimeSpan.FromSeconds(4))));
+            await Assert.ThrowsAsync<TopologyException>(async () => await m.DeclareQueueAsync("q"));
+            await Assert.DoesNotThrowAsync(async () =>
+                await m.DeclareQueueAsync("q", o => o.Redelivery = RetryPolicy.Exponential(3, TimeSpan.FromSeconds(1), TimeSpan.FromSeconds(10))));
+        });
+    }
+
+    [Test]
+    public async Task Build_QueueDeclaredTwiceWithEqualRetryPolicies_IsIdempotent()
+    {
+        await Assert.DoesNotThrowAsync(async () =>
+        {
+            await using var broker = new MessageBrokerBuilder()
+                .AddQueue("q", o => o.Redelivery = RetryPolicy.Exponential(3, TimeSpan.FromSeconds(1), TimeSpan.FromSeconds(10)))
+                .AddQueue("q", o => o.Redelivery = RetryPolicy.Exponential(3, TimeSpan.FromSeconds(1), TimeSpan.FromSeconds(10)))
+                .AddQueue("i", o => o.Redelivery = RetryPolicy.Intervals(TimeSpan.FromSeconds(1), TimeSpan.FromSeconds(5)))
+                .AddQueue("i", o => o.Redelivery = RetryPolicy.Intervals(TimeSpan.FromSeconds(1), TimeSpan.FromSeconds(5)))
+                .AddQueue("n", o => o.Redelivery = RetryPolicy.Immediate(2))
+                .AddQueue("n", o => o.Redelivery = RetryPolicy.Immediate(2))
+                .Build();
+        });
+    }
+
+    [Test]
+    public void Build_QueueDeclaredTwiceWithDifferentRetryPolicies_Reported()
+    {
+        var ex = Assert.Throws<TopologyException>(() => new MessageBrokerBuilder()
+            .AddQueue("q", o => o.Redelivery = RetryPolicy.Exponential(3, TimeSpan.FromSeconds(1), TimeSpan.FromSeconds(10)))
+            .AddQueue("q", o => o.Redelivery = RetryPolicy.Exponential(3, TimeSpan.FromSeconds(2), TimeSpan.FromSeconds(10)))
+            .AddQueue("n", o => o.Redelivery = RetryPolicy.Immediate(2))
+            .AddQueue("n", o => o.Redelivery = RetryPolicy.Immediate(3))
+            .Build());
+        Assert.That(ex!.Problems, Has.Some.Contains("'q' is declared twice").And.Some.Contains("'n' is declared twice"));
+    }
+
     [TestCase("")]
     [TestCase("tab\tname")]
     public async Task Management_InvalidName_Throws(string name)
