@@ -14,6 +14,8 @@ public enum ExchangeType
     Topic,
 
     /// <summary>To bindings whose arguments match the message headers: <c>x-match</c> = <c>all</c> (the default)
-    /// or <c>any</c>; arguments starting with <c>x-</c> are not matched.</summary>
+    /// or <c>any</c>, where arguments starting with <c>x-</c> are not matched; or <c>all-with-x</c> or
+    /// <c>any-with-x</c>, where they are (as in RabbitMQ 3.10+). The <c>x-match</c> argument itself is never
+    /// matched.</summary>
     Headers,
 }

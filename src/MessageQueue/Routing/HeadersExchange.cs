@@ -1,17 +1,26 @@
 namespace MessageQueue.Routing;
 
-/// <summary>Routes by matching binding arguments against message headers (<c>x-match</c> all or any).</summary>
+/// <summary>
+/// Routes by matching binding arguments against message headers, as RabbitMQ 3.10+ does: <c>x-match</c> =
+/// <c>all</c> (the default) or <c>any</c> match the arguments that do not start with <c>x-</c>;
+/// <c>all-with-x</c> and <c>any-with-x</c> match the <c>x-</c> arguments too. The <c>x-match</c> argument itself
+/// is never matched against a header.
+/// </summary>
 internal sealed class HeadersExchange(string name, ExchangeOptions options) : Exchange(name, ExchangeType.Headers, options)
 {
     internal const string MatchArgument = "x-match";
+    internal const string All = "all";
+    internal const string Any = "any";
+    internal const string AllWithX = "all-with-x";
+    internal const string AnyWithX = "any-with-x";
 
     private volatile Compiled[] _compiled = [];
 
     internal override string? CheckBinding(string routingKey, IReadOnlyDictionary<string, object?>? arguments)
     {
-        if (arguments is not null && arguments.TryGetValue(MatchArgument, out var mode) && mode is not ("all" or "any"))
+        if (arguments is not null && arguments.TryGetValue(MatchArgument, out var mode) && mode is not (All or Any or AllWithX or AnyWithX))
         {
-            return $"The binding to headers exchange '{Name}' has x-match = '{mode}'; use 'all' or 'any'.";
+            return $"The binding to headers exchange '{Name}' has x-match = '{mode}'; use '{All}', '{Any}', '{AllWithX}' or '{AnyWithX}' (a string, lower case).";
         }
 
         return null;
@@ -41,8 +50,12 @@ internal sealed class HeadersExchange(string name, ExchangeOptions options) : Ex
         {
             Binding = binding;
             var args = binding.Arguments ?? new Dictionary<string, object?>();
-            _all = !(args.TryGetValue(MatchArgument, out var mode) && mode is "any");
-            _arguments = [.. args.Where(a => !a.Key.StartsWith("x-", StringComparison.Ordinal))];
+            var mode = args.TryGetValue(MatchArgument, out var m) ? m as string : null;
+            _all = mode is not (Any or AnyWithX);
+            var withX = mode is AllWithX or AnyWithX;
+
+            // x-match is never a header to match; other x- arguments are with all-with-x and any-with-x only.
+            _arguments = [.. args.Where(a => a.Key != MatchArgument && (withX || !a.Key.StartsWith("x-", StringComparison.Ordinal)))];
         }
 
         internal Binding Binding { get; }

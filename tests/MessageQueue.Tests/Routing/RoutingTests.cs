@@ -117,6 +117,104 @@ public sealed class RoutingTests
     }
 
     [Test]
+    public async Task Headers_AllWithX_MatchesXArgumentsToo()
+    {
+        await using var broker = new MessageBrokerBuilder()
+            .AddExchange("h", ExchangeType.Headers)
+            .AddQueue("all-with-x")
+            .Bind("h", "all-with-x", "", new Dictionary<string, object?> { ["x-match"] = "all-with-x", ["format"] = "pdf", ["x-foo"] = "bar", ["x-size"] = 5 })
+            .Build();
+
+        await Assert.MultipleAsync(async () =>
+        {
+            Assert.That(await RouteAsync(broker, "h", "", new Dictionary<string, object?> { ["format"] = "pdf", ["x-foo"] = "bar", ["x-size"] = 5L, ["other"] = 1 }),
+                Is.EqualTo(new[] { "all-with-x" }), "every argument, x- ones included, present and equal");
+            Assert.That(await RouteAsync(broker, "h", "", new Dictionary<string, object?> { ["format"] = "pdf", ["x-size"] = 5 }),
+                Is.Empty, "x-foo is missing");
+            Assert.That(await RouteAsync(broker, "h", "", new Dictionary<string, object?> { ["format"] = "pdf", ["x-foo"] = "baz", ["x-size"] = 5 }),
+                Is.Empty, "x-foo differs");
+            Assert.That(await RouteAsync(broker, "h", "", new Dictionary<string, object?> { ["x-foo"] = "bar", ["x-size"] = 5 }),
+                Is.Empty, "format is missing");
+        });
+    }
+
+    [Test]
+    public async Task Headers_AnyWithX_MatchesOnAnXArgumentAlone()
+    {
+        await using var broker = new MessageBrokerBuilder()
+            .AddExchange("h", ExchangeType.Headers)
+            .AddQueue("any-with-x").AddQueue("only-x")
+            .Bind("h", "any-with-x", "", new Dictionary<string, object?> { ["x-match"] = "any-with-x", ["format"] = "pdf", ["x-foo"] = "bar" })
+            .Bind("h", "only-x", "", new Dictionary<string, object?> { ["x-match"] = "any-with-x", ["x-tenant"] = null })
+            .Build();
+
+        await Assert.MultipleAsync(async () =>
+        {
+            Assert.That(await RouteAsync(broker, "h", "", new Dictionary<string, object?> { ["x-foo"] = "bar", ["format"] = "doc" }),
+                Is.EqualTo(new[] { "any-with-x" }), "only the x- argument matches");
+            Assert.That(await RouteAsync(broker, "h", "", new Dictionary<string, object?> { ["format"] = "pdf" }),
+                Is.EqualTo(new[] { "any-with-x" }), "a plain argument still matches");
+            Assert.That(await RouteAsync(broker, "h", "", new Dictionary<string, object?> { ["x-foo"] = "baz", ["format"] = "doc" }),
+                Is.Empty, "nothing matches");
+            Assert.That(await RouteAsync(broker, "h", "", new Dictionary<string, object?> { ["x-tenant"] = "acme" }),
+                Is.EqualTo(new[] { "only-x" }), "a null x- argument means: header present");
+        });
+    }
+
+    [Test]
+    public async Task Headers_PlainAllAndAny_StillIgnoreXArguments()
+    {
+        await using var broker = new MessageBrokerBuilder()
+            .AddExchange("h", ExchangeType.Headers)
+            .AddQueue("all").AddQueue("any").AddQueue("any-only-x").AddQueue("all-only-x")
+            .Bind("h", "all", "", new Dictionary<string, object?> { ["x-match"] = "all", ["format"] = "pdf", ["x-foo"] = "bar" })
+            .Bind("h", "any", "", new Dictionary<string, object?> { ["x-match"] = "any", ["format"] = "pdf", ["x-foo"] = "bar" })
+            .Bind("h", "any-only-x", "", new Dictionary<string, object?> { ["x-match"] = "any", ["x-foo"] = "bar" })
+            .Bind("h", "all-only-x", "", new Dictionary<string, object?> { ["x-match"] = "all", ["x-foo"] = "bar" })
+            .Build();
+
+        await Assert.MultipleAsync(async () =>
+        {
+            Assert.That(await RouteAsync(broker, "h", "", new Dictionary<string, object?> { ["format"] = "pdf", ["x-foo"] = "other" }),
+                Is.EqualTo(new[] { "all", "all-only-x", "any" }), "x-foo is not compared");
+            Assert.That(await RouteAsync(broker, "h", "", new Dictionary<string, object?> { ["x-foo"] = "bar" }),
+                Is.EqualTo(new[] { "all-only-x" }), "a matching x- header alone matches no plain argument ('all' of nothing is true, 'any' of nothing false)");
+        });
+    }
+
+    [TestCase("all")]
+    [TestCase("any")]
+    [TestCase("all-with-x")]
+    [TestCase("any-with-x")]
+    public async Task Headers_XMatchArgument_IsNeverMatchedAsAHeader(string mode)
+    {
+        await using var broker = new MessageBrokerBuilder()
+            .AddExchange("h", ExchangeType.Headers)
+            .AddQueue("q")
+            .Bind("h", "q", "", new Dictionary<string, object?> { ["x-match"] = mode })
+            .Build();
+
+        // With only x-match among the arguments there is nothing to match: 'all' of nothing is true, 'any' of nothing false,
+        // whether or not the message carries an equal 'x-match' header.
+        var expected = mode.StartsWith("all", StringComparison.Ordinal) ? new[] { "q" } : [];
+        await Assert.MultipleAsync(async () =>
+        {
+            Assert.That(await RouteAsync(broker, "h", "", new Dictionary<string, object?> { ["x-match"] = mode }), Is.EqualTo(expected), "an equal x-match header");
+            Assert.That(await RouteAsync(broker, "h", "", new Dictionary<string, object?> { ["x-match"] = "something else" }), Is.EqualTo(expected), "another x-match header");
+            Assert.That(await RouteAsync(broker, "h", ""), Is.EqualTo(expected), "no headers");
+        });
+    }
+
+    [Test]
+    [CancelAfter(10_000)]
+    public async Task Headers_WithXModes_AcceptedByRunTimeBind()
+    {
+        await using var broker = new MessageBrokerBuilder().AddExchange("h", ExchangeType.Headers).AddQueue("q").Build();
+        await broker.Management.BindAsync("h", "q", "", new Dictionary<string, object?> { ["x-match"] = "any-with-x", ["x-foo"] = "bar" });
+        Assert.That(await RouteAsync(broker, "h", "", new Dictionary<string, object?> { ["x-foo"] = "bar" }), Is.EqualTo(new[] { "q" }));
+    }
+
+    [Test]
     public async Task DefaultExchange_RoutesByQueueName()
     {
         await using var broker = new MessageBrokerBuilder().AddQueue("a").AddQueue("b").Build();

@@ -77,6 +77,49 @@ public sealed class TopologyTests
         Assert.That(ex!.Message, Does.Contain("x-match = 'some'"));
     }
 
+    [TestCase("most")]
+    [TestCase("ALL")]
+    [TestCase("all-with-y")]
+    [TestCase(5)]
+    public async Task Bind_HeadersXMatchNotAllowed_ThrowsNamingAllowedValues(object mode)
+    {
+        var arguments = new Dictionary<string, object?> { ["x-match"] = mode, ["format"] = "pdf" };
+        var buildEx = Assert.Throws<TopologyException>(() => new MessageBrokerBuilder()
+            .AddExchange("h", ExchangeType.Headers)
+            .AddQueue("q")
+            .Bind("h", "q", "", arguments)
+            .Build());
+
+        await using var broker = new MessageBrokerBuilder().AddExchange("h", ExchangeType.Headers).AddQueue("q").Build();
+        var runTimeEx = await Assert.ThrowsAsync<TopologyException>(async () => await broker.Management.BindAsync("h", "q", "", arguments));
+
+        Assert.Multiple(() =>
+        {
+            foreach (var message in new[] { buildEx!.Message, runTimeEx!.Message })
+            {
+                Assert.That(message, Does.Contain($"x-match = '{mode}'"));
+                Assert.That(message, Does.Contain("'all'").And.Contain("'any'").And.Contain("'all-with-x'").And.Contain("'any-with-x'"));
+                Assert.That(message, Does.Contain("'h'"));
+            }
+        });
+    }
+
+    [TestCase("all")]
+    [TestCase("any")]
+    [TestCase("all-with-x")]
+    [TestCase("any-with-x")]
+    public async Task Build_HeadersBindingWithEachXMatchValue_Accepted(string mode)
+    {
+        await Assert.DoesNotThrowAsync(async () =>
+        {
+            await using var broker = new MessageBrokerBuilder()
+                .AddExchange("h", ExchangeType.Headers)
+                .AddQueue("q")
+                .Bind("h", "q", "", new Dictionary<string, object?> { ["x-match"] = mode, ["x-foo"] = "bar" })
+                .Build();
+        });
+    }
+
     [Test]
     [CancelAfter(10_000)]
     public async Task Management_DeclareBindPublishDelete_WorksAtRunTime()
