@@ -17,6 +17,7 @@ public sealed class SqliteMessageStore : IMessageStore
     private const int PageSize = 4096;
 
     private readonly string _connectionString;
+    private readonly string _name;
     private readonly SqliteStoreOptions _options;
     private readonly Lock _readGate = new();
     private SqliteConnection? _connection;
@@ -49,6 +50,7 @@ public sealed class SqliteMessageStore : IMessageStore
         // SQLite's busy_timeout: make both the configured wait.
         builder.DefaultTimeout = (int)Math.Max(1, Math.Ceiling(_options.BusyTimeout.TotalSeconds));
         _connectionString = builder.ToString();
+        _name = $"SQLite message store '{FullPath(builder.DataSource)}'";
     }
 
     /// <inheritdoc/>
@@ -70,7 +72,7 @@ public sealed class SqliteMessageStore : IMessageStore
         catch (SqliteException ex)
         {
             Dispose();
-            throw new MessageStoreException($"The SQLite message store '{_connectionString}' could not be opened: {ex.Message}", ex);
+            throw new MessageStoreException($"The {_name} could not be opened: {ex.Message}", ex);
         }
         catch
         {
@@ -129,7 +131,7 @@ public sealed class SqliteMessageStore : IMessageStore
         }
         catch (SqliteException ex)
         {
-            throw new MessageStoreException($"Writing to the SQLite message store failed ({ex.Message}); nothing of the batch was written.", ex);
+            throw new MessageStoreException($"Writing to the {_name} failed ({ex.Message}); nothing of the batch was written.", ex);
         }
     }
 
@@ -200,9 +202,9 @@ public sealed class SqliteMessageStore : IMessageStore
 
                 transaction.Commit();
             }
-            catch (SqliteException ex)
+            catch (Exception ex) when (IsReadFailure(ex))
             {
-                throw new MessageStoreException($"Reading from the SQLite message store failed: {ex.Message}", ex);
+                throw new MessageStoreException($"Reading messages by id from the {_name} failed: {ex.Message}", ex);
             }
         }
 
@@ -232,10 +234,36 @@ public sealed class SqliteMessageStore : IMessageStore
 
                 return page;
             }
-            catch (SqliteException ex)
+            catch (Exception ex) when (IsReadFailure(ex))
             {
-                throw new MessageStoreException($"Reading queue '{queue}' from the SQLite message store failed: {ex.Message}", ex);
+                throw new MessageStoreException($"Reading queue '{queue}' from the {_name} failed: {ex.Message}", ex);
             }
+        }
+    }
+
+    /// <summary>Names the store by its database file (never the rest of the connection string, which may hold a
+    /// password), as its error messages do.</summary>
+    /// <returns>For example <c>SQLite message store '/var/app/queue.db'</c>.</returns>
+    public override string ToString() => _name;
+
+    /// <summary>A failure of SQLite, or a row whose values are not of the types this store writes (a damaged or
+    /// hand-edited database).</summary>
+    private static bool IsReadFailure(Exception ex) => ex is SqliteException or InvalidCastException or FormatException or OverflowException;
+
+    private static string FullPath(string dataSource)
+    {
+        if (dataSource.Length == 0 || dataSource.StartsWith(':') || dataSource.StartsWith("file:", StringComparison.OrdinalIgnoreCase))
+        {
+            return dataSource; // in memory, temporary, or a URI: as given
+        }
+
+        try
+        {
+            return Path.GetFullPath(dataSource);
+        }
+        catch (Exception ex) when (ex is ArgumentException or NotSupportedException or PathTooLongException or System.Security.SecurityException)
+        {
+            return dataSource;
         }
     }
 
@@ -296,7 +324,7 @@ public sealed class SqliteMessageStore : IMessageStore
         if (version > SchemaVersion)
         {
             throw new MessageStoreException(
-                $"The message store's schema is version {version}, newer than this code understands ({SchemaVersion}); it was written by a newer MessageQueue. Upgrade the package; the database was not changed.");
+                $"The schema of the {_name} is version {version}, newer than this code understands ({SchemaVersion}); it was written by a newer MessageQueue. Upgrade the package; the database was not changed.");
         }
 
         if (version == SchemaVersion)

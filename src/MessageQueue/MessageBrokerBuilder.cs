@@ -8,7 +8,7 @@ namespace MessageQueue;
 /// Declares the topology of a broker (exchanges, queues, bindings) and builds it. <see cref="Build"/> checks
 /// everything and reports every problem at once in one <see cref="TopologyException"/>.
 /// </summary>
-public sealed class MessageBrokerBuilder
+public sealed partial class MessageBrokerBuilder
 {
     private readonly List<(string Name, ExchangeType Type, ExchangeOptions Options)> _exchanges = [];
     private readonly List<(string Name, QueueOptions Options)> _queues = [];
@@ -129,9 +129,16 @@ public sealed class MessageBrokerBuilder
         return this;
     }
 
-    /// <summary>Checks the whole topology and builds the broker.</summary>
+    /// <summary>Gets the store writer the last <see cref="Build"/> started (for tests: a <see cref="Build"/> that
+    /// fails must have stopped it).</summary>
+    internal Storage.DurableLog? LastDurableLog { get; private set; }
+
+    /// <summary>Checks the whole topology and builds the broker. A build that fails releases everything it opened
+    /// (the store, its writer thread, the timer), so it can be called again, for example once the store is repaired.</summary>
     /// <returns>The broker.</returns>
     /// <exception cref="TopologyException">Something is invalid; <see cref="TopologyException.Problems"/> lists every problem.</exception>
+    /// <exception cref="MessageStoreException">The store cannot be opened, or what it holds cannot be read; the message
+    /// names the store (and the message that cannot be read).</exception>
     public MessageBroker Build()
     {
         var problems = Validate();
@@ -141,45 +148,82 @@ public sealed class MessageBrokerBuilder
         }
 
         var context = new BrokerContext(_time, _loggerFactory);
-        StoreContents? stored = null;
-        if (_store is not null)
+        IMessageStore? opened = null;
+        try
         {
-            var store = _store() ?? throw new InvalidOperationException("UseStore's factory returned null.");
-            try
+            StoreContents? stored = null;
+            if (_store is not null)
             {
-                stored = store.Open();
+                var store = _store() ?? throw new InvalidOperationException("UseStore's factory returned null.");
+                try
+                {
+                    stored = store.Open();
+                }
+                catch
+                {
+                    store.Dispose();
+                    throw;
+                }
+
+                opened = store;
+                context.Durable = new Storage.DurableLog(store, _serializer, _storageOptions, context.Logger, stored.MaxId);
+                LastDurableLog = context.Durable;
             }
-            catch
+
+            var topology = context.Topology;
+            foreach (var (name, type, options) in _exchanges)
             {
-                store.Dispose();
-                throw;
+                topology.DeclareExchange(name, type, options.Clone(), checkReferences: false);
             }
 
-            context.Durable = new Storage.DurableLog(store, _serializer, _storageOptions, context.Logger, stored.MaxId);
-        }
+            foreach (var (name, options) in _queues)
+            {
+                topology.DeclareQueue(name, options.Clone(), checkReferences: false);
+            }
 
-        var topology = context.Topology;
-        foreach (var (name, type, options) in _exchanges)
+            foreach (var (source, destination, toExchange, routingKey, arguments) in _bindings)
+            {
+                topology.Bind(source, toExchange ? null : destination, toExchange ? destination : null, routingKey, arguments);
+            }
+
+            if (stored is not null)
+            {
+                Storage.Recovery.Run(context, stored);
+            }
+
+            return new MessageBroker(context, _shutdownTimeout);
+        }
+        catch (Exception ex)
         {
-            topology.DeclareExchange(name, type, options.Clone(), checkReferences: false);
+            Release(context, opened, ex);
+            throw;
         }
+    }
 
-        foreach (var (name, options) in _queues)
+    /// <summary>Releases what a failed <see cref="Build"/> opened, so nothing outlives it: the store writer (which
+    /// stops its thread and closes the store), or the store alone when the writer was not started, and the
+    /// scheduler's timer. A failure to release is logged; the build's own exception is the one thrown.</summary>
+    private static void Release(BrokerContext context, IMessageStore? opened, Exception buildFailure)
+    {
+        try
         {
-            topology.DeclareQueue(name, options.Clone(), checkReferences: false);
+            if (context.Durable is { } log)
+            {
+                log.Dispose();
+            }
+            else
+            {
+                opened?.Dispose();
+            }
         }
-
-        foreach (var (source, destination, toExchange, routingKey, arguments) in _bindings)
+        catch (Exception ex) when (ex is not OutOfMemoryException)
         {
-            topology.Bind(source, toExchange ? null : destination, toExchange ? destination : null, routingKey, arguments);
+            LogReleaseFailed(context.Logger, buildFailure.GetType().Name, ex);
         }
-
-        if (stored is not null)
+        finally
         {
-            Storage.Recovery.Run(context, stored);
+            context.Scheduler.Dispose();
         }
-
-        return new MessageBroker(context, _shutdownTimeout);
     }
 
     private List<string> Validate()
@@ -279,4 +323,7 @@ public sealed class MessageBrokerBuilder
 
         return problems;
     }
+
+    [LoggerMessage(EventId = 26, Level = LogLevel.Error, Message = "Build failed ({Failure}), and releasing what it had opened failed too")]
+    private static partial void LogReleaseFailed(ILogger logger, string failure, Exception exception);
 }

@@ -72,75 +72,41 @@ internal static class Envelope
         return stream.ToArray();
     }
 
+    /// <summary>Decodes a stored message's envelope. Anything that cannot be read (an envelope cut short, of another
+    /// version, with an unknown value tag or a count that does not fit) is a <see cref="MessageStoreException"/> that
+    /// names the message, its queue and <paramref name="store"/>.</summary>
+    /// <exception cref="MessageStoreException">The envelope cannot be read.</exception>
+    internal static Decoded Decode(StoredMessage row, IMessageStore store, IMessageSerializer serializer)
+    {
+        try
+        {
+            return Decode(row.Envelope, serializer);
+        }
+        catch (MessageStoreException ex)
+        {
+            throw new MessageStoreException(
+                $"The stored message with store id {row.Id} in queue '{row.Queue}' of the {Describe(store)} cannot be read: {ex.Message} " +
+                $"Restore the store from a backup, or delete the message with store id {row.Id} from it to start without it.",
+                ex.InnerException ?? ex);
+        }
+    }
+
+    /// <summary>Names a store in messages: its own <see cref="object.ToString"/> (the SQLite store names its
+    /// database file), else its type.</summary>
+    internal static string Describe(IMessageStore store)
+    {
+        var name = store.ToString();
+        return string.IsNullOrEmpty(name) || name == store.GetType().FullName ? $"message store '{store.GetType().FullName}'" : name;
+    }
+
     /// <summary>Decodes an envelope. The body is deserialized when its type still exists and the bytes still
     /// fit it; otherwise <see cref="Decoded.Failure"/> says why and the body is the raw bytes.</summary>
+    /// <exception cref="MessageStoreException">The envelope cannot be read (damaged, or of another version); the
+    /// message does not name the store, which <see cref="Decode(StoredMessage, IMessageStore, IMessageSerializer)"/> adds.</exception>
     internal static Decoded Decode(ReadOnlyMemory<byte> data, IMessageSerializer serializer)
     {
-        using var stream = new MemoryStream(data.ToArray(), writable: false);
-        using var r = new BinaryReader(stream, Encoding.UTF8);
-        var version = r.ReadByte();
-        if (version != Version)
-        {
-            throw new MessageStoreException($"A stored message has envelope version {version}; this code reads version {Version}. Use a newer MessageQueue.");
-        }
-
-        var typeName = r.ReadString();
-        var exchange = r.ReadString();
-        var routingKey = r.ReadString();
-        var timestampTicks = r.ReadInt64();
-        var messageId = r.ReadString();
-        var correlationId = ReadNullable(r);
-        var replyTo = ReadNullable(r);
-        var priority = r.ReadByte();
-        var timestamp = new DateTimeOffset(r.ReadInt64(), TimeSpan.Zero);
-        var expiration = r.ReadInt64();
-        var contentType = ReadNullable(r);
-        var messageType = ReadNullable(r);
-        var persistent = r.ReadBoolean();
-        var headerCount = r.ReadInt32();
-        var headers = new Dictionary<string, object?>(headerCount, StringComparer.Ordinal);
-        for (var i = 0; i < headerCount; i++)
-        {
-            var key = r.ReadString();
-            headers[key] = ReadValue(r);
-        }
-
-        var deathCount = r.ReadInt32();
-        var deaths = new List<DeathRecord>(deathCount);
-        for (var i = 0; i < deathCount; i++)
-        {
-            var queue = r.ReadString();
-            var reason = r.ReadString();
-            var count = r.ReadInt64();
-            var time = new DateTimeOffset(r.ReadInt64(), TimeSpan.Zero);
-            var ex = r.ReadString();
-            var keys = new string[r.ReadInt32()];
-            for (var k = 0; k < keys.Length; k++)
-            {
-                keys[k] = r.ReadString();
-            }
-
-            var original = r.ReadInt64();
-            deaths.Add(new DeathRecord(queue, reason, count, time, ex, keys) { OriginalExpiration = original < 0 ? null : TimeSpan.FromTicks(original) });
-        }
-
-        var bytes = r.ReadBytes(r.ReadInt32());
-        var properties = new MessageProperties
-        {
-            MessageId = messageId,
-            CorrelationId = correlationId,
-            ReplyTo = replyTo,
-            Priority = priority,
-            Timestamp = timestamp,
-            Expiration = expiration < 0 ? null : TimeSpan.FromTicks(expiration),
-            ContentType = contentType,
-            MessageType = messageType,
-            Persistent = persistent,
-            Headers = headers.Count == 0 ? MessageProperties.NoHeaders : headers,
-            Deaths = deaths,
-        };
-
-        object body = bytes;
+        var (stored, typeName) = Read(data);
+        object body = stored.Body;
         string? failure = null;
         var type = Type.GetType(typeName, throwOnError: false);
         if (type is null)
@@ -151,7 +117,7 @@ internal static class Envelope
         {
             try
             {
-                body = serializer.Deserialize(bytes, type);
+                body = serializer.Deserialize((byte[])stored.Body, type);
             }
             catch (Exception ex) when (ex is not OutOfMemoryException)
             {
@@ -159,7 +125,103 @@ internal static class Envelope
             }
         }
 
-        return new Decoded(body, properties, exchange, routingKey, timestampTicks, failure);
+        return stored with { Body = body, Failure = failure };
+    }
+
+    /// <summary>Reads the envelope's fields; the body stays bytes.</summary>
+    private static (Decoded Stored, string TypeName) Read(ReadOnlyMemory<byte> data)
+    {
+        using var stream = new MemoryStream(data.ToArray(), writable: false);
+        using var r = new BinaryReader(stream, Encoding.UTF8);
+        try
+        {
+            var version = stream.Length == 0 ? throw new EndOfStreamException("The envelope is empty.") : r.ReadByte();
+            if (version != Version)
+            {
+                throw new MessageStoreException($"It has envelope version {version}; this code reads version {Version}. It was written by a newer MessageQueue (use that), or the store is damaged.");
+            }
+
+            var typeName = r.ReadString();
+            var exchange = r.ReadString();
+            var routingKey = r.ReadString();
+            var timestampTicks = r.ReadInt64();
+            var messageId = r.ReadString();
+            var correlationId = ReadNullable(r);
+            var replyTo = ReadNullable(r);
+            var priority = r.ReadByte();
+            var timestamp = new DateTimeOffset(r.ReadInt64(), TimeSpan.Zero);
+            var expiration = r.ReadInt64();
+            var contentType = ReadNullable(r);
+            var messageType = ReadNullable(r);
+            var persistent = r.ReadBoolean();
+            var headerCount = ReadCount(r, "header count");
+            var headers = new Dictionary<string, object?>(headerCount, StringComparer.Ordinal);
+            for (var i = 0; i < headerCount; i++)
+            {
+                var key = r.ReadString();
+                headers[key] = ReadValue(r);
+            }
+
+            var deathCount = ReadCount(r, "death count");
+            var deaths = new List<DeathRecord>(deathCount);
+            for (var i = 0; i < deathCount; i++)
+            {
+                var queue = r.ReadString();
+                var reason = r.ReadString();
+                var count = r.ReadInt64();
+                var time = new DateTimeOffset(r.ReadInt64(), TimeSpan.Zero);
+                var ex = r.ReadString();
+                var keys = new string[ReadCount(r, "routing key count")];
+                for (var k = 0; k < keys.Length; k++)
+                {
+                    keys[k] = r.ReadString();
+                }
+
+                var original = r.ReadInt64();
+                deaths.Add(new DeathRecord(queue, reason, count, time, ex, keys) { OriginalExpiration = original < 0 ? null : TimeSpan.FromTicks(original) });
+            }
+
+            var bytes = ReadExactly(r, ReadCount(r, "body length"));
+            var properties = new MessageProperties
+            {
+                MessageId = messageId,
+                CorrelationId = correlationId,
+                ReplyTo = replyTo,
+                Priority = priority,
+                Timestamp = timestamp,
+                Expiration = expiration < 0 ? null : TimeSpan.FromTicks(expiration),
+                ContentType = contentType,
+                MessageType = messageType,
+                Persistent = persistent,
+                Headers = headers.Count == 0 ? MessageProperties.NoHeaders : headers,
+                Deaths = deaths,
+            };
+
+            return (new Decoded(bytes, properties, exchange, routingKey, timestampTicks, null), typeName);
+        }
+        catch (Exception ex) when (ex is IOException or InvalidDataException or ArgumentException or FormatException or OverflowException)
+        {
+            // IOException covers EndOfStreamException (cut short); ArgumentException covers out-of-range dates
+            // and offsets and undecodable text.
+            throw new MessageStoreException($"Its envelope is damaged: {ex.Message}", ex);
+        }
+    }
+
+    /// <summary>Reads a count and checks it against the bytes left (every counted item takes at least one), so a
+    /// damaged count is an error, never a huge allocation.</summary>
+    private static int ReadCount(BinaryReader r, string what)
+    {
+        var count = r.ReadInt32();
+        var left = r.BaseStream.Length - r.BaseStream.Position;
+        return count < 0 || count > left
+            ? throw new InvalidDataException($"The {what} is {count}, but {left} bytes are left.")
+            : count;
+    }
+
+    private static byte[] ReadExactly(BinaryReader r, int count)
+    {
+        var bytes = r.ReadBytes(count);
+        return bytes.Length == count ? bytes : throw new EndOfStreamException($"The envelope ends {count - bytes.Length} bytes early.");
     }
 
     private static string TypeName(Type type) => $"{type.FullName}, {type.Assembly.GetName().Name}";
@@ -231,11 +293,11 @@ internal static class Envelope
         Tag.Single => r.ReadSingle(),
         Tag.Double => r.ReadDouble(),
         Tag.Decimal => r.ReadDecimal(),
-        Tag.Guid => new Guid(r.ReadBytes(16)),
+        Tag.Guid => new Guid(ReadExactly(r, 16)),
         Tag.DateTimeOffset => ReadDateTimeOffset(r),
-        Tag.Bytes => r.ReadBytes(r.ReadInt32()),
+        Tag.Bytes => ReadExactly(r, ReadCount(r, "byte array length")),
         Tag.List => ReadList(r),
-        var tag => throw new MessageStoreException($"A stored header has an unknown value tag {(byte)tag}; the store may be damaged."),
+        var tag => throw new InvalidDataException($"A header has an unknown value tag {(byte)tag}."),
     };
 
     private static DateTimeOffset ReadDateTimeOffset(BinaryReader r)
@@ -247,7 +309,7 @@ internal static class Envelope
 
     private static List<object?> ReadList(BinaryReader r)
     {
-        var count = r.ReadInt32();
+        var count = ReadCount(r, "list length");
         var list = new List<object?>(count);
         for (var i = 0; i < count; i++)
         {

@@ -66,7 +66,7 @@ internal static partial class Recovery
         if (queue.IsLazy)
         {
             var delayed = new List<long>();
-            foreach (var row in log.Store.ReadQueue(queue.Name, withEnvelopes: false))
+            foreach (var row in Guarded(log.Store, queue.Name, () => log.Store.ReadQueue(queue.Name, withEnvelopes: false)))
             {
                 count++;
                 if (row.DueTicks > 0)
@@ -81,9 +81,9 @@ internal static partial class Recovery
 
             foreach (var chunk in delayed.Chunk(ReadChunk))
             {
-                foreach (var row in log.Store.Read(chunk))
+                foreach (var row in Guarded(log.Store, queue.Name, () => log.Store.Read(chunk)))
                 {
-                    queue.Recover(row, Envelope.Decode(row.Envelope, log.Serializer));
+                    queue.Recover(row, Envelope.Decode(row, log.Store, log.Serializer));
                 }
             }
 
@@ -91,15 +91,59 @@ internal static partial class Recovery
         }
         else
         {
-            foreach (var row in log.Store.ReadQueue(queue.Name, withEnvelopes: true))
+            foreach (var row in Guarded(log.Store, queue.Name, () => log.Store.ReadQueue(queue.Name, withEnvelopes: true)))
             {
-                queue.Recover(row, Envelope.Decode(row.Envelope, log.Serializer));
+                queue.Recover(row, Envelope.Decode(row, log.Store, log.Serializer));
                 count++;
             }
         }
 
         LogRecovered(context.Logger, count, queue.Name);
     }
+
+    /// <summary>Reads from the store, turning whatever else a store throws while reading (an I/O error, a value of
+    /// the wrong type) into a <see cref="MessageStoreException"/> that names the store and the queue. Only the
+    /// store's own calls are guarded, never what the caller does with each row.</summary>
+    private static IEnumerable<StoredMessage> Guarded(IMessageStore store, string queue, Func<IEnumerable<StoredMessage>> read)
+    {
+        IEnumerator<StoredMessage> rows;
+        try
+        {
+            rows = read().GetEnumerator();
+        }
+        catch (Exception ex) when (IsReadFailure(ex))
+        {
+            throw ReadFailed(store, queue, ex);
+        }
+
+        using (rows)
+        {
+            while (true)
+            {
+                bool more;
+                try
+                {
+                    more = rows.MoveNext();
+                }
+                catch (Exception ex) when (IsReadFailure(ex))
+                {
+                    throw ReadFailed(store, queue, ex);
+                }
+
+                if (!more)
+                {
+                    yield break;
+                }
+
+                yield return rows.Current;
+            }
+        }
+    }
+
+    private static bool IsReadFailure(Exception ex) => ex is not (MessageStoreException or OutOfMemoryException or OperationCanceledException);
+
+    private static MessageStoreException ReadFailed(IMessageStore store, string queue, Exception ex) =>
+        new($"Reading the messages of queue '{queue}' from the {Envelope.Describe(store)} failed: {ex.Message}", ex);
 
     [LoggerMessage(EventId = 22, Level = LogLevel.Warning, Message = "The message store holds {Count} messages for queue '{Queue}', which is not declared as a durable queue; they are kept and recovered when it is")]
     private static partial void LogOrphans(ILogger logger, int count, string queue);

@@ -36,6 +36,18 @@ public sealed class ManualTimeProvider : TimeProvider
         }
     }
 
+    /// <summary>Gets how many timers were created and are not disposed yet (armed or not).</summary>
+    public int Timers
+    {
+        get
+        {
+            lock (_sync)
+            {
+                return _timers.Count;
+            }
+        }
+    }
+
     /// <summary>Completes when at least <paramref name="count"/> timers are armed (code under test arms them on
     /// its own threads, e.g. a retry's wait); signalled by the timers themselves, never polled.</summary>
     public Task WaitForArmedTimersAsync(int count)
