@@ -37,11 +37,18 @@ public sealed class AckTimeoutTests
             await broker.SendAsync("q", new Order(i));
         }
 
-        await first.Task.WithSafety();
-        await broker.WaitForQueueAsync("q", i => i.Unacked == 10);
-        time.Advance(TimeSpan.FromSeconds(1.5)); // message 0 was in hand for longer than its timeout; 1-9 only waited in the window
-        await broker.WaitForQueueAsync("dead", i => i.Ready == 1);
-        release.TrySetResult();
+        try
+        {
+            await first.Task.WithSafety();
+            await broker.WaitForQueueAsync("q", i => i.Unacked == 10);
+            time.Advance(TimeSpan.FromSeconds(1.5)); // message 0 was in hand for longer than its timeout; 1-9 only waited in the window
+            await broker.WaitForQueueAsync("dead", i => i.Ready >= 1);
+        }
+        finally
+        {
+            release.TrySetResult();
+        }
+
         await broker.WaitForQueueAsync("q", i => i.Ready == 0 && i.Unacked == 0);
 
         var dead = await broker.Management.PeekAsync("dead");
@@ -81,10 +88,17 @@ public sealed class AckTimeoutTests
             await broker.SendAsync("q", new Order(i));
         }
 
-        await first.Task.WithSafety();
-        await broker.WaitForQueueAsync("q", i => i.Unacked == 4);
-        time.Advance(TimeSpan.FromSeconds(1.5));
-        release.TrySetResult();
+        try
+        {
+            await first.Task.WithSafety();
+            await broker.WaitForQueueAsync("q", i => i.Unacked == 4);
+            time.Advance(TimeSpan.FromSeconds(1.5));
+        }
+        finally
+        {
+            release.TrySetResult();
+        }
+
         await broker.WaitForQueueAsync("q", i => i.Ready == 0 && i.Unacked == 0 && i.Acked == 4);
         Assert.That(order, Is.EqualTo(new[] { 0, 0, 1, 2, 3 }), "the key's messages keep their order after message 0 timed out");
     }
