@@ -242,12 +242,20 @@ internal sealed partial class BrokerQueue : IDueTarget
         return false;
     }
 
+    /// <summary>Puts a message that came back (nack, ack timeout, a consumer that left, a delayed redelivery) at its
+    /// place (caller holds the lock). A <see cref="OverflowPolicy.DropHead"/> queue it takes over its limit drops its
+    /// head at once, as RabbitMQ does; the other policies never refuse a returned message.</summary>
     private void ReturnToReady(QueueEntry entry)
     {
         _ready.Return(entry);
         if (MayExpire(entry))
         {
             ScheduleSweep(ExpiryOf(entry));
+        }
+
+        if (_limited && Options.Overflow == OverflowPolicy.DropHead)
+        {
+            DropHeadToLimits();
         }
     }
 

@@ -69,8 +69,11 @@ public sealed class QueueOptions
 
     /// <summary>Gets or sets the most ready messages the queue holds; what happens to one more is set by
     /// <see cref="Overflow"/>. Unacked and delayed messages do not count (as in RabbitMQ). Messages that come back
-    /// (nack with requeue, an ack timeout, a consumer that left) are never refused, so they can take the queue over
-    /// its limit for a while; new messages then wait, are refused or drop the head until it is back under.</summary>
+    /// (nack with requeue, an ack timeout, a consumer that left) return to their place, usually the head: under
+    /// <see cref="OverflowPolicy.DropHead"/> a queue they take over its limit drops its head at once (dead-lettered
+    /// with reason <c>maxlen</c>, often the returned message itself), as RabbitMQ does; under the other policies
+    /// they are never refused, so they can take the queue over its limit for a while, and new messages are refused
+    /// or wait until it is back under.</summary>
     /// <value>The default value is <see langword="null"/>: no limit.</value>
     public int? MaxLength { get; set; }
 

@@ -306,6 +306,49 @@ public sealed class LengthLimitTests
     }
 
     [Test]
+    public async Task DropHead_RequeueIntoAFullQueue_TheReturnedHeadIsDroppedAtOnce_AsInRabbitMq()
+    {
+        await using var broker = Create(o => { o.MaxLength = 2; o.Overflow = OverflowPolicy.DropHead; });
+        await using var consumer = broker.Consume<Order>("q", o => o.Prefetch = 1);
+        await broker.SendAsync("q", new Order(1));
+        var one = await consumer.ReceiveAsync();
+        await broker.SendAsync("q", new Order(2));
+        await broker.SendAsync("q", new Order(3)); // full: 2 and 3 ready, 1 unacked (not counted)
+        await one.NackAsync(requeue: true);       // 1 returns to the head: over the limit, so the head goes
+
+        var dead = await broker.Management.PeekAsync("dead");
+        using (Assert.EnterMultipleScope())
+        {
+            Assert.That(broker.Management.GetQueueInfo("q").Ready + broker.Management.GetQueueInfo("q").Unacked, Is.EqualTo(2), "2 and 3 are left");
+            Assert.That(dead.Select(m => ((Order)m.Body).Id), Is.EqualTo(new[] { 1 }));
+            Assert.That(dead[0].Properties.Deaths[0].Reason, Is.EqualTo("maxlen"));
+        }
+
+        var next = await consumer.ReceiveAsync();
+        Assert.That(next.Message.Id, Is.EqualTo(2));
+    }
+
+    [Test]
+    public async Task DropHead_ConsumerLeavingAFullQueue_ReturnedMessagesOverTheLimitAreDropped()
+    {
+        await using var broker = Create(o => { o.MaxLength = 2; o.Overflow = OverflowPolicy.DropHead; });
+        var consumer = broker.Consume<Order>("q", o => o.Prefetch = 2);
+        await broker.SendAsync("q", new Order(1));
+        await broker.SendAsync("q", new Order(2));
+        var one = await consumer.ReceiveAsync();
+        var two = await consumer.ReceiveAsync();
+        await broker.SendAsync("q", new Order(3));
+        await broker.SendAsync("q", new Order(4));
+        await consumer.DisposeAsync(); // 1 and 2 return ahead of 3 and 4; the two oldest go
+
+        using (Assert.EnterMultipleScope())
+        {
+            Assert.That(await IdsAsync(broker, "q"), Is.EqualTo(new[] { 3, 4 }));
+            Assert.That(await IdsAsync(broker, "dead"), Is.EqualTo(new[] { 1, 2 }));
+        }
+    }
+
+    [Test]
     public void InvalidLimits_AreReportedAtBuild()
     {
         var ex = Assert.Throws<TopologyException>(() => new MessageBrokerBuilder()
