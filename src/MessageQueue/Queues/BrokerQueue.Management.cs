@@ -3,6 +3,20 @@ namespace MessageQueue.Queues;
 /// <summary>The management side of a queue: counts, purge, browse, redrive, delete.</summary>
 internal sealed partial class BrokerQueue
 {
+    private int _warnedMissingTarget;
+
+    /// <summary>Logs, once per queue, that its dead letters are dropped because their target does not exist (yet).</summary>
+    internal void WarnDeadLetterTargetMissing(string target)
+    {
+        if (Interlocked.Exchange(ref _warnedMissingTarget, 1) == 0)
+        {
+            LogDeadLetterTargetMissing(_context.Logger, Name, target);
+        }
+    }
+
+    [Microsoft.Extensions.Logging.LoggerMessage(EventId = 27, Level = Microsoft.Extensions.Logging.LogLevel.Warning, Message = "Queue '{Queue}' names {Target}, which does not exist; its dead letters are dropped (counted in QueueInfo.Dropped) until it is declared")]
+    private static partial void LogDeadLetterTargetMissing(Microsoft.Extensions.Logging.ILogger logger, string queue, string target);
+
     internal QueueInfo GetInfo()
     {
         lock (_sync)

@@ -44,6 +44,13 @@ internal sealed class DeadLetterRouter(BrokerContext context)
         var topology = context.Topology;
         if (!topology.TryGetExchange(exchangeName, out var exchange))
         {
+            source.WarnDeadLetterTargetMissing($"dead-letter exchange '{exchangeName}'");
+            return false;
+        }
+
+        if (options.DeadLetterQueue is { } target && !topology.TryGetQueue(target, out _))
+        {
+            source.WarnDeadLetterTargetMissing($"dead-letter queue '{target}'");
             return false;
         }
 

@@ -121,16 +121,9 @@ internal sealed class Topology
                 return;
             }
 
-            if (checkReferences && options.DeadLetterExchange is { Length: > 0 } dlx && !_exchanges.ContainsKey(dlx))
-            {
-                throw new TopologyException($"Queue '{name}' names dead-letter exchange '{dlx}', which does not exist; declare it first.");
-            }
-
-            if (checkReferences && options.DeadLetterQueue is { } dlq && dlq != name && !_queues.ContainsKey(dlq))
-            {
-                throw new TopologyException($"Queue '{name}' names dead-letter queue '{dlq}', which does not exist; declare it first.");
-            }
-
+            // A dead-letter exchange (or queue) that does not exist yet is accepted at run time, as RabbitMQ accepts it:
+            // applications and scripts often declare in that order. Its dead letters are dropped, counted and logged
+            // once, until it exists. At Build() the whole topology is in view, so a missing one is reported there.
             var queue = new BrokerQueue(name, options, _context);
             _queues = new Dictionary<string, BrokerQueue>(_queues, StringComparer.Ordinal)
             {
