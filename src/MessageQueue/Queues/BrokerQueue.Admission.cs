@@ -197,11 +197,9 @@ internal sealed partial class BrokerQueue
             foreach (var item in items)
             {
                 var entry = item.Entry;
-                if (item.Verdict == Verdict.Enqueue && item.Due == 0 && entry.State == EntryState.Ready
-                    && MayExpire(entry) && TtlTicks(entry) == 0
-                    && _ready.RemoveWhere(e => ReferenceEquals(e, entry), 1).Count == 1)
+                if (item.Verdict == Verdict.Enqueue && item.Due == 0 && MayExpire(entry) && TtlTicks(entry) == 0)
                 {
-                    Expire(entry);
+                    ExpireIfStillReady(entry);
                 }
             }
         }
@@ -331,10 +329,7 @@ internal sealed partial class BrokerQueue
         entry.SetState(EntryState.Ready);
         entry.Sequence = ++_sequence;
         _ready.Append(entry);
-        if (MayExpire(entry))
-        {
-            ScheduleSweep(ExpiryOf(entry));
-        }
+        IndexExpiry(entry);
     }
 
     /// <summary>Called when ready messages left a limited queue (caller holds the lock): due messages waiting for

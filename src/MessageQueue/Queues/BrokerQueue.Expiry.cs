@@ -8,7 +8,10 @@ namespace MessageQueue.Queues;
 /// expiration, counted from when it entered this queue, on the broker clock. Expired entries are removed
 /// when taken at the head, when a consumer claims one from its window (so none is ever delivered), and by
 /// sweeps scheduled at the earliest expiry, at most one per <see cref="SweepInterval"/>, so that entries behind
-/// unexpired ones leave too.
+/// unexpired ones leave too. Sweeps never scan the ready list: entries that may expire are indexed by expiry time
+/// in a heap when they become ready, and a sweep pops what is due, removing each from the ready list where it
+/// stands (O(log n) each). Index records of entries that left the list meanwhile are skipped when popped, and the
+/// heap is rebuilt from the list when such records outnumber the live ones, so it stays proportional to the list.
 /// </summary>
 internal sealed partial class BrokerQueue
 {
@@ -18,8 +21,23 @@ internal sealed partial class BrokerQueue
     private long _expired;
     private long _sweepAt = long.MaxValue;
     private long _lastSweep;
+    private PriorityQueue<QueueEntry, long>? _expiries;
 
-    private long QueueTtlTicks => TtlTicksOf(Options.MessageTtl);
+    private readonly long _queueTtlTicks;
+
+    private long QueueTtlTicks => _queueTtlTicks;
+
+    /// <summary>How many entries whole-list operations have looked at (for tests that expiry never scans the list).</summary>
+    internal long ReadyVisited
+    {
+        get
+        {
+            lock (_sync)
+            {
+                return _ready.Visited;
+            }
+        }
+    }
 
     /// <summary>A TTL in ticks, or -1 for none (null, or "never": <see cref="TimeSpan.MaxValue"/>, <see cref="Timeout.InfiniteTimeSpan"/>).</summary>
     private static long TtlTicksOf(TimeSpan? ttl) => ttl is { } t && !Durations.IsInfinite(t) && t >= TimeSpan.Zero ? t.Ticks : -1;
@@ -108,10 +126,7 @@ internal sealed partial class BrokerQueue
             {
                 DrainIncoming();
                 Dispatch();
-                if (entry.State == EntryState.Ready && _ready.RemoveWhere(e => ReferenceEquals(e, entry), 1).Count == 1)
-                {
-                    Expire(entry); // nobody was waiting for it
-                }
+                ExpireIfStillReady(entry); // nobody was waiting for it
             }
             else
             {
@@ -122,6 +137,54 @@ internal sealed partial class BrokerQueue
         }
 
         SendDeadLetters(dead);
+    }
+
+    /// <summary>Expires an entry that is still in the ready list, where it stands (caller holds the lock; the entry
+    /// was drained into the list, so <see cref="EntryState.Ready"/> means it is there).</summary>
+    private void ExpireIfStillReady(QueueEntry entry)
+    {
+        if (entry.State == EntryState.Ready)
+        {
+            _ready.Remove(entry);
+            Expire(entry);
+        }
+    }
+
+    /// <summary>Indexes an entry that just became ready by its expiry, and schedules a sweep for it (caller holds the lock).</summary>
+    private void IndexExpiry(QueueEntry entry)
+    {
+        if (!MayExpire(entry))
+        {
+            return;
+        }
+
+        var expiry = ExpiryOf(entry);
+        if (expiry == long.MaxValue)
+        {
+            return;
+        }
+
+        var index = _expiries ??= new PriorityQueue<QueueEntry, long>();
+        index.Enqueue(entry, expiry);
+        if (index.Count > (2 * _ready.Count) + 1024)
+        {
+            RebuildExpiries(); // mostly records of entries that left: start again from the list
+        }
+
+        ScheduleSweep(expiry);
+    }
+
+    private void RebuildExpiries()
+    {
+        var index = _expiries!;
+        index.Clear();
+        _ready.ForEach(e =>
+        {
+            if (MayExpire(e) && ExpiryOf(e) is var expiry && expiry != long.MaxValue)
+            {
+                index.Enqueue(e, expiry);
+            }
+        });
     }
 
     private void ScheduleSweep(long expiry)
@@ -139,7 +202,8 @@ internal sealed partial class BrokerQueue
         }
     }
 
-    /// <summary>Removes every expired ready entry, wherever it sits, and schedules the next sweep (caller holds the lock).</summary>
+    /// <summary>Removes every expired ready entry, wherever it sits, and schedules the next sweep (caller holds the
+    /// lock). Pops the expiry index, never scans the ready list.</summary>
     private void SweepIfDue(long schedulerNow)
     {
         if (schedulerNow < _sweepAt)
@@ -151,17 +215,31 @@ internal sealed partial class BrokerQueue
         _lastSweep = schedulerNow;
         var now = NowForTtl;
         DrainIncoming();
-        var expired = _ready.RemoveWhere(e => IsExpired(e, now), int.MaxValue);
-        foreach (var entry in expired)
+        var index = _expiries;
+        if (index is null)
         {
-            Expire(entry);
+            return;
         }
 
-        if (_limited && expired.Count > 0)
+        var expired = 0;
+        while (index.TryPeek(out var entry, out var expiry) && expiry <= now)
+        {
+            index.Dequeue();
+            if (entry.State == EntryState.Ready && IsExpired(entry, now))
+            {
+                ExpireIfStillReady(entry);
+                expired++;
+            }
+        }
+
+        if (_limited && expired > 0)
         {
             RoomFreed();
         }
 
-        ScheduleSweep(_ready.Min(ExpiryOf));
+        if (index.TryPeek(out _, out var next))
+        {
+            ScheduleSweep(next);
+        }
     }
 }

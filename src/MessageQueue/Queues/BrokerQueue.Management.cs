@@ -59,6 +59,7 @@ internal sealed partial class BrokerQueue
         {
             DrainIncoming();
             removed = _ready.Clear();
+            _expiries?.Clear();
             foreach (var e in removed)
             {
                 e.SetState(EntryState.Gone);
@@ -137,6 +138,7 @@ internal sealed partial class BrokerQueue
             ClearSpilled();
             _waiting = 0;
             _ready.Clear();
+            _expiries?.Clear();
             _delayed.Clear();
             _blockedDue?.Clear();
             if (_storeIds is not null)

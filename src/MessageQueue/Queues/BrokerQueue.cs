@@ -48,6 +48,7 @@ internal sealed partial class BrokerQueue : IDueTarget
         _context = context;
         _ackTimeoutTicks = options.AckTimeout is { } ackTimeout && !Durations.IsInfinite(ackTimeout) ? ackTimeout.Ticks : 0;
         _maxDeliveries = options.MaxDeliveryCount ?? int.MaxValue;
+        _queueTtlTicks = TtlTicksOf(options.MessageTtl);
         _ready = new ReadyList(options.MaxPriority ?? 0, countBytes: options.MaxLengthBytes is not null);
         _prioritized = options.MaxPriority is not null;
         _limited = options.MaxLength is not null || options.MaxLengthBytes is not null;
@@ -248,10 +249,7 @@ internal sealed partial class BrokerQueue : IDueTarget
     private void ReturnToReady(QueueEntry entry)
     {
         _ready.Return(entry);
-        if (MayExpire(entry))
-        {
-            ScheduleSweep(ExpiryOf(entry));
-        }
+        IndexExpiry(entry);
 
         if (_limited && Options.Overflow == OverflowPolicy.DropHead)
         {
@@ -273,6 +271,7 @@ internal sealed partial class BrokerQueue : IDueTarget
             entry.Sequence = ++_sequence;
             _published++;
             _ready.Append(entry);
+            IndexExpiry(entry);
         }
     }
 

@@ -4,7 +4,10 @@ namespace MessageQueue.Queues;
 /// The ready messages of a queue in delivery order: one level per priority (a single level for a queue
 /// without <c>MaxPriority</c>), highest level first. Within a level, new messages append to a ring buffer
 /// (FIFO); requeued messages go to a small heap ordered by their original sequence, and the level's head is
-/// whichever of the two is older, so a requeued message returns to its place in its level.
+/// whichever of the two is older, so a requeued message returns to its place in its level. An entry can be
+/// removed from anywhere in O(1) (<see cref="Remove"/>: TTL expiry from the index): it is only uncounted, and its
+/// node is skipped when it reaches the head, because its state is no longer <see cref="EntryState.Ready"/>; every
+/// entry in the list is <see cref="EntryState.Ready"/> otherwise.
 /// </summary>
 internal sealed class ReadyList
 {
@@ -24,6 +27,9 @@ internal sealed class ReadyList
 
     internal int Count { get; private set; }
 
+    /// <summary>How many entries whole-list operations have looked at (for tests that no hot path scans the list).</summary>
+    internal long Visited { get; private set; }
+
     /// <summary>The body bytes of the ready entries (only counted when asked for at construction).</summary>
     internal long Bytes { get; private set; }
 
@@ -39,6 +45,17 @@ internal sealed class ReadyList
         var level = LevelOf(entry);
         _levels[level].Returned.Enqueue(entry, entry.Sequence);
         Added(level, entry);
+    }
+
+    /// <summary>Removes an entry from wherever it is (caller holds the queue lock and moves the entry out of
+    /// <see cref="EntryState.Ready"/> at once, so that its node is skipped).</summary>
+    internal void Remove(QueueEntry entry)
+    {
+        Count--;
+        if (_countBytes)
+        {
+            Bytes -= BodySize.Of(entry.Body);
+        }
     }
 
     internal bool TryTake(out QueueEntry entry)
@@ -70,6 +87,7 @@ internal sealed class ReadyList
         for (var level = _levels.Length - 1; level >= 0 && all.Count < max; level--)
         {
             var items = _levels[level].Items();
+            Visited += items.Count;
             items.Sort(static (a, b) => a.Sequence.CompareTo(b.Sequence));
             all.AddRange(items.Take(max - all.Count));
         }
@@ -113,24 +131,18 @@ internal sealed class ReadyList
         return removed;
     }
 
-    /// <summary>The smallest value of <paramref name="selector"/> over all entries, or <see cref="long.MaxValue"/>.</summary>
-    internal long Min(Func<QueueEntry, long> selector)
+    /// <summary>Calls <paramref name="action"/> for every entry, in no particular order.</summary>
+    internal void ForEach(Action<QueueEntry> action)
     {
-        var min = long.MaxValue;
         foreach (var level in _levels)
         {
-            foreach (var e in level.Fifo)
+            var items = level.Items();
+            Visited += items.Count;
+            foreach (var e in items)
             {
-                min = Math.Min(min, selector(e));
-            }
-
-            foreach (var (e, _) in level.Returned.UnorderedItems)
-            {
-                min = Math.Min(min, selector(e));
+                action(e);
             }
         }
-
-        return min;
     }
 
     private int LevelOf(QueueEntry entry) => Math.Min((int)entry.Priority, _levels.Length - 1);
@@ -156,29 +168,51 @@ internal sealed class ReadyList
 
         internal bool TryTake(out QueueEntry entry)
         {
-            var hasFifo = Fifo.TryPeek(out var f);
-            var hasReturned = Returned.TryPeek(out var r, out _);
-            if (hasFifo && (!hasReturned || f!.Sequence < r!.Sequence))
+            while (true)
             {
-                entry = Fifo.Dequeue();
-                return true;
-            }
+                var hasFifo = Fifo.TryPeek(out var f);
+                var hasReturned = Returned.TryPeek(out var r, out _);
+                if (hasFifo && (!hasReturned || f!.Sequence < r!.Sequence))
+                {
+                    entry = Fifo.Dequeue();
+                }
+                else if (hasReturned)
+                {
+                    entry = Returned.Dequeue();
+                }
+                else
+                {
+                    entry = null!;
+                    return false;
+                }
 
-            if (hasReturned)
-            {
-                entry = Returned.Dequeue();
-                return true;
+                if (entry.State == EntryState.Ready)
+                {
+                    return true; // otherwise it was removed where it stood: skip its node
+                }
             }
-
-            entry = null!;
-            return false;
         }
 
+        /// <summary>The entries still in the list (removed ones skipped), in no particular order.</summary>
         internal List<QueueEntry> Items()
         {
             var items = new List<QueueEntry>(Fifo.Count + Returned.Count);
-            items.AddRange(Fifo);
-            items.AddRange(Returned.UnorderedItems.Select(i => i.Element));
+            foreach (var e in Fifo)
+            {
+                if (e.State == EntryState.Ready)
+                {
+                    items.Add(e);
+                }
+            }
+
+            foreach (var (e, _) in Returned.UnorderedItems)
+            {
+                if (e.State == EntryState.Ready)
+                {
+                    items.Add(e);
+                }
+            }
+
             return items;
         }
     }

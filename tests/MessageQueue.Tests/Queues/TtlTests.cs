@@ -149,4 +149,42 @@ public sealed class TtlTests
         Assert.That(() => broker.SendAsync("q", new Order(1), new PublishOptions { TimeToLive = TimeSpan.FromSeconds(-1) }),
             Throws.InstanceOf<ArgumentOutOfRangeException>());
     }
+
+    [Test]
+    public async Task Sweep_WithALargeBacklog_ExpiresFromTheIndex_WithoutScanningTheReadyList()
+    {
+        const int Backlog = 200_000;
+        var (broker, time) = Create();
+        await using var owned = broker;
+        var body = new Order(0);
+        for (var i = 0; i < Backlog; i++)
+        {
+            await broker.SendAsync("q", body); // no TTL
+        }
+
+        for (var i = 1; i <= 10; i++)
+        {
+            await broker.SendAsync("q", new Order(i), new PublishOptions { TimeToLive = TimeSpan.FromSeconds(i) });
+        }
+
+        var ready = broker.Context.Topology.GetQueue("q").ReadyVisited;
+        time.Advance(TimeSpan.FromSeconds(11)); // sweeps expire the 10 from the back of the queue
+        await broker.WaitForQueueAsync("q", i => i.Expired == 10);
+        var afterSweep = broker.Context.Topology.GetQueue("q").ReadyVisited;
+
+        await broker.SendAsync("q", new Order(99), new PublishOptions { TimeToLive = TimeSpan.Zero }); // nobody waits: expires at once
+        var afterTtlZero = broker.Context.Topology.GetQueue("q").ReadyVisited;
+        var info = broker.Management.GetQueueInfo("q");
+        Assert.Multiple(() =>
+        {
+            Assert.That(info.Expired, Is.EqualTo(11));
+            Assert.That(info.Ready, Is.EqualTo(Backlog));
+            Assert.That(afterSweep - ready, Is.LessThan(1_000), "entries the sweeps looked at");
+            Assert.That(afterTtlZero - afterSweep, Is.LessThan(1_000), "entries a TTL-zero publish looked at");
+        });
+
+        await using var consumer = broker.Consume<Order>("q", o => o.Prefetch = 1);
+        Assert.That(consumer.TryReceive(out var first), Is.True);
+        Assert.That(first.Message, Is.SameAs(body), "the backlog is intact, in order");
+    }
 }
