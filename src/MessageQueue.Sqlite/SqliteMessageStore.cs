@@ -25,6 +25,7 @@ public sealed class SqliteMessageStore : IMessageStore
     private SqliteCommand? _insert;
     private SqliteCommand? _delete;
     private SqliteCommand? _deliver;
+    private SqliteCommand? _renumber;
     private SqliteCommand? _remember;
     private SqliteCommand? _forget;
     private SqliteCommand? _readOne;
@@ -110,6 +111,14 @@ public sealed class SqliteMessageStore : IMessageStore
                 insert.ExecuteNonQuery();
             }
 
+            var renumber = Prepare(ref _renumber, "UPDATE mq_messages SET id = $new, due = 0 WHERE id = $id;", transaction, "$id", "$new");
+            foreach (var (id, newId) in batch.Renumbered)
+            {
+                renumber.Parameters[0].Value = id;
+                renumber.Parameters[1].Value = newId;
+                renumber.ExecuteNonQuery();
+            }
+
             var deliver = Prepare(ref _deliver, "UPDATE mq_messages SET delivery_count = $count WHERE id = $id AND delivery_count < $count;", transaction, "$id", "$count");
             foreach (var (id, count) in batch.Deliveries)
             {
@@ -125,8 +134,18 @@ public sealed class SqliteMessageStore : IMessageStore
                 delete.ExecuteNonQuery();
             }
 
-            WriteIds(ref _remember, "INSERT OR IGNORE INTO mq_dedup (queue, message_id, seen) VALUES ($queue, $id, $seen);", batch.Remember, transaction);
+            foreach (var (queue, after, upTo) in batch.Purges)
+            {
+                using var purge = CreateCommand(connection, "DELETE FROM mq_messages WHERE queue = $queue AND due = 0 AND id > $after AND id <= $upto;", "$queue", "$after", "$upto");
+                purge.Transaction = transaction;
+                purge.Parameters[0].Value = queue;
+                purge.Parameters[1].Value = after;
+                purge.Parameters[2].Value = upTo;
+                purge.ExecuteNonQuery();
+            }
+
             WriteIds(ref _forget, "DELETE FROM mq_dedup WHERE queue = $queue AND message_id = $id AND seen = $seen;", batch.Forget, transaction);
+            WriteIds(ref _remember, "INSERT OR IGNORE INTO mq_dedup (queue, message_id, seen) VALUES ($queue, $id, $seen);", batch.Remember, transaction);
             transaction.Commit();
         }
         catch (SqliteException ex)
@@ -141,9 +160,10 @@ public sealed class SqliteMessageStore : IMessageStore
         _insert?.Dispose();
         _delete?.Dispose();
         _deliver?.Dispose();
+        _renumber?.Dispose();
         _remember?.Dispose();
         _forget?.Dispose();
-        _insert = _delete = _deliver = _remember = _forget = null;
+        _insert = _delete = _deliver = _renumber = _remember = _forget = null;
         _connection?.Dispose();
         _connection = null;
         lock (_readGate)
@@ -211,7 +231,15 @@ public sealed class SqliteMessageStore : IMessageStore
         return found;
     }
 
-    private List<StoredMessage> ReadPage(string queue, bool withEnvelopes, long after)
+    /// <inheritdoc/>
+    public IReadOnlyList<StoredMessage> ReadReady(string queue, long afterId, long upToId, int max)
+    {
+        ArgumentNullException.ThrowIfNull(queue);
+        ArgumentOutOfRangeException.ThrowIfNegative(max);
+        return max == 0 || upToId <= afterId ? [] : ReadPage(queue, withEnvelopes: true, afterId, upToId, max, readyOnly: true);
+    }
+
+    private List<StoredMessage> ReadPage(string queue, bool withEnvelopes, long after, long upTo = long.MaxValue, int max = PageSize, bool readyOnly = false)
     {
         lock (_readGate)
         {
@@ -220,11 +248,15 @@ public sealed class SqliteMessageStore : IMessageStore
             {
                 using var read = CreateCommand(
                     reader,
-                    $"SELECT id, queue, delivery_count, due, flags, {(withEnvelopes ? "envelope" : "length(envelope)")} FROM mq_messages WHERE queue = $queue AND id > $after ORDER BY id LIMIT {PageSize};",
+                    $"SELECT id, queue, delivery_count, due, flags, {(withEnvelopes ? "envelope" : "length(envelope)")} FROM mq_messages WHERE queue = $queue AND id > $after AND id <= $upto{(readyOnly ? " AND due = 0" : "")} ORDER BY id LIMIT $max;",
                     "$queue",
-                    "$after");
+                    "$after",
+                    "$upto",
+                    "$max");
                 read.Parameters[0].Value = queue;
                 read.Parameters[1].Value = after;
+                read.Parameters[2].Value = upTo;
+                read.Parameters[3].Value = max;
                 using var rows = read.ExecuteReader();
                 var page = new List<StoredMessage>();
                 while (rows.Read())

@@ -6,6 +6,7 @@ using Microsoft.Extensions.Logging;
 namespace MessageQueue;
 
 /// <summary>What the parts of one broker share: time, the scheduler, the topology, dead-lettering, logging.</summary>
+[System.Diagnostics.CodeAnalysis.SuppressMessage("Reliability", "CA1001", Justification = "The stopping source has no timer; it lives as long as the broker and is only cancelled.")]
 internal sealed class BrokerContext
 {
     internal BrokerContext(TimeProvider time, ILoggerFactory loggerFactory)
@@ -30,6 +31,13 @@ internal sealed class BrokerContext
     internal DeadLetterRouter DeadLetters { get; }
 
     internal ILogger Logger { get; }
+
+    private readonly CancellationTokenSource _stopping = new();
+
+    /// <summary>Cancelled when the broker stops: background waits (a lazy queue's retry of a failed read) end.</summary>
+    internal CancellationToken Stopping => _stopping.Token;
+
+    internal void Stop() => _stopping.Cancel();
 
     /// <summary>The writer to the message store, when the broker has one (durable queues).</summary>
     internal Storage.DurableLog? Durable { get; set; }

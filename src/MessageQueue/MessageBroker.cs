@@ -155,6 +155,8 @@ public sealed partial class MessageBroker : IMessageBroker
         }
 
         await Task.WhenAll(_consumers.Keys.Select(c => c.DisposeAsync().AsTask())).ConfigureAwait(false);
+        _context.Stop(); // background waits end (a lazy queue's retry of a failed read)
+        await Task.WhenAll(_context.Topology.Queues.Where(q => q.IsLazy).Select(q => q.LoaderTask)).ConfigureAwait(false);
         _context.Durable?.Dispose(); // writes what is queued (acks, counts) and closes the store
         _context.Scheduler.Dispose();
     }

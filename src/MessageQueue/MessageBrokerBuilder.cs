@@ -189,6 +189,7 @@ public sealed partial class MessageBrokerBuilder
             if (stored is not null)
             {
                 Storage.Recovery.Run(context, stored);
+                context.Durable!.Barrier().GetAwaiter().GetResult(); // what recovery wrote (dead letters, renumbered rows) is in place
             }
 
             return new MessageBroker(context, _shutdownTimeout);

@@ -288,6 +288,8 @@ public sealed class DamagedStoreTests : TempDatabaseFixture
 
         public IReadOnlyList<StoredMessage> Read(IReadOnlyList<long> ids) => [Fail()];
 
+        public IReadOnlyList<StoredMessage> ReadReady(string queue, long afterId, long upToId, int max) => [Fail()];
+
         public void Write(StoreBatch batch)
         {
         }

@@ -94,6 +94,7 @@ public sealed class DurableQueueTests : TempDatabaseFixture
         time.Advance(TimeSpan.FromMinutes(29));
         Assert.That(restarted.Management.GetQueueInfo("q").Ready, Is.Zero);
         time.Advance(TimeSpan.FromMinutes(1));
+        await restarted.WaitForQueueAsync("q", i => i.Ready == 1); // ready once its row is renumbered to the tail
         Assert.That(await IdsAsync(restarted, "q"), Is.EqualTo(new[] { 1 }));
     }
 
@@ -316,6 +317,8 @@ public sealed class DurableQueueTests : TempDatabaseFixture
         public IEnumerable<StoredMessage> ReadQueue(string queue, bool withEnvelopes) => inner.ReadQueue(queue, withEnvelopes);
 
         public IReadOnlyList<StoredMessage> Read(IReadOnlyList<long> ids) => inner.Read(ids);
+
+        public IReadOnlyList<StoredMessage> ReadReady(string queue, long afterId, long upToId, int max) => inner.ReadReady(queue, afterId, upToId, max);
 
         public void Write(StoreBatch batch)
         {

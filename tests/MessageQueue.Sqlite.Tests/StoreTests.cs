@@ -189,6 +189,8 @@ public sealed class StoreTests : TempDatabaseFixture
 
         public IReadOnlyList<StoredMessage> Read(IReadOnlyList<long> ids) => inner.Read(ids);
 
+        public IReadOnlyList<StoredMessage> ReadReady(string queue, long afterId, long upToId, int max) => inner.ReadReady(queue, afterId, upToId, max);
+
         public void Write(StoreBatch batch)
         {
             SizesQueue.Enqueue(batch.Count);

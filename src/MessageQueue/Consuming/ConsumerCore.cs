@@ -76,6 +76,11 @@ internal sealed class ConsumerCore
             return false;
         }
 
+        if (entry.StoreId > 0)
+        {
+            Queue.RecordDelivery(entry, handoff.DeliveryCount); // the store counts what code saw
+        }
+
         return true;
     }
 }

@@ -26,8 +26,12 @@ internal sealed class BrokerManagement(BrokerContext context, MessageBroker brok
             Topology.DeclareQueue(name, options);
         }, cancellationToken);
 
-    public ValueTask<bool> DeleteQueueAsync(string name, CancellationToken cancellationToken = default) =>
-        Run(() => Topology.DeleteQueue(name), cancellationToken);
+    public async ValueTask<bool> DeleteQueueAsync(string name, CancellationToken cancellationToken = default)
+    {
+        var deleted = await Run(() => Topology.DeleteQueue(name), cancellationToken).ConfigureAwait(false);
+        await Written().ConfigureAwait(false); // its stored messages are deleted on disk when this completes
+        return deleted;
+    }
 
     public ValueTask BindAsync(string exchange, string queue, string routingKey = "", IReadOnlyDictionary<string, object?>? arguments = null, CancellationToken cancellationToken = default) =>
         Run(() => Topology.Bind(exchange, queue ?? throw new ArgumentNullException(nameof(queue)), null, routingKey, arguments), cancellationToken);
@@ -45,8 +49,15 @@ internal sealed class BrokerManagement(BrokerContext context, MessageBroker brok
 
     public IReadOnlyList<string> GetQueueNames() => [.. Topology.Queues.Select(q => q.Name).Order(StringComparer.Ordinal)];
 
-    public ValueTask<int> PurgeAsync(string queue, CancellationToken cancellationToken = default) =>
-        Run(() => Topology.GetQueue(queue).Purge(), cancellationToken);
+    public async ValueTask<int> PurgeAsync(string queue, CancellationToken cancellationToken = default)
+    {
+        var purged = await Run(() => Topology.GetQueue(queue).Purge(), cancellationToken).ConfigureAwait(false);
+        await Written().ConfigureAwait(false); // the purged messages are deleted on disk when this completes
+        return purged;
+    }
+
+    /// <summary>Completes when every change queued so far is in the store (at once without one).</summary>
+    private Task Written() => context.Durable?.Barrier() ?? Task.CompletedTask;
 
     public ValueTask<IReadOnlyList<PeekedMessage>> PeekAsync(string queue, int maxMessages = 100, CancellationToken cancellationToken = default)
     {
@@ -55,40 +66,25 @@ internal sealed class BrokerManagement(BrokerContext context, MessageBroker brok
             .Select(e => new PeekedMessage(e.Body, e.GetProperties(), e.Exchange, e.RoutingKey, e.DeliveryCount))], cancellationToken);
     }
 
-    public ValueTask<int> RedriveAsync(string deadLetterQueue, int maxMessages = int.MaxValue, CancellationToken cancellationToken = default)
+    public ValueTask<int> RedriveAsync(string deadLetterQueue, int maxMessages = int.MaxValue, CancellationToken cancellationToken = default) =>
+        RedriveAsync(deadLetterQueue, RedriveTarget.LastDeath, maxMessages, cancellationToken);
+
+    public ValueTask<int> RedriveAsync(string deadLetterQueue, RedriveTarget target, int maxMessages = int.MaxValue, CancellationToken cancellationToken = default)
     {
         ArgumentOutOfRangeException.ThrowIfNegative(maxMessages);
-        return Run(() =>
+        if (!Enum.IsDefined(target))
         {
-            var source = Topology.GetQueue(deadLetterQueue);
-            var taken = source.TakeReady(e => Origin(e) is { } origin && origin != source && !origin.IsDeleted, maxMessages);
-            var moved = 0;
-            foreach (var entry in taken)
-            {
-                var origin = Origin(entry)!;
-                var now = context.Time.GetUtcNow().UtcTicks;
-                var copy = new QueueEntry(entry.Body, entry.GetProperties(), "", origin.Name, now, entry.Priority);
-                if (origin.Enqueue(copy))
-                {
-                    moved++;
-                }
-                else
-                {
-                    // The origin was deleted between the check and the move: keep the message where it was.
-                    var back = new QueueEntry(entry.Body, entry.GetProperties(), entry.Exchange, entry.RoutingKey, now, entry.Priority);
-                    source.Enqueue(back);
-                }
-            }
+            throw new ArgumentOutOfRangeException(nameof(target), target, "Not a RedriveTarget.");
+        }
 
-            return moved;
-        }, cancellationToken);
-    }
+        if (cancellationToken.IsCancellationRequested)
+        {
+            return ValueTask.FromCanceled<int>(cancellationToken);
+        }
 
-    /// <summary>The queue a dead letter last died in.</summary>
-    private BrokerQueue? Origin(QueueEntry entry)
-    {
-        var deaths = entry.GetProperties().Deaths;
-        return deaths.Count > 0 && Topology.TryGetQueue(deaths[0].Queue, out var queue) ? queue : null;
+        ThrowIfDisposed();
+        var source = Topology.GetQueue(deadLetterQueue);
+        return new ValueTask<int>(new Redrive(context, source, target).RunAsync(maxMessages));
     }
 
     private ValueTask Run(Action action, CancellationToken cancellationToken)

@@ -93,11 +93,27 @@ public interface IBrokerManagement
     /// <returns>The messages, head first.</returns>
     ValueTask<IReadOnlyList<PeekedMessage>> PeekAsync(string queue, int maxMessages = 100, CancellationToken cancellationToken = default);
 
-    /// <summary>Moves dead letters back to the queue each one last died in, with its delivery count reset and its
-    /// death history kept. Messages whose queue no longer exists stay where they are.</summary>
+    /// <summary>Moves dead letters back to the queue each one last died in (the newest entry of
+    /// <see cref="MessageProperties.Deaths"/>, as <c>x-last-death-queue</c> names it), with its delivery count reset
+    /// and its death history kept. A message that died in several queues (a chain of dead-letter queues) goes back to
+    /// the last one; <see cref="RedriveAsync(string, RedriveTarget, int, CancellationToken)"/> with
+    /// <see cref="RedriveTarget.FirstDeath"/> sends it to the first (<c>x-first-death-queue</c>) instead. Messages
+    /// whose queue no longer exists, and messages their queue refuses (full under
+    /// <see cref="OverflowPolicy.RejectPublish"/>, <see cref="OverflowPolicy.RejectPublishDeadLetter"/> or
+    /// <see cref="OverflowPolicy.Block"/>), stay where they are, in their place. Between durable queues a message moves
+    /// in one store transaction; the call completes when every move is on disk.</summary>
     /// <param name="deadLetterQueue">The queue holding the dead letters.</param>
     /// <param name="maxMessages">How many messages at most.</param>
     /// <param name="cancellationToken">Cancels the call before it takes effect.</param>
     /// <returns>How many messages were moved.</returns>
     ValueTask<int> RedriveAsync(string deadLetterQueue, int maxMessages = int.MaxValue, CancellationToken cancellationToken = default);
+
+    /// <summary>Moves dead letters back to the queue they first or last died in; see
+    /// <see cref="RedriveAsync(string, int, CancellationToken)"/>.</summary>
+    /// <param name="deadLetterQueue">The queue holding the dead letters.</param>
+    /// <param name="target">Which queue of a message's death history it goes back to.</param>
+    /// <param name="maxMessages">How many messages at most.</param>
+    /// <param name="cancellationToken">Cancels the call before it takes effect.</param>
+    /// <returns>How many messages were moved.</returns>
+    ValueTask<int> RedriveAsync(string deadLetterQueue, RedriveTarget target, int maxMessages = int.MaxValue, CancellationToken cancellationToken = default);
 }

@@ -16,24 +16,77 @@ internal static class Admission
     /// <param name="atomic">All or nothing: a refusing queue fails the whole publish with <see cref="QueueFullException"/>,
     /// and a deleted queue with <see cref="TopologyException"/>.</param>
     /// <param name="cancellationToken">Cancels a wait for room; nothing is enqueued then.</param>
-    internal static ValueTask RunAsync(AdmissionItem[] items, bool atomic, CancellationToken cancellationToken)
+    internal static ValueTask RunAsync(AdmissionItem[] items, bool atomic, CancellationToken cancellationToken) =>
+        RunAsync(items, atomic, reserve: false, cancellationToken);
+
+    /// <summary>Decides <paramref name="items"/> as <see cref="RunAsync(AdmissionItem[], bool, CancellationToken)"/>
+    /// does, but only reserves the places of the admitted ones: their rows are written next, and then
+    /// <see cref="ApplyReserved"/> puts them in place (or <see cref="CancelReserved"/> gives the places up). Nothing
+    /// refused, duplicate or cancelled is ever written.</summary>
+    internal static ValueTask ReserveAsync(AdmissionItem[] items, bool atomic, CancellationToken cancellationToken) =>
+        RunAsync(items, atomic, reserve: true, cancellationToken);
+
+    private static ValueTask RunAsync(AdmissionItem[] items, bool atomic, bool reserve, CancellationToken cancellationToken)
     {
-        var wait = TryAdmit(items, atomic);
-        return wait is null ? ValueTask.CompletedTask : WaitAndRetryAsync(items, atomic, wait, cancellationToken);
+        var wait = TryAdmit(items, atomic, reserve);
+        return wait is null ? ValueTask.CompletedTask : WaitAndRetryAsync(items, atomic, reserve, wait, cancellationToken);
     }
 
-    private static async ValueTask WaitAndRetryAsync(AdmissionItem[] items, bool atomic, Task wait, CancellationToken cancellationToken)
+    private static async ValueTask WaitAndRetryAsync(AdmissionItem[] items, bool atomic, bool reserve, Task wait, CancellationToken cancellationToken)
     {
         Task? next = wait;
         while (next is not null)
         {
             await next.WaitAsync(cancellationToken).ConfigureAwait(false);
-            next = TryAdmit(items, atomic);
+            next = TryAdmit(items, atomic, reserve);
+        }
+    }
+
+    /// <summary>Puts reserved items in place, under the locks of every queue they touch (all at once, as a single
+    /// admission would), then sends the dead letters that made.</summary>
+    internal static void ApplyReserved(AdmissionItem[] items) => UnderLocks(items, static (queue, span) => queue.ApplyReserved(span));
+
+    /// <summary>Gives up the places of reserved items whose rows could not be written.</summary>
+    internal static void CancelReserved(AdmissionItem[] items) => UnderLocks(items, static (queue, span) => queue.CancelReserved(span));
+
+    private delegate void RangeAction(BrokerQueue queue, Span<AdmissionItem> items);
+
+    private static void UnderLocks(AdmissionItem[] items, RangeAction action)
+    {
+        var ranges = Ranges(items);
+        var dead = new List<DeadLetter>?[ranges.Count];
+        var entered = 0;
+        try
+        {
+            foreach (var (queue, _, _) in ranges)
+            {
+                queue.Sync.Enter();
+                entered++;
+            }
+
+            for (var i = 0; i < ranges.Count; i++)
+            {
+                var (queue, start, length) = ranges[i];
+                action(queue, items.AsSpan(start, length));
+                dead[i] = queue.TakeDeadLettersForAdmission();
+            }
+        }
+        finally
+        {
+            for (var i = entered - 1; i >= 0; i--)
+            {
+                ranges[i].Queue.Sync.Exit();
+            }
+        }
+
+        for (var i = 0; i < ranges.Count; i++)
+        {
+            ranges[i].Queue.SendDeadLettersAfterAdmission(dead[i]);
         }
     }
 
     /// <summary>One attempt. Returns a task to wait on when a blocking queue is full, or null when done.</summary>
-    private static Task? TryAdmit(AdmissionItem[] items, bool atomic)
+    private static Task? TryAdmit(AdmissionItem[] items, bool atomic, bool reserve)
     {
         var ranges = Ranges(items);
         List<(string Queue, string Limit)>? full = null;
@@ -59,7 +112,6 @@ internal static class Admission
                         foreach (ref var item in span)
                         {
                             item.Verdict = Verdict.QueueDeleted;
-                            queue.DeleteUnadmitted(item.StoreId);
                         }
 
                         break;
@@ -85,7 +137,15 @@ internal static class Admission
             for (var i = 0; i < ranges.Count; i++)
             {
                 var (queue, start, length) = ranges[i];
-                queue.ApplyAdmission(items.AsSpan(start, length));
+                if (reserve)
+                {
+                    queue.Reserve(items.AsSpan(start, length));
+                }
+                else
+                {
+                    queue.ApplyAdmission(items.AsSpan(start, length));
+                }
+
                 dead[i] = queue.TakeDeadLettersForAdmission();
             }
         }

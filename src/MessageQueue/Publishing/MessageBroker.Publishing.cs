@@ -2,6 +2,7 @@ using MessageQueue.Publishing;
 using MessageQueue.Queues;
 using MessageQueue.Routing;
 using MessageQueue.Scheduling;
+using MessageQueue.Storage;
 
 namespace MessageQueue;
 
@@ -134,38 +135,76 @@ public sealed partial class MessageBroker
         }
     }
 
-    private async ValueTask<PublishResult> AdmitPersistedAsync(AdmissionItem[] items, List<StoredMessage> rows, MessageProperties? properties, string? mandatoryExchange, string routingKey, CancellationToken cancellationToken)
+    private async ValueTask<PublishResult> AdmitPersistedAsync(AdmissionItem[] items, List<NewRow> rows, MessageProperties? properties, string? mandatoryExchange, string routingKey, CancellationToken cancellationToken)
     {
-        await _context.Durable!.PersistAsync(rows).ConfigureAwait(false);
-        await AdmitOrDeleteAsync(items, atomic: false, cancellationToken).ConfigureAwait(false);
+        await AdmitStoredAsync(items, atomic: false, cancellationToken).ConfigureAwait(false);
         return Outcome(items, properties, mandatoryExchange, routingKey);
     }
 
-    /// <summary>Admits items whose rows are already stored; when admission fails as a whole (cancelled, refused,
-    /// a queue deleted), the rows are deleted again.</summary>
-    private static async ValueTask AdmitOrDeleteAsync(AdmissionItem[] items, bool atomic, CancellationToken cancellationToken)
+    /// <summary>Admits items some of which need rows: decides and reserves first (waiting for room where a queue
+    /// blocks; refusing, or finding duplicates, before anything is written), then writes the rows of the admitted
+    /// ones in one transaction, which puts every admitted item in place once it is on disk. Throws
+    /// <see cref="MessageStoreException"/> when the write fails: then no item is in any queue.</summary>
+    private async ValueTask AdmitStoredAsync(AdmissionItem[] items, bool atomic, CancellationToken cancellationToken)
     {
+        await Admission.ReserveAsync(items, atomic, cancellationToken).ConfigureAwait(false);
+        var unit = new StoreUnit
+        {
+            MustBeDurable = true,
+            Committed = () => Admission.ApplyReserved(items),
+            Failed = _ => Admission.CancelReserved(items),
+        };
+        var now = _context.Clock.UtcNowTicks();
+        var admitted = false;
+        foreach (var item in items)
+        {
+            if (item.Verdict != Verdict.Enqueue)
+            {
+                continue;
+            }
+
+            admitted = true;
+            if (item.Row is { } row)
+            {
+                unit.Rows.Add(row);
+            }
+
+            if (item.DedupId is { } id && item.Queue.RemembersDurably && item.Queue.Options.DeduplicationWindow is not null)
+            {
+                unit.Remember.Add(new RememberedId(item.Queue.Name, id, now));
+            }
+        }
+
+        if (unit.IsEmpty)
+        {
+            if (admitted)
+            {
+                Admission.ApplyReserved(items); // nothing to write (refused or duplicate where rows were needed)
+            }
+
+            return;
+        }
+
+        Task written;
         try
         {
-            await Admission.RunAsync(items, atomic, cancellationToken).ConfigureAwait(false);
+            written = _context.Durable!.SubmitAsync(unit);
         }
         catch
         {
-            foreach (var item in items)
-            {
-                item.Queue.DeleteUnadmitted(item.StoreId);
-            }
-
+            Admission.CancelReserved(items);
             throw;
         }
+
+        await written.ConfigureAwait(false);
     }
 
-    /// <summary>Encodes the persistent messages bound for durable queues, and all bound for lazy ones (each message once), and gives each such
-    /// item its row; null when there are none. Throws <see cref="MessageSerializationException"/> before anything
-    /// is written or enqueued.</summary>
-    private static List<StoredMessage>? PrepareRows(AdmissionItem[] items)
+    /// <summary>Encodes the persistent messages bound for durable queues, and all bound for lazy ones (each message
+    /// once), and gives each such item its row (written after admission decides); null when there are none. Throws
+    /// <see cref="MessageSerializationException"/> before anything is written or enqueued.</summary>
+    private static List<NewRow>? PrepareRows(AdmissionItem[] items)
     {
-        List<StoredMessage>? rows = null;
+        List<NewRow>? rows = null;
         Dictionary<int, byte[]>? envelopes = null;
         for (var i = 0; i < items.Length; i++)
         {
@@ -177,8 +216,8 @@ public sealed partial class MessageBroker
 
             envelopes ??= [];
             var row = item.Queue.CreateRow(item.Entry, item.Due, envelopes.GetValueOrDefault(item.Message));
-            envelopes.TryAdd(item.Message, row.Envelope.ToArray());
-            item.StoreId = row.Id;
+            envelopes.TryAdd(item.Message, row.Envelope);
+            item.Row = row;
             (rows ??= []).Add(row);
         }
 
@@ -273,12 +312,14 @@ public sealed partial class MessageBroker
         }
 
         var ordered = Admission.Order(items);
-        if (PrepareRows(ordered) is { } rows)
+        if (PrepareRows(ordered) is not null)
         {
-            await _context.Durable!.PersistAsync(rows).ConfigureAwait(false); // one store transaction for the whole commit
+            await AdmitStoredAsync(ordered, atomic: true, cancellationToken).ConfigureAwait(false); // one store transaction for the whole commit
         }
-
-        await AdmitOrDeleteAsync(ordered, atomic: true, cancellationToken).ConfigureAwait(false);
+        else
+        {
+            await Admission.RunAsync(ordered, atomic: true, cancellationToken).ConfigureAwait(false);
+        }
 
         var routed = new int[staged.Count];
         var duplicates = new int[staged.Count];

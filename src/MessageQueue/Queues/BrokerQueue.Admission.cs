@@ -1,3 +1,5 @@
+using MessageQueue.Storage;
+
 namespace MessageQueue.Queues;
 
 /// <summary>
@@ -17,11 +19,18 @@ internal sealed partial class BrokerQueue
     private readonly long _dedupWindowTicks;
     private TaskCompletionSource? _roomSignal;
     private Queue<QueueEntry>? _blockedDue;
-    private readonly Dictionary<QueueEntry, long>? _storeIds;
+    private readonly bool _stored;
     private Dictionary<string, long>? _seen;
     private Queue<(string Id, long At)>? _seenOrder;
     private long _rejected;
     private long _duplicates;
+
+    // Admitted messages waiting for their rows to be written (see Reserve): they count against the limits, and their
+    // deduplication ids make a concurrent publish of the same id wait for the outcome.
+    private int _reservedCount;
+    private long _reservedBytes;
+    private Dictionary<string, int>? _pendingIds;
+    private TaskCompletionSource? _pendingSignal;
 
     /// <summary>Orders queue locks: several are always taken in ascending id, so they cannot deadlock.</summary>
     internal int Id { get; } = Interlocked.Increment(ref s_nextId);
@@ -29,13 +38,13 @@ internal sealed partial class BrokerQueue
     internal Lock Sync => _sync;
 
     /// <summary>Whether every message into this queue must be admitted under its lock.</summary>
-    internal bool IsGuarded => _limited || _dedupWindowTicks > 0 || _storeIds is not null;
+    internal bool IsGuarded => _limited || _dedupWindowTicks > 0 || _stored;
 
     /// <summary>Whether messages of this queue are written to the store (persistent ones of a durable queue, all of a lazy one).</summary>
-    internal bool IsStored => _storeIds is not null;
+    internal bool IsStored => _stored;
 
     /// <summary>Whether a message with this persistence needs a row in the store to enter this queue.</summary>
-    internal bool NeedsRow(bool persistent) => _storeIds is not null && (persistent || _spill is not null);
+    internal bool NeedsRow(bool persistent) => _stored && (persistent || _lazy);
 
     /// <summary>Whether admission needs each body's size.</summary>
     internal bool CountsBytes => Options.MaxLengthBytes is not null;
@@ -84,11 +93,20 @@ internal sealed partial class BrokerQueue
         {
             ref var item = ref items[i];
             item.Verdict = Verdict.Enqueue;
-            if (item.DedupId is { } id && _seen is not null
-                && (_seen.ContainsKey(id) || (items.Length > 1 && !(batchIds ??= new(StringComparer.Ordinal)).Add(id))))
+            if (item.DedupId is { } id && _seen is not null)
             {
-                item.Verdict = Verdict.Duplicate;
-                continue;
+                if (_pendingIds?.ContainsKey(id) == true && canWait)
+                {
+                    // The same id is being written by another publish: its outcome decides whether this is a duplicate.
+                    wait = (_pendingSignal ??= new TaskCompletionSource(TaskCreationOptions.RunContinuationsAsynchronously)).Task;
+                    return Plan.Wait;
+                }
+
+                if (_seen.ContainsKey(id) || (items.Length > 1 && !(batchIds ??= new(StringComparer.Ordinal)).Add(id)))
+                {
+                    item.Verdict = Verdict.Duplicate;
+                    continue;
+                }
             }
 
             if (item.Due == 0)
@@ -98,7 +116,7 @@ internal sealed partial class BrokerQueue
             }
         }
 
-        if (!_limited || adding == 0 || HasRoom(ReadyCount + adding, ReadyBytes + addingBytes))
+        if (!_limited || adding == 0 || HasRoom(ReadyCount + _reservedCount + adding, ReadyBytes + _reservedBytes + addingBytes))
         {
             return Plan.Ok;
         }
@@ -145,47 +163,61 @@ internal sealed partial class BrokerQueue
     /// new messages to waiting consumers. Dead letters it produces are collected for <see cref="TakeDeadLettersForAdmission"/>.</summary>
     internal void ApplyAdmission(Span<AdmissionItem> items)
     {
-        var ttlZero = false;
+        ApplyRefusals(items);
+        ApplyAccepted(items, rememberInStore: true);
+    }
+
+    /// <summary>Counts the items refused or found duplicate, and dead-letters those refused under
+    /// <see cref="OverflowPolicy.RejectPublishDeadLetter"/> (caller holds the lock).</summary>
+    internal void ApplyRefusals(Span<AdmissionItem> items)
+    {
         foreach (ref var item in items)
         {
-            var entry = item.Entry;
             switch (item.Verdict)
             {
-                case Verdict.Enqueue:
-                    _published++;
-                    if (item.DedupId is { } id && _dedupWindowTicks > 0)
-                    {
-                        RememberId(id);
-                    }
-
-                    if (item.Due > 0)
-                    {
-                        if (item.StoreId > 0)
-                        {
-                            _storeIds![entry] = item.StoreId;
-                        }
-
-                        AddDelayed(entry, item.Due);
-                    }
-                    else
-                    {
-                        JoinTailOrSpill(entry, item.StoreId, item.Size);
-                        ttlZero |= MayExpire(entry) && TtlTicks(entry) == 0;
-                    }
-
-                    break;
                 case Verdict.Duplicate:
                     _duplicates++;
-                    DeleteUnadmitted(item.StoreId);
                     break;
                 case Verdict.Rejected:
                     _rejected++;
-                    DeleteUnadmitted(item.StoreId);
                     break;
                 case Verdict.RejectedDeadLetter:
                     _rejected++;
-                    Kill(entry, DeathRecord.MaxLength, detail: null, exception: null, item.StoreId);
+                    Kill(item.Entry, DeathRecord.MaxLength, detail: null, exception: null);
                     break;
+            }
+        }
+    }
+
+    /// <summary>Puts the admitted items in place (caller holds the lock): delayed ones in the delayed set, the others
+    /// at the tail (spilled, in a lazy queue whose window is full); then hands them to waiting consumers and applies
+    /// the limits. Items with rows take their row ids, written by now.</summary>
+    private void ApplyAccepted(Span<AdmissionItem> items, bool rememberInStore)
+    {
+        var ttlZero = false;
+        foreach (ref var item in items)
+        {
+            if (item.Verdict != Verdict.Enqueue)
+            {
+                continue;
+            }
+
+            var entry = item.Entry;
+            _published++;
+            if (item.DedupId is { } id && _dedupWindowTicks > 0)
+            {
+                RememberId(id, _context.Clock.UtcNowTicks(), rememberInStore);
+            }
+
+            var storeId = item.Row?.Id ?? 0;
+            if (item.Due > 0)
+            {
+                AddDelayedStored(entry, item.Due, storeId, item.Size);
+            }
+            else
+            {
+                JoinTailOrSpill(entry, storeId, item.Size);
+                ttlZero |= MayExpire(entry) && TtlTicks(entry) == 0;
             }
         }
 
@@ -205,12 +237,93 @@ internal sealed partial class BrokerQueue
         }
     }
 
-    /// <summary>A message was written to the store before admission and then not admitted: its row goes.</summary>
-    internal void DeleteUnadmitted(long storeId)
+    /// <summary>Holds a place for the admitted items while their rows are written (caller holds the lock): they count
+    /// against the limits, and their deduplication ids are pending. Refusals are applied now.</summary>
+    internal void Reserve(Span<AdmissionItem> items)
     {
-        if (storeId > 0)
+        ApplyRefusals(items);
+        foreach (ref var item in items)
         {
-            _context.Durable!.Delete(storeId);
+            if (item.Verdict != Verdict.Enqueue)
+            {
+                continue;
+            }
+
+            if (item.Due == 0)
+            {
+                _reservedCount++;
+                _reservedBytes += item.Size;
+            }
+
+            if (item.DedupId is { } id && _seen is not null)
+            {
+                var pending = _pendingIds ??= new(StringComparer.Ordinal);
+                pending[id] = pending.GetValueOrDefault(id) + 1;
+            }
+        }
+    }
+
+    /// <summary>The rows of reserved items are written: the items take their places (caller holds the lock). A queue
+    /// deleted meanwhile deletes their rows, as it deleted its other messages.</summary>
+    internal void ApplyReserved(Span<AdmissionItem> items)
+    {
+        Unreserve(items);
+        if (_deleted)
+        {
+            foreach (var item in items)
+            {
+                if (item.Verdict == Verdict.Enqueue && item.Row is { } row)
+                {
+                    _context.Durable!.Delete(row.Id);
+                }
+            }
+
+            return;
+        }
+
+        ApplyAccepted(items, rememberInStore: false);
+    }
+
+    /// <summary>The rows of reserved items could not be written: their places are given up (caller holds the lock).</summary>
+    internal void CancelReserved(Span<AdmissionItem> items)
+    {
+        Unreserve(items);
+        if (_limited)
+        {
+            RoomFreed();
+        }
+    }
+
+    private void Unreserve(Span<AdmissionItem> items)
+    {
+        foreach (ref var item in items)
+        {
+            if (item.Verdict != Verdict.Enqueue)
+            {
+                continue;
+            }
+
+            if (item.Due == 0)
+            {
+                _reservedCount--;
+                _reservedBytes -= item.Size;
+            }
+
+            if (item.DedupId is { } id && _pendingIds is { } pending && pending.TryGetValue(id, out var n))
+            {
+                if (n <= 1)
+                {
+                    pending.Remove(id);
+                }
+                else
+                {
+                    pending[id] = n - 1;
+                }
+
+                var signal = _pendingSignal;
+                _pendingSignal = null;
+                signal?.TrySetResult(); // publishes of the same id waiting for this outcome plan again
+            }
         }
     }
 
@@ -218,46 +331,6 @@ internal sealed partial class BrokerQueue
     internal List<DeadLetter>? TakeDeadLettersForAdmission() => TakeDeadLetters();
 
     internal void SendDeadLettersAfterAdmission(List<DeadLetter>? dead) => SendDeadLetters(dead);
-
-    /// <summary>Adds a message that has no publisher waiting on it (a dead letter, a redriven message) to a guarded
-    /// queue: a full queue drops its head or refuses it (dead-lettering it under <see cref="OverflowPolicy.RejectPublishDeadLetter"/>);
-    /// deduplication does not apply. Returns whether it was enqueued.</summary>
-    private bool EnqueueGuarded(QueueEntry entry)
-    {
-        long size;
-        try
-        {
-            size = CountsBytes ? BodySize.Of(entry.Body) : 0;
-        }
-        catch (MessageQueueException)
-        {
-            lock (_sync)
-            {
-                _rejected++;
-            }
-
-            Notify();
-            return false; // cannot be measured against MaxLengthBytes: refused like a message that does not fit
-        }
-
-        var storeId = NeedsRow(entry.GetProperties().Persistent) ? Store(entry) : 0;
-        Span<AdmissionItem> items = [new AdmissionItem(this, entry, 0, null, size, 0, storeId)];
-        List<DeadLetter>? dead;
-        lock (_sync)
-        {
-            if (PlanAdmission(items, atomic: false, canWait: false, out _, out _) == Plan.Deleted)
-            {
-                DeleteUnadmitted(storeId);
-                return false;
-            }
-
-            ApplyAdmission(items);
-            dead = TakeDeadLetters();
-        }
-
-        SendDeadLetters(dead);
-        return items[0].Verdict == Verdict.Enqueue;
-    }
 
     /// <summary>Under <see cref="OverflowPolicy.DropHead"/>, dead-letters the oldest ready messages (reason
     /// <c>maxlen</c>) until the queue is within its limits (caller holds the lock).</summary>
@@ -280,7 +353,7 @@ internal sealed partial class BrokerQueue
             }
         }
 
-        if (_spill is not null)
+        if (_lazy)
         {
             MaybeRefill();
         }
@@ -308,11 +381,68 @@ internal sealed partial class BrokerQueue
             return;
         }
 
-        JoinTailFromMemory(entry); // under DropHead the caller trims the head after dispatching
+        JoinTailOrSpill(entry, entry.StoreId, CountsBytes ? BodySize.Of(entry.Body) : 0); // under DropHead the caller trims the head
     }
 
-    /// <summary>A due delayed message takes its place at the tail, behind everything published before it
-    /// became due (caller holds the lock).</summary>
+    /// <summary>A lazy queue's delayed row became due (caller holds the lock): true when it is to be renumbered to the
+    /// tail and join the disk part. A full queue under <see cref="OverflowPolicy.Block"/> keeps it delayed until
+    /// there is room; under the reject policies it is read back and dead-lettered with reason <c>maxlen</c>.</summary>
+    private bool AdmitDueRow(long id, int size)
+    {
+        if (!_limited || Options.Overflow == OverflowPolicy.DropHead || HasRoom(ReadyCount + 1, ReadyBytes + size))
+        {
+            return true;
+        }
+
+        if (Options.Overflow == OverflowPolicy.Block)
+        {
+            (_blockedDueRows ??= new()).Enqueue((id, size)); // its row stays delayed until it is promoted
+        }
+        else
+        {
+            _rejected++;
+            _becomingDue++;
+            _ = Task.Run(() => DeadLetterRowAsync(id));
+        }
+
+        return false;
+    }
+
+    /// <summary>Reads a lazy queue's delayed row back to dead-letter it (it fell due in a full queue).</summary>
+    private Task DeadLetterRowAsync(long id)
+    {
+        var log = _context.Durable!;
+        List<DeadLetter>? dead = null;
+        try
+        {
+            var rows = log.Store.Read([id]);
+            var row = rows.Count > 0 ? rows[0] : null;
+            var decoded = row is null ? null : TryDecode(row);
+            lock (_sync)
+            {
+                _becomingDue--;
+                if (row is not null && decoded is not null && !_deleted)
+                {
+                    var entry = EntryOf(row, decoded);
+                    entry.StoreId = id;
+                    Kill(entry, DeathRecord.MaxLength, detail: null, exception: null);
+                    dead = TakeDeadLetters();
+                }
+            }
+        }
+        catch (Exception ex) when (ex is not OutOfMemoryException)
+        {
+            LogLoadFailed(_context.Logger, Name, ex); // left as it is: delayed, due, and read again at the next start
+            lock (_sync)
+            {
+                _becomingDue--;
+            }
+        }
+
+        SendDeadLetters(dead);
+        return Task.CompletedTask;
+    }
+
     /// <summary>A delayed publish waits for its due time with no place in the queue yet; it gets one when it is
     /// due (caller holds the lock).</summary>
     private void AddDelayed(QueueEntry entry, long dueTicks)
@@ -321,6 +451,21 @@ internal sealed partial class BrokerQueue
         entry.SetState(EntryState.Delayed);
         _delayed.Enqueue(entry, dueTicks);
         WakeAt(dueTicks);
+    }
+
+    /// <summary>An admitted delayed publish (caller holds the lock): a lazy queue keeps only its row's id, size and
+    /// due time in memory; other queues keep the entry, with its row id if it has one.</summary>
+    private void AddDelayedStored(QueueEntry entry, long dueTicks, long storeId, long size)
+    {
+        if (_lazy && storeId > 0)
+        {
+            entry.SetState(EntryState.Gone); // the row stands for it
+            AddDelayedRow(storeId, (int)Math.Min(size, int.MaxValue), dueTicks);
+            return;
+        }
+
+        entry.StoreId = storeId;
+        AddDelayed(entry, dueTicks);
     }
 
     private void JoinTail(QueueEntry entry)
@@ -342,11 +487,26 @@ internal sealed partial class BrokerQueue
                 && HasRoom(ReadyCount + 1, ReadyBytes + (CountsBytes ? BodySize.Of(next.Body) : 0)))
             {
                 blocked.Dequeue();
-                JoinTailFromMemory(next);
+                JoinTailOrSpill(next, next.StoreId, CountsBytes ? BodySize.Of(next.Body) : 0);
             }
         }
 
-        if (_roomSignal is { } signal && HasRoom(ReadyCount + 1, ReadyBytes + 1))
+        if (_blockedDueRows is { Count: > 0 } blockedRows)
+        {
+            List<Renumbering>? promoted = null;
+            while (blockedRows.TryPeek(out var row) && HasRoom(ReadyCount + _becomingDue + 1, ReadyBytes + row.Size))
+            {
+                blockedRows.Dequeue();
+                (promoted ??= []).Add(new Renumbering(null, row.Id, row.Size));
+            }
+
+            if (promoted is not null)
+            {
+                RenumberDue(promoted);
+            }
+        }
+
+        if (_roomSignal is { } signal && HasRoom(ReadyCount + _reservedCount + 1, ReadyBytes + _reservedBytes + 1))
         {
             _roomSignal = null;
             signal.TrySetResult();
@@ -396,9 +556,7 @@ internal sealed partial class BrokerQueue
     }
 
     /// <summary>Whether the deduplication window is kept in the store, to survive a restart (a durable queue).</summary>
-    private bool RemembersDurably => _storeIds is not null && Options.Durable;
-
-    private void RememberId(string id) => RememberId(id, _context.Clock.UtcNowTicks(), store: true);
+    internal bool RemembersDurably => _stored && Options.Durable;
 
     private void RememberId(string id, long at, bool store)
     {
@@ -440,10 +598,10 @@ internal sealed partial class BrokerQueue
 }
 
 /// <summary>One message bound for one queue in an admission.</summary>
-internal struct AdmissionItem(BrokerQueue queue, QueueEntry entry, long due, string? dedupId, long size, int message, long storeId = 0)
+internal struct AdmissionItem(BrokerQueue queue, QueueEntry entry, long due, string? dedupId, long size, int message)
 {
-    /// <summary>The message's row in the store when it was written before admission, or 0.</summary>
-    internal long StoreId = storeId;
+    /// <summary>The message's row when the queue stores it (written before the item takes its place), or null.</summary>
+    internal Storage.NewRow? Row;
 
     internal readonly BrokerQueue Queue = queue;
     internal readonly QueueEntry Entry = entry;

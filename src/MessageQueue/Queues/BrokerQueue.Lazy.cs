@@ -1,29 +1,38 @@
+using MessageQueue.Scheduling;
 using MessageQueue.Storage;
 using Microsoft.Extensions.Logging;
 
 namespace MessageQueue.Queues;
 
 /// <summary>
-/// Lazy queues: every message has a row in the store before it is admitted. While the queue's backlog fits the
-/// window, admitted messages stay in memory as in any queue; once it is full, newer ones are "spilled": only
-/// their ids and sizes stay in memory, in order. When consumers have taken half of the window, the next ids are
-/// read back from the store (on the thread pool, outside the lock) and join the tail, behind everything in the
-/// window and ahead of everything spilled later, so the queue stays FIFO. Counts and length limits include the
-/// spilled messages. A head that must be dropped (<see cref="OverflowPolicy.DropHead"/>) while it is still on
-/// disk is owed: the next messages read back are dead-lettered instead of joining.
+/// Lazy queues: every message has a row in the store before it joins. While the queue's backlog fits the window,
+/// messages stay in memory as in any queue; once it is full, newer ones stay on disk only, and memory keeps no trace
+/// of them but a count, their total size and an id range: the disk part is every ready row of the queue (due time 0)
+/// with an id in (<c>_cursor</c>, <c>_diskMaxId</c>]. That works because messages join a lazy queue's tail in id
+/// order (rows get their ids when their unit is submitted and join when it is written, in that order; a delayed
+/// message that falls due is renumbered to the tail). When consumers have taken half of the window, the next rows
+/// are read back (one load at a time, outside the lock) and join the tail, so the queue stays FIFO. A head that
+/// must be dropped (<see cref="OverflowPolicy.DropHead"/>) while it is still on disk is owed: the next rows read
+/// back are dead-lettered instead of joining. Delayed messages keep only their id, size and due time in memory.
 /// </summary>
 internal sealed partial class BrokerQueue
 {
-    private readonly SpillQueue? _spill;
+    private readonly bool _lazy;
     private readonly int _window;
-    private long[] _loadingIds = [];
-    private int[] _loadingSizes = [];
-    private long _loadingBytes;
+    private int _diskCount;
+    private long _diskBytes;
+    private long _cursor;
+    private long _diskMaxId;
+    private bool _loading;
     private int _loadGeneration;
+    private int _loadsPaused;
+    private Task _loader = Task.CompletedTask;
     private int _owedDrops;
     private long _owedBytes;
+    private PriorityQueue<(long Id, int Size), long>? _delayedRows;
+    private Queue<(long Id, int Size)>? _blockedDueRows;
 
-    internal bool IsLazy => _spill is not null;
+    internal bool IsLazy => _lazy;
 
     /// <summary>How many ready messages are in memory (for tests of the window).</summary>
     internal int InMemoryReady
@@ -38,51 +47,75 @@ internal sealed partial class BrokerQueue
     }
 
     /// <summary>Ready messages, counting those on disk only (caller holds the lock).</summary>
-    private int ReadyCount => _spill is null ? _ready.Count : _ready.Count + _spill.Count + _loadingIds.Length - _owedDrops;
+    private int ReadyCount => _lazy ? _ready.Count + _diskCount - _owedDrops : _ready.Count;
 
-    private long ReadyBytes => _spill is null ? _ready.Bytes : _ready.Bytes + _spill.Bytes + _loadingBytes - _owedBytes;
+    /// <summary>Ready bytes: in memory as measured, on disk by their stored size (caller holds the lock).</summary>
+    private long ReadyBytes => _lazy ? _ready.Bytes + _diskBytes - _owedBytes : _ready.Bytes;
 
     /// <summary>Whether a message joining the tail now must stay on disk: the window is full, or older messages
-    /// are on disk (caller holds the lock).</summary>
-    private bool MustSpill => _spill is not null && (_spill.Count > 0 || _loadingIds.Length > 0 || _ready.Count >= _window);
+    /// are on disk or being read (caller holds the lock).</summary>
+    private bool MustSpill => _lazy && (_diskCount > 0 || _loading || _ready.Count >= _window);
 
-    /// <summary>Puts a message at the tail, spilling it when <see cref="MustSpill"/> and it has a row (caller holds the lock).</summary>
+    /// <summary>Puts a message at the tail, leaving it on disk when <see cref="MustSpill"/> and it has a row (caller
+    /// holds the lock). A lazy queue's row id is above every other id in the queue (see the type's remarks).</summary>
     private void JoinTailOrSpill(QueueEntry entry, long storeId, long size)
     {
-        if (storeId > 0 && MustSpill)
+        if (_lazy && storeId > 0 && MustSpill)
         {
             entry.SetState(EntryState.Gone); // the object is dropped; the row stands for it
-            _spill!.Enqueue(storeId, (int)Math.Min(size, int.MaxValue));
+            Spill(storeId, size);
             return;
         }
 
-        if (storeId > 0)
+        entry.StoreId = storeId;
+        if (_lazy && storeId > _cursor)
         {
-            _storeIds![entry] = storeId;
+            _cursor = storeId; // nothing is on disk: every row up to this one is in memory or gone
         }
 
         JoinTail(entry);
     }
 
-    /// <summary>A due delayed message of a lazy queue joins the tail, spilling if older messages are on disk.</summary>
-    private void JoinTailFromMemory(QueueEntry entry)
+    /// <summary>Counts a row as part of the disk backlog, at its tail (caller holds the lock).</summary>
+    private void Spill(long storeId, long size)
     {
-        if (MustSpill && _storeIds!.Remove(entry, out var storeId))
-        {
-            JoinTailOrSpill(entry, storeId, CountsBytes ? BodySize.Of(entry.Body) : 0);
-            return;
-        }
-
-        JoinTail(entry);
+        _diskCount++;
+        _diskBytes += size;
+        _diskMaxId = Math.Max(_diskMaxId, storeId);
     }
 
-    /// <summary>A recovered ready row of a lazy queue: it stays on disk until the window reaches it.</summary>
+    /// <summary>Whether a message without a row can join this queue now (caller holds the lock): a lazy queue takes it
+    /// in memory only while nothing is on disk, or it would overtake older messages there.</summary>
+    private bool CanJoinWithoutRow => !MustSpill;
+
+    /// <summary>Before a lazy queue takes the rows an earlier run stored for it: they all belong to it, so its disk
+    /// part starts below them.</summary>
+    internal void PrepareRecovery()
+    {
+        lock (_sync)
+        {
+            _cursor = 0;
+        }
+    }
+
+    /// <summary>A recovered ready row of a lazy queue: it stays on disk until the window reaches it (recovery reads
+    /// in id order, before anything else can join).</summary>
     internal void RecoverSpilled(StoredMessage row)
     {
         lock (_sync)
         {
             _published++;
-            _spill!.Enqueue(row.Id, CountsBytes ? row.Length : 0);
+            Spill(row.Id, row.Length);
+        }
+    }
+
+    /// <summary>A recovered delayed row of a lazy queue: only its id, size and due time stay in memory.</summary>
+    internal void RecoverDelayedRow(StoredMessage row)
+    {
+        lock (_sync)
+        {
+            _published++;
+            AddDelayedRow(row.Id, row.Length, row.DueTicks);
         }
     }
 
@@ -95,97 +128,145 @@ internal sealed partial class BrokerQueue
         }
     }
 
-    /// <summary>Starts reading the next spilled messages when half the window has been taken and no read is under
+    private void AddDelayedRow(long id, int size, long dueTicks)
+    {
+        (_delayedRows ??= new()).Enqueue((id, size), dueTicks);
+        WakeAt(dueTicks);
+    }
+
+    /// <summary>Starts reading the next rows from disk when half the window has been taken and no read is under
     /// way (caller holds the lock).</summary>
     private void MaybeRefill()
     {
-        var spill = _spill!;
-        if (spill.Count == 0 || _loadingIds.Length > 0 || _deleted || _ready.Count > _window / 2)
+        if (!_lazy || _diskCount <= 0 || _loading || _deleted || _loadsPaused > 0 || _ready.Count > _window / 2)
         {
             return;
         }
 
-        var n = Math.Min(spill.Count, _window - _ready.Count);
-        var ids = new long[n];
-        var sizes = new int[n];
-        for (var i = 0; i < n; i++)
-        {
-            (ids[i], sizes[i]) = spill.Dequeue();
-            _loadingBytes += sizes[i];
-        }
+        var n = Math.Max(1, Math.Min(_diskCount, _window - _ready.Count));
+        _loading = true;
+        var load = new Load(_cursor, _diskMaxId, n, _diskCount, _loadGeneration);
 
-        _loadingIds = ids;
-        _loadingSizes = sizes;
-        var generation = _loadGeneration;
-
-        // Never on this thread: it holds the lock (which is reentrant), and a read that completes at once would
-        // put the new messages in place in the middle of the caller's own take.
-        _ = Task.Run(() => LoadAsync(ids, generation));
+        // Never on this thread: it holds the lock (which is reentrant), and a read that completes at once would put
+        // the new messages in place in the middle of the caller's own take.
+        _loader = Task.Run(() => LoadAsync(load));
     }
 
-    private async Task LoadAsync(long[] ids, int generation)
+    /// <summary>One read of the disk part: up to <paramref name="Count"/> rows in (<paramref name="After"/>,
+    /// <paramref name="UpTo"/>], which then held <paramref name="Held"/> rows.</summary>
+    private readonly record struct Load(long After, long UpTo, int Count, int Held, int Generation);
+
+    /// <summary>Completes when no read of the disk part is under way (loads are paused or none is needed).</summary>
+    internal Task LoaderTask
     {
+        get
+        {
+            lock (_sync)
+            {
+                return _loader;
+            }
+        }
+    }
+
+    private async Task LoadAsync(Load load)
+    {
+        var (after, upTo, count, _, generation) = load;
         var log = _context.Durable!;
+        var wait = TimeSpan.FromMilliseconds(100);
         while (true)
         {
             try
             {
-                await log.Barrier().ConfigureAwait(false); // rows queued without a waiting publisher are written first
-                var rows = log.Store.Read(ids);
-                var decoded = new Envelope.Decoded[rows.Count];
+                var rows = log.Store.ReadReady(Name, after, upTo, count);
+                var decoded = new Envelope.Decoded?[rows.Count];
                 for (var i = 0; i < rows.Count; i++)
                 {
-                    decoded[i] = Envelope.Decode(rows[i].Envelope, log.Serializer);
+                    decoded[i] = TryDecode(rows[i]);
                 }
 
-                Loaded(ids, rows, decoded, generation);
+                Loaded(rows, decoded, load);
                 return;
             }
             catch (Exception ex) when (ex is not OutOfMemoryException)
             {
                 if (log.IsClosed || IsDeleted || Volatile.Read(ref _loadGeneration) != generation)
                 {
+                    lock (_sync)
+                    {
+                        if (_loadGeneration == generation)
+                        {
+                            _loading = false;
+                        }
+                    }
+
                     return;
                 }
 
                 LogLoadFailed(_context.Logger, Name, ex);
-                await Task.Delay(TimeSpan.FromMilliseconds(100)).ConfigureAwait(false); // the store may recover
+                try
+                {
+                    await Durations.DelayAsync(wait, _context.Time, _context.Stopping).ConfigureAwait(false); // the store may recover
+                }
+                catch (OperationCanceledException)
+                {
+                    return; // the broker is stopping
+                }
+
+                wait = TimeSpan.FromTicks(Math.Min(wait.Ticks * 2, TimeSpan.FromSeconds(5).Ticks));
             }
         }
     }
 
-    private void Loaded(long[] ids, IReadOnlyList<StoredMessage> rows, Envelope.Decoded[] decoded, int generation)
+    /// <summary>Decodes a row read back; a row too damaged to decode is dropped (logged), not retried forever.</summary>
+    private Envelope.Decoded? TryDecode(StoredMessage row)
+    {
+        var log = _context.Durable!;
+        try
+        {
+            return Envelope.Decode(row, log.Store, log.Serializer);
+        }
+        catch (MessageStoreException ex)
+        {
+            LogRowDamaged(_context.Logger, row.Id, Name, ex);
+            return null;
+        }
+    }
+
+    private void Loaded(IReadOnlyList<StoredMessage> rows, Envelope.Decoded?[] decoded, Load load)
     {
         List<DeadLetter>? dead;
-        var missing = 0;
+        var lost = 0;
         lock (_sync)
         {
-            if (generation != _loadGeneration)
+            if (load.Generation != _loadGeneration)
             {
                 return; // purged or deleted meanwhile: the rows are gone
             }
 
-            var sizes = _loadingSizes;
-            _loadingIds = [];
-            _loadingSizes = [];
-            _loadingBytes = 0;
-            var r = 0;
-            for (var i = 0; i < ids.Length; i++)
+            _loading = false;
+            for (var i = 0; i < rows.Count; i++)
             {
-                if (r >= rows.Count || rows[r].Id != ids[i])
+                var row = rows[i];
+                _cursor = row.Id;
+                _diskCount--;
+                _diskBytes -= row.Length;
+                if (decoded[i] is not { } d)
                 {
-                    missing++;
-                    OweNoMore(sizes[i]);
+                    Interlocked.Increment(ref _dropped);
+                    _context.Durable!.Delete(row.Id);
+                    if (_owedDrops > 0)
+                    {
+                        OweNoMore(row.Length);
+                    }
+
                     continue;
                 }
 
-                var row = rows[r];
-                var d = decoded[r++];
                 var entry = EntryOf(row, d);
-                _storeIds![entry] = row.Id;
+                entry.StoreId = row.Id;
                 if (_owedDrops > 0)
                 {
-                    OweNoMore(sizes[i]);
+                    OweNoMore(row.Length);
                     Kill(entry, DeathRecord.MaxLength, detail: null, exception: null);
                 }
                 else if (d.Failure is { } failure)
@@ -198,112 +279,111 @@ internal sealed partial class BrokerQueue
                 }
             }
 
+            if (rows.Count < load.Count)
+            {
+                // The range is exhausted with fewer rows than it held: the rest were deleted behind the queue's back.
+                lost = Math.Max(0, load.Held - rows.Count);
+                _cursor = Math.Max(_cursor, load.UpTo);
+                _diskCount = Math.Max(0, _diskCount - lost);
+                if (_diskCount == 0)
+                {
+                    _diskBytes = 0;
+                }
+
+                _owedDrops = Math.Min(_owedDrops, _diskCount);
+                _owedBytes = _owedDrops == 0 ? 0 : _owedBytes;
+            }
+
             Dispatch();
             MaybeRefill();
             if (_limited)
             {
+                DropHeadToLimits();
                 RoomFreed();
             }
 
             dead = TakeDeadLetters();
         }
 
-        if (missing > 0)
+        if (lost > 0)
         {
-            LogRowsMissing(_context.Logger, missing, Name);
+            LogRowsMissing(_context.Logger, lost, Name);
         }
 
         SendDeadLetters(dead);
     }
 
-    /// <summary>A spilled message the head-drop owed has been dealt with (caller holds the lock).</summary>
+    /// <summary>A row the head-drop owed has been dealt with (caller holds the lock).</summary>
     private void OweNoMore(int size)
     {
-        if (_owedDrops > 0)
-        {
-            _owedDrops--;
-            _owedBytes -= size;
-        }
+        _owedDrops--;
+        _owedBytes = _owedDrops == 0 ? 0 : Math.Max(0, _owedBytes - size);
     }
 
-    /// <summary>Drops the oldest ready message when it is still on disk: owed, dead-lettered when read back
-    /// (caller holds the lock). False when there is nothing more to drop.</summary>
+    /// <summary>Drops the oldest ready message when it is still on disk: owed, dead-lettered when read back (caller
+    /// holds the lock). Its size is not known until then: the average size on disk stands for it. False when there is
+    /// nothing more to drop.</summary>
     private bool OweDrop()
     {
-        var spill = _spill;
-        var loading = _loadingIds.Length;
-        if (spill is null || _owedDrops >= loading + spill.Count)
+        if (!_lazy || _owedDrops >= _diskCount)
         {
             return false;
         }
 
-        _owedBytes += _owedDrops < loading ? _loadingSizes[_owedDrops] : spill.SizeAt(_owedDrops - loading);
+        _owedBytes += _diskBytes / Math.Max(1, _diskCount);
         _owedDrops++;
         MaybeRefill();
         return true;
     }
 
-    /// <summary>Empties the spilled part (purge, delete): rows deleted, a read under way discarded (caller holds
-    /// the lock). Returns how many messages it held.</summary>
+    /// <summary>Empties the disk part (purge, delete): its rows are deleted by id range, a read under way is discarded
+    /// (caller holds the lock). Returns how many messages it held.</summary>
     private int ClearSpilled()
     {
-        if (_spill is null)
+        if (!_lazy)
         {
             return 0;
         }
 
-        var count = ReadyCount - _ready.Count;
-        var ids = _spill.Clear();
-        ids.AddRange(_loadingIds);
-        foreach (var id in ids)
+        var count = _diskCount - _owedDrops;
+        if (_diskCount > 0)
         {
-            _context.Durable!.Delete(id);
+            _context.Durable!.Purge(Name, _cursor, _diskMaxId);
         }
 
+        _cursor = Math.Max(_cursor, _diskMaxId);
         _loadGeneration++;
-        _loadingIds = [];
-        _loadingSizes = [];
-        _loadingBytes = 0;
+        _loading = false;
+        _diskCount = 0;
+        _diskBytes = 0;
         _owedDrops = 0;
         _owedBytes = 0;
         return count;
     }
 
-    /// <summary>The first spilled ids, for browsing (caller holds the lock).</summary>
-    private List<long> PeekSpilled(int max)
+    /// <summary>The disk part's id range and how many of its head rows are owed to the head-drop, for browsing and
+    /// redrive (caller holds the lock).</summary>
+    private (long After, long UpTo, int Owed) DiskRange => (_cursor, _diskMaxId, _owedDrops);
+
+    /// <summary>Reads rows of the disk part for browsing (no lock held).</summary>
+    private List<QueueEntry> ReadSpilled(long after, long upTo, int skip, int max)
     {
-        var ids = new List<long>();
-        if (_spill is null || max <= 0)
-        {
-            return ids;
-        }
-
-        var skip = _owedDrops;
-        foreach (var id in _loadingIds.Concat(_spill.PeekIds(max + skip)))
-        {
-            if (skip > 0)
-            {
-                skip--;
-            }
-            else if (ids.Count < max)
-            {
-                ids.Add(id);
-            }
-        }
-
-        return ids;
-    }
-
-    /// <summary>Reads spilled messages for browsing (no lock held).</summary>
-    private List<QueueEntry> ReadSpilled(List<long> ids)
-    {
-        if (ids.Count == 0)
+        if (max <= 0 || upTo <= after)
         {
             return [];
         }
 
         var log = _context.Durable!;
-        return [.. log.Store.Read(ids).Select(row => EntryOf(row, Envelope.Decode(row.Envelope, log.Serializer)))];
+        var seen = new List<QueueEntry>();
+        foreach (var row in log.Store.ReadReady(Name, after, upTo, max + skip).Skip(skip))
+        {
+            if (TryDecode(row) is { } d)
+            {
+                seen.Add(EntryOf(row, d));
+            }
+        }
+
+        return seen;
     }
 
     private static QueueEntry EntryOf(StoredMessage row, Envelope.Decoded decoded) =>
@@ -317,4 +397,7 @@ internal sealed partial class BrokerQueue
 
     [LoggerMessage(EventId = 25, Level = LogLevel.Warning, Message = "{Count} messages of lazy queue '{Queue}' were no longer in the store when read back")]
     private static partial void LogRowsMissing(ILogger logger, int count, string queue);
+
+    [LoggerMessage(EventId = 29, Level = LogLevel.Error, Message = "The stored message {Id} of lazy queue '{Queue}' is too damaged to read; it was dropped")]
+    private static partial void LogRowDamaged(ILogger logger, long id, string queue, Exception exception);
 }

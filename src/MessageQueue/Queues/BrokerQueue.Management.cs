@@ -35,7 +35,7 @@ internal sealed partial class BrokerQueue
                 Name = Name,
                 Ready = ReadyCount,
                 Unacked = unacked,
-                Delayed = _delayed.Count + (_blockedDue?.Count ?? 0),
+                Delayed = _delayed.Count + (_blockedDue?.Count ?? 0) + (_delayedRows?.Count ?? 0) + (_blockedDueRows?.Count ?? 0) + _becomingDue,
                 Consumers = active,
                 Published = _published,
                 Delivered = _delivered,
@@ -81,20 +81,22 @@ internal sealed partial class BrokerQueue
     internal List<QueueEntry> Peek(int max)
     {
         List<QueueEntry> seen;
-        List<long> spilled;
+        (long After, long UpTo, int Owed) disk;
         lock (_sync)
         {
             DrainIncoming();
             seen = _ready.Snapshot(max);
-            spilled = PeekSpilled(max - seen.Count);
+            disk = _lazy && _diskCount > 0 ? DiskRange : (0, 0, 0);
         }
 
-        seen.AddRange(ReadSpilled(spilled));
+        seen.AddRange(ReadSpilled(disk.After, disk.UpTo, disk.Owed, max - seen.Count));
         return seen;
     }
 
-    /// <summary>Takes up to <paramref name="max"/> ready messages that <paramref name="take"/> accepts, in order.</summary>
-    internal List<QueueEntry> TakeReady(Func<QueueEntry, bool> take, int max)
+    /// <summary>Takes up to <paramref name="max"/> ready messages in memory that <paramref name="take"/> accepts, in
+    /// order, to move them elsewhere: they keep their rows (the mover deletes them with the move) and can be put back
+    /// (<see cref="PutBack"/>).</summary>
+    internal List<QueueEntry> TakeForMove(Func<QueueEntry, bool> take, int max)
     {
         List<QueueEntry> taken;
         lock (_sync)
@@ -104,22 +106,111 @@ internal sealed partial class BrokerQueue
             foreach (var e in taken)
             {
                 e.SetState(EntryState.Gone);
-                ForgetStored(e);
             }
 
             if (_limited && taken.Count > 0)
             {
                 RoomFreed();
             }
-
-            if (_spill is not null)
-            {
-                MaybeRefill();
-            }
         }
 
         Notify();
         return taken;
+    }
+
+    /// <summary>Puts a message taken for a move back at its place (its move was refused or failed).</summary>
+    internal void PutBack(QueueEntry entry)
+    {
+        List<DeadLetter>? dead;
+        lock (_sync)
+        {
+            if (_deleted)
+            {
+                ForgetStored(entry);
+                return;
+            }
+
+            entry.SetState(EntryState.Ready);
+            _ready.Return(entry);
+            IndexExpiry(entry);
+            Dispatch();
+            dead = TakeDeadLetters();
+        }
+
+        SendDeadLetters(dead);
+    }
+
+    /// <summary>Pauses reading a lazy queue's disk part (a redrive reads it itself); returns the read under way, to
+    /// be awaited before the disk part is touched.</summary>
+    internal Task PauseLoads()
+    {
+        lock (_sync)
+        {
+            _loadsPaused++;
+            return _loader;
+        }
+    }
+
+    internal void ResumeLoads()
+    {
+        List<DeadLetter>? dead;
+        lock (_sync)
+        {
+            _loadsPaused--;
+            MaybeRefill();
+            Dispatch();
+            dead = TakeDeadLetters();
+        }
+
+        SendDeadLetters(dead);
+    }
+
+    /// <summary>The disk part's id range, for a redrive that reads it while loads are paused; null when it is empty.</summary>
+    internal (long After, long UpTo)? DiskPart
+    {
+        get
+        {
+            lock (_sync)
+            {
+                return _lazy && _diskCount > 0 ? (_cursor, _diskMaxId) : null;
+            }
+        }
+    }
+
+    /// <summary>Reads the next rows of the disk part, as entries with their row ids (loads paused; no lock held).</summary>
+    internal List<(QueueEntry Entry, int Size, long Id)> ReadDisk(long after, long upTo, int max)
+    {
+        var log = _context.Durable!;
+        var entries = new List<(QueueEntry, int, long)>();
+        foreach (var row in log.Store.ReadReady(Name, after, upTo, max))
+        {
+            if (TryDecode(row) is { } d)
+            {
+                var entry = EntryOf(row, d);
+                entry.StoreId = row.Id;
+                entries.Add((entry, row.Length, row.Id));
+            }
+        }
+
+        return entries;
+    }
+
+    /// <summary>A row of the disk part moves elsewhere (or comes back, <paramref name="taken"/> false): the disk part's
+    /// count follows (loads paused).</summary>
+    internal void TakeFromDisk(int size, bool taken)
+    {
+        lock (_sync)
+        {
+            _diskCount += taken ? -1 : 1;
+            _diskBytes += taken ? -size : size;
+            _owedDrops = Math.Min(_owedDrops, _diskCount);
+            if (_limited && taken)
+            {
+                RoomFreed();
+            }
+        }
+
+        Notify();
     }
 
     /// <summary>Deletes the queue: its messages are dropped and its consumers' channels completed.</summary>
@@ -134,22 +225,54 @@ internal sealed partial class BrokerQueue
             }
 
             Volatile.Write(ref _deleted, true);
-            var count = ReadyCount + _delayed.Count + (_blockedDue?.Count ?? 0);
+            var count = ReadyCount + _delayed.Count + (_blockedDue?.Count ?? 0) + (_delayedRows?.Count ?? 0) + (_blockedDueRows?.Count ?? 0);
             ClearSpilled();
             _waiting = 0;
-            _ready.Clear();
-            _expiries?.Clear();
-            _delayed.Clear();
-            _blockedDue?.Clear();
-            if (_storeIds is not null)
+            foreach (var e in _ready.Clear())
             {
-                foreach (var id in _storeIds.Values)
+                ForgetStored(e);
+            }
+
+            _expiries?.Clear();
+            foreach (var (e, _) in _delayed.UnorderedItems)
+            {
+                ForgetStored(e);
+            }
+
+            _delayed.Clear();
+            while (_blockedDue?.TryDequeue(out var e) == true)
+            {
+                ForgetStored(e);
+            }
+
+            if (_stored)
+            {
+                if (_delayedRows is { } delayedRows)
                 {
-                    _context.Durable!.Delete(id);
+                    foreach (var (row, _) in delayedRows.UnorderedItems)
+                    {
+                        _context.Durable!.Delete(row.Id);
+                    }
                 }
 
-                _storeIds.Clear();
+                while (_blockedDueRows?.TryDequeue(out var row) == true)
+                {
+                    _context.Durable!.Delete(row.Id);
+                }
+
+                foreach (var c in _consumers)
+                {
+                    foreach (var t in c.Unacked)
+                    {
+                        if (t.IsLive)
+                        {
+                            ForgetStored(t.Entry);
+                        }
+                    }
+                }
             }
+
+            _delayedRows?.Clear();
 
             var signal = _roomSignal;
             _roomSignal = null;

@@ -1,41 +1,194 @@
 using MessageQueue.Storage;
+using Microsoft.Extensions.Logging;
 
 namespace MessageQueue.Queues;
 
 /// <summary>
-/// Durable queues: persistent messages have a row in the message store from before they are admitted until they
-/// leave (ack, dead-letter, expiry, purge); deliveries update the row's count lazily. On start the broker
-/// recovers the rows into their queues. Lazy queues give every message a row (transient when the message should
-/// not survive a restart), see <c>BrokerQueue.Lazy.cs</c>.
+/// Stored queues: a message that needs a row (a persistent one in a durable queue, any in a lazy one) is decided
+/// first (admitted, refused, duplicate), then its row is written, then it takes its place, on the store writer's
+/// thread, in row order (see <see cref="StoreUnit"/>). So nothing refused is ever written, and what is in memory
+/// follows what is on disk. The row is deleted when the message leaves for good (ack, dead-letter, expiry, purge);
+/// the delivery count is written when code takes a delivery. On start the broker recovers the rows into their queues.
 /// </summary>
 internal sealed partial class BrokerQueue
 {
-    /// <summary>Encodes an entry for the store (or reuses the envelope of the same message for another queue).</summary>
-    internal StoredMessage CreateRow(QueueEntry entry, long dueTicks, byte[]? envelope = null)
+    private int _becomingDue;
+
+    /// <summary>Encodes an entry's row for this queue (nothing is written yet). Throws
+    /// <see cref="MessageSerializationException"/> when the body cannot be serialized.</summary>
+    internal NewRow CreateRow(QueueEntry entry, long dueTicks, byte[]? envelope = null)
     {
         var log = _context.Durable!;
         envelope ??= Envelope.Encode(entry.Body, entry.GetProperties(), entry.Exchange, entry.RoutingKey, entry.TimestampTicks, log.Serializer);
-        return new StoredMessage(log.NextId(), Name, entry.DeliveryCount, dueTicks, envelope)
-        {
-            Transient = !(Options.Durable && entry.GetProperties().Persistent),
-        };
+        return new NewRow(Name, entry, dueTicks, envelope, transient: !(Options.Durable && entry.GetProperties().Persistent));
     }
 
-    /// <summary>Queues a row for a message nobody waits on (a dead letter, a redriven message). Returns its id, or
-    /// 0 when the body cannot be serialized (the message then lives in memory only, and a warning says so).</summary>
-    private long Store(QueueEntry entry)
+    /// <summary>
+    /// Offers a message nobody waits on (a dead letter, a redriven message) to this queue. Decided under the lock,
+    /// before anything is written: a full queue drops its head (<see cref="OverflowPolicy.DropHead"/>) or refuses it
+    /// (the other policies; <see cref="OverflowPolicy.RejectPublishDeadLetter"/> dead-letters it on when
+    /// <paramref name="deadLetterRefused"/>); deduplication does not apply. An accepted message that needs a row is
+    /// added to <paramref name="handover"/> and joins when its unit is written; others join now.
+    /// </summary>
+    /// <param name="entry">The message, a new entry for this queue.</param>
+    /// <param name="envelope">The message's encoded form, shared by the queues it is offered to (encoded on first need).</param>
+    /// <param name="handover">Collects the rows to write and the joins to make when they are written.</param>
+    /// <param name="deadLetterRefused">Whether a refusal under RejectPublishDeadLetter dead-letters the message.</param>
+    internal OfferResult Offer(QueueEntry entry, ref byte[]? envelope, Handover handover, bool deadLetterRefused)
     {
+        long size;
         try
         {
-            var row = CreateRow(entry, 0);
-            _context.Durable!.Insert(row);
-            return row.Id;
+            size = CountsBytes ? BodySize.Of(entry.Body) : 0;
         }
-        catch (MessageSerializationException ex)
+        catch (MessageQueueException)
         {
-            LogNotStored(_context.Logger, Name, ex);
-            return 0;
+            lock (_sync)
+            {
+                _rejected++;
+            }
+
+            Notify();
+            return OfferResult.Refused; // cannot be measured against MaxLengthBytes: refused like a message that does not fit
         }
+
+        var needsRow = NeedsRow(entry.GetProperties().Persistent);
+        if (needsRow && envelope is null)
+        {
+            try
+            {
+                envelope = Envelope.Encode(entry.Body, entry.GetProperties(), entry.Exchange, entry.RoutingKey, entry.TimestampTicks, _context.Durable!.Serializer);
+            }
+            catch (MessageSerializationException ex)
+            {
+                LogNotStored(_context.Logger, Name, ex);
+                needsRow = false; // in memory only (a lazy queue takes it only while nothing is on disk)
+            }
+        }
+
+        Span<AdmissionItem> items = [new AdmissionItem(this, entry, 0, null, size, 0)];
+        ref var item = ref items[0];
+        List<DeadLetter>? dead;
+        OfferResult result;
+        lock (_sync)
+        {
+            if (PlanAdmission(items, atomic: false, canWait: false, out _, out _) == Plan.Deleted)
+            {
+                return OfferResult.Deleted;
+            }
+
+            if (item.Verdict == Verdict.RejectedDeadLetter && !deadLetterRefused)
+            {
+                item.Verdict = Verdict.Rejected;
+            }
+
+            if (item.Verdict == Verdict.Enqueue && !needsRow && _lazy && !CanJoinWithoutRow)
+            {
+                item.Verdict = Verdict.Rejected; // would overtake older messages on disk
+                LogLazyRefused(_context.Logger, Name);
+            }
+
+            if (item.Verdict != Verdict.Enqueue)
+            {
+                ApplyRefusals(items);
+                result = OfferResult.Refused;
+            }
+            else if (needsRow)
+            {
+                item.Row = CreateRow(entry, 0, envelope);
+                Reserve(items);
+                handover.Add(this, item);
+                result = OfferResult.Pending;
+            }
+            else
+            {
+                ApplyAdmission(items);
+                result = OfferResult.Joined;
+            }
+
+            dead = TakeDeadLetters();
+        }
+
+        SendDeadLetters(dead);
+        return result;
+    }
+
+    /// <summary>An offered message's row is written: it takes its place (on the writer's thread).</summary>
+    internal void CompleteOffer(AdmissionItem item)
+    {
+        Span<AdmissionItem> items = [item];
+        List<DeadLetter>? dead;
+        lock (_sync)
+        {
+            ApplyReserved(items);
+            dead = TakeDeadLetters();
+        }
+
+        SendDeadLetters(dead);
+    }
+
+    /// <summary>An offered message's row could not be written: its place is given up.</summary>
+    internal void CancelOffer(AdmissionItem item)
+    {
+        Span<AdmissionItem> items = [item];
+        lock (_sync)
+        {
+            CancelReserved(items);
+        }
+
+        Notify();
+    }
+
+    /// <summary>A delayed publish with a row became due (caller holds the lock): it is renumbered to the tail in the
+    /// store first (so a restart finds it where it joined, not where it was published), then joins. Until then it
+    /// still counts as delayed.</summary>
+    private void RenumberDue(List<Renumbering> due)
+    {
+        if (due.Count == 0)
+        {
+            return;
+        }
+
+        var unit = new StoreUnit { Retry = true, Committed = () => CompleteDue(due) };
+        unit.Renumbers.AddRange(due);
+        if (_context.Durable!.TrySubmit(unit))
+        {
+            _becomingDue += due.Count;
+        }
+    }
+
+    /// <summary>Renumbered rows are written: the messages join the tail (on the writer's thread). A lazy queue's
+    /// delayed rows have no body in memory: they join the disk part, to be read back in order.</summary>
+    private void CompleteDue(List<Renumbering> due)
+    {
+        List<DeadLetter>? dead;
+        lock (_sync)
+        {
+            _becomingDue -= due.Count;
+            foreach (var r in due)
+            {
+                if (_deleted)
+                {
+                    _context.Durable!.Delete(r.NewId);
+                }
+                else if (r.Entry is { } entry)
+                {
+                    entry.StoreId = r.NewId;
+                    AdmitDue(entry);
+                }
+                else
+                {
+                    Spill(r.NewId, r.Size);
+                }
+            }
+
+            Dispatch();
+            DropHeadToLimits();
+            MaybeRefill();
+            dead = TakeDeadLetters();
+        }
+
+        SendDeadLetters(dead);
     }
 
     /// <summary>Puts a recovered message back (before any consumer or publisher can see the queue): a delayed one
@@ -48,7 +201,7 @@ internal sealed partial class BrokerQueue
         lock (_sync)
         {
             _published++;
-            _storeIds![entry] = row.Id;
+            entry.StoreId = row.Id;
             if (decoded.Failure is { } failure)
             {
                 Kill(entry, DeathRecord.Rejected, failure, exception: null);
@@ -68,6 +221,82 @@ internal sealed partial class BrokerQueue
         SendDeadLetters(dead);
     }
 
-    [Microsoft.Extensions.Logging.LoggerMessage(EventId = 21, Level = Microsoft.Extensions.Logging.LogLevel.Warning, Message = "A message entering durable queue '{Queue}' could not be serialized; it is kept in memory only")]
-    private static partial void LogNotStored(Microsoft.Extensions.Logging.ILogger logger, string queue, Exception exception);
+    /// <summary>Records that code took a delivery of a stored message: the store's count is what code saw, so a
+    /// message that only waited in a prefetch window does not spend a delivery when the broker restarts.</summary>
+    internal void RecordDelivery(QueueEntry entry, int deliveryCount)
+    {
+        if (entry.StoreId is var id and > 0)
+        {
+            _context.Durable!.Delivered(id, deliveryCount);
+        }
+    }
+
+    [LoggerMessage(EventId = 21, Level = LogLevel.Warning, Message = "A message entering durable queue '{Queue}' could not be serialized; it is kept in memory only")]
+    private static partial void LogNotStored(ILogger logger, string queue, Exception exception);
+
+    [LoggerMessage(EventId = 31, Level = LogLevel.Error, Message = "A message that could not be serialized was refused by lazy queue '{Queue}': older messages are on disk, and it cannot join behind them without a row")]
+    private static partial void LogLazyRefused(ILogger logger, string queue);
+}
+
+/// <summary>What became of a message offered to a queue.</summary>
+internal enum OfferResult
+{
+    /// <summary>It joined the queue.</summary>
+    Joined,
+
+    /// <summary>It joins when its row is written.</summary>
+    Pending,
+
+    /// <summary>The queue refused it (full, or it cannot be measured).</summary>
+    Refused,
+
+    /// <summary>The queue was deleted.</summary>
+    Deleted,
+}
+
+/// <summary>
+/// Messages offered to stored queues by one sender (the dead letters of one batch, a redrive): their rows and the
+/// deletes that go with them (the rows they leave) in one <see cref="StoreUnit"/>, and the joins to make when it is
+/// written.
+/// </summary>
+internal sealed class Handover
+{
+    private readonly List<(BrokerQueue Queue, AdmissionItem Item)> _joins = [];
+
+    internal Handover(bool retry, Action<Exception>? failed = null)
+    {
+        Unit = new StoreUnit
+        {
+            Retry = retry,
+            Committed = Commit,
+            Failed = ex =>
+            {
+                foreach (var (queue, item) in _joins)
+                {
+                    queue.CancelOffer(item);
+                }
+
+                failed?.Invoke(ex);
+            },
+        };
+    }
+
+    internal StoreUnit Unit { get; }
+
+    /// <summary>How many offers wait for the unit.</summary>
+    internal int Pending => _joins.Count;
+
+    internal void Add(BrokerQueue queue, AdmissionItem item)
+    {
+        _joins.Add((queue, item));
+        Unit.Rows.Add(item.Row!);
+    }
+
+    private void Commit()
+    {
+        foreach (var (queue, item) in _joins)
+        {
+            queue.CompleteOffer(item);
+        }
+    }
 }

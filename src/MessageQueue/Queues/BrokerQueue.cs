@@ -2,6 +2,8 @@ using System.Diagnostics;
 using MessageQueue.Consuming;
 using MessageQueue.Scheduling;
 
+using MessageQueue.Storage;
+
 namespace MessageQueue.Queues;
 
 /// <summary>
@@ -57,11 +59,12 @@ internal sealed partial class BrokerQueue : IDueTarget
         _dedupWindowTicks = options.DeduplicationWindow is { } window ? (Durations.IsInfinite(window) ? long.MaxValue : window.Ticks) : 0;
         if ((options.Durable || options.Mode == QueueMode.Lazy) && context.Durable is not null)
         {
-            _storeIds = new(ReferenceEqualityComparer.Instance);
+            _stored = true;
             if (options.Mode == QueueMode.Lazy)
             {
-                _spill = new SpillQueue();
+                _lazy = true;
                 _window = context.Durable.Options.LazyWindow;
+                _cursor = context.Durable.LastId; // rows already stored belong to others (or are recovered: see PrepareRecovery)
             }
         }
 
@@ -93,9 +96,18 @@ internal sealed partial class BrokerQueue : IDueTarget
     /// </remarks>
     internal bool Enqueue(QueueEntry entry)
     {
-        if (_limited || _storeIds is not null)
+        if (NeedsOffer)
         {
-            return EnqueueGuarded(entry);
+            var handover = new Handover(retry: true);
+            byte[]? envelope = null;
+            var result = Offer(entry, ref envelope, handover, deadLetterRefused: true);
+            if (handover.Pending > 0 && !_context.Durable!.TrySubmit(handover.Unit))
+            {
+                handover.Unit.Failed!(new ObjectDisposedException(nameof(MessageBroker)));
+                return false;
+            }
+
+            return result is OfferResult.Joined or OfferResult.Pending;
         }
 
         if (Volatile.Read(ref _deleted))
@@ -169,6 +181,10 @@ internal sealed partial class BrokerQueue : IDueTarget
         return armed;
     }
 
+    /// <summary>Whether a message entering without a publisher (a dead letter, a redrive) must be offered under the
+    /// lock (<see cref="Offer"/>): the queue has limits, or stores messages.</summary>
+    internal bool NeedsOffer => _limited || _stored;
+
     /// <summary>Whether anything is ready, counting published entries not yet moved into the ready list.</summary>
     private bool HasReady => _ready.Count > 0 || !_incoming.IsEmpty;
 
@@ -189,7 +205,7 @@ internal sealed partial class BrokerQueue : IDueTarget
                 RoomFreed();
             }
 
-            if (_spill is not null)
+            if (_lazy)
             {
                 MaybeRefill();
             }
@@ -197,7 +213,7 @@ internal sealed partial class BrokerQueue : IDueTarget
             return true;
         }
 
-        if (_spill is not null)
+        if (_lazy)
         {
             MaybeRefill();
         }
@@ -329,6 +345,7 @@ internal sealed partial class BrokerQueue : IDueTarget
 
     internal void AddConsumer(ConsumerCore consumer)
     {
+        List<DeadLetter>? dead;
         lock (_sync)
         {
             if (_deleted)
@@ -342,10 +359,11 @@ internal sealed partial class BrokerQueue : IDueTarget
             }
 
             _consumers.Add(consumer);
-            Dispatch();
+            Dispatch(); // may dead-letter messages at their delivery limit
+            dead = TakeDeadLetters();
         }
 
-        Notify();
+        SendDeadLetters(dead);
     }
 
     /// <summary>Stops new deliveries to a consumer and returns the ones it has not taken yet (a graceful stop:
@@ -477,6 +495,7 @@ internal sealed partial class BrokerQueue : IDueTarget
 
     internal SettleResult Ack(ConsumerCore consumer, QueueEntry entry, int tag)
     {
+        List<DeadLetter>? dead;
         lock (_sync)
         {
             var check = CheckSettle(consumer, entry, tag);
@@ -489,10 +508,11 @@ internal sealed partial class BrokerQueue : IDueTarget
             entry.SettledTag = tag;
             _acked++;
             ForgetStored(entry);
-            Settled(consumer);
+            Settled(consumer); // refills, which may dead-letter messages at their delivery limit
+            dead = TakeDeadLetters();
         }
 
-        Notify();
+        SendDeadLetters(dead);
         return SettleResult.Ok;
     }
 
@@ -578,6 +598,7 @@ internal sealed partial class BrokerQueue : IDueTarget
     /// <summary>Settles a delivery of an auto-ack consumer the moment it is claimed.</summary>
     internal void AutoAck(ConsumerCore consumer, QueueEntry entry, int tag)
     {
+        List<DeadLetter>? dead = null;
         lock (_sync)
         {
             if (entry.TryTransition(tag, EntryState.InHand, EntryState.Gone))
@@ -585,11 +606,12 @@ internal sealed partial class BrokerQueue : IDueTarget
                 entry.SettledTag = tag;
                 _acked++;
                 ForgetStored(entry);
-                Settled(consumer);
+                Settled(consumer); // refills, which may dead-letter messages at their delivery limit
+                dead = TakeDeadLetters();
             }
         }
 
-        Notify();
+        SendDeadLetters(dead);
     }
 
     internal SettleResult Nack(ConsumerCore consumer, QueueEntry entry, int tag, bool requeue, TimeSpan? delay)
@@ -662,6 +684,7 @@ internal sealed partial class BrokerQueue : IDueTarget
                 deliveryCount = ++entry.DeliveryCount;
                 _delivered++;
                 _redelivered++;
+                RecordDelivery(entry, deliveryCount);
                 if (_ackTimeoutTicks > 0)
                 {
                     Volatile.Write(ref entry.ClaimedAt, _context.Scheduler.NowTicks); // a new delivery: its ack timeout starts again
@@ -691,18 +714,40 @@ internal sealed partial class BrokerQueue : IDueTarget
                 return;
             }
 
+            List<Renumbering>? renumber = null;
             while (_delayed.TryPeek(out var entry, out var due) && due <= nowTicks)
             {
                 _delayed.Dequeue();
-                if (entry.Sequence == 0)
-                {
-                    AdmitDue(entry); // a delayed publish joins the tail, if the queue has room
-                }
-                else
+                if (entry.Sequence != 0)
                 {
                     entry.SetState(EntryState.Ready);
                     ReturnToReady(entry); // a delayed redelivery goes back to its place
                 }
+                else if (entry.StoreId > 0)
+                {
+                    (renumber ??= []).Add(new Renumbering(entry, entry.StoreId, 0)); // joins the tail once its row is renumbered
+                }
+                else
+                {
+                    AdmitDue(entry); // a delayed publish joins the tail, if the queue has room
+                }
+            }
+
+            if (_delayedRows is { } rows)
+            {
+                while (rows.TryPeek(out var row, out var due) && due <= nowTicks)
+                {
+                    rows.Dequeue();
+                    if (AdmitDueRow(row.Id, row.Size))
+                    {
+                        (renumber ??= []).Add(new Renumbering(null, row.Id, row.Size));
+                    }
+                }
+            }
+
+            if (renumber is not null)
+            {
+                RenumberDue(renumber);
             }
 
             SweepIfDue(nowTicks);
@@ -710,6 +755,11 @@ internal sealed partial class BrokerQueue : IDueTarget
             if (_ackTimeoutTicks > 0)
             {
                 next = Math.Min(next, ExpireAckDeadlines(nowTicks));
+            }
+
+            if (_delayedRows?.TryPeek(out _, out var nextRow) == true)
+            {
+                next = Math.Min(next, nextRow);
             }
 
             next = Math.Min(next, _sweepAt); // a sweep asked for while an earlier wake-up was pending
@@ -830,23 +880,23 @@ internal sealed partial class BrokerQueue : IDueTarget
         ReturnToReady(entry);
     }
 
-    private void Kill(QueueEntry entry, string reason, string? detail, Exception? exception, long storeId = 0)
+    /// <summary>Takes a message out for dead-lettering (caller holds the lock); its row, if any, goes with the dead
+    /// letter and is deleted once the dead letter is in its target (see <see cref="DeadLetterRouter"/>).</summary>
+    private void Kill(QueueEntry entry, string reason, string? detail, Exception? exception)
     {
         entry.SetState(EntryState.Gone);
-        if (_storeIds is not null && _storeIds.Remove(entry, out var id))
-        {
-            storeId = id;
-        }
-
+        var storeId = entry.StoreId;
+        entry.StoreId = 0;
         (_deadLetters ??= []).Add(new DeadLetter(entry, reason, detail, exception, storeId));
     }
 
     /// <summary>A stored message left the queue for good (caller holds the lock): its row is deleted, in a later batch.</summary>
     private void ForgetStored(QueueEntry entry)
     {
-        if (_storeIds is not null && _storeIds.Remove(entry, out var id))
+        if (entry.StoreId > 0)
         {
-            _context.Durable!.Delete(id);
+            _context.Durable!.Delete(entry.StoreId);
+            entry.StoreId = 0;
         }
     }
 
@@ -857,23 +907,13 @@ internal sealed partial class BrokerQueue : IDueTarget
         return dead;
     }
 
+    /// <summary>Sends dead letters taken under the lock on, once it is released (they enter other queues, whose
+    /// locks must not nest in this one). Their rows here are deleted with their rows in their targets.</summary>
     private void SendDeadLetters(List<DeadLetter>? dead)
     {
         if (dead is not null)
         {
             _context.DeadLetters.Send(this, dead);
-            if (_storeIds is not null)
-            {
-                // Deleted only after the dead letter was queued into its (possibly durable) target: a crash in
-                // between leaves the message in both places, never in neither.
-                foreach (var d in dead)
-                {
-                    if (d.StoreId > 0)
-                    {
-                        _context.Durable!.Delete(d.StoreId);
-                    }
-                }
-            }
         }
 
         Notify();
@@ -963,10 +1003,6 @@ internal sealed partial class BrokerQueue : IDueTarget
         }
 
         consumer.Unacked.Enqueue(new Tracked(entry, tag));
-        if (_storeIds is not null && _storeIds.TryGetValue(entry, out var storeId))
-        {
-            _context.Durable!.Delivered(storeId, count);
-        }
 
         var handoff = new Handoff(entry, tag, count);
         if (writeToChannel)

@@ -13,15 +13,39 @@ internal sealed class DeadLetterRouter(BrokerContext context)
 {
     private const int MaxStackLength = 8192;
 
+    /// <summary>Sends the dead letters of one queue on. Targets that store messages get them through one unit: their
+    /// rows are inserted and the dead letters' rows in <paramref name="source"/> deleted in one transaction, so a
+    /// crash leaves each in one place, never in neither or both. Other targets get them at once, and the source's rows
+    /// are deleted after.</summary>
     internal void Send(BrokerQueue source, List<DeadLetter> deadLetters)
     {
+        var handover = new Handover(retry: true);
         foreach (var dead in deadLetters)
         {
-            source.CountDeadLettered(Send(source, dead));
+            var pendingBefore = handover.Pending;
+            source.CountDeadLettered(Send(source, dead, handover));
+            if (dead.StoreId > 0)
+            {
+                if (handover.Pending > pendingBefore)
+                {
+                    handover.Unit.Deletes.Add(dead.StoreId); // with its rows in its stored targets
+                }
+                else
+                {
+                    context.Durable!.Delete(dead.StoreId);
+                }
+            }
+        }
+
+        if (!handover.Unit.IsEmpty && !context.Durable!.TrySubmit(handover.Unit))
+        {
+            // The broker is closing: nothing more is written. The dead letters' rows stay where they died, and
+            // come back there at the next start.
+            handover.Unit.Failed!(new ObjectDisposedException(nameof(MessageBroker)));
         }
     }
 
-    private bool Send(BrokerQueue source, DeadLetter dead)
+    private bool Send(BrokerQueue source, DeadLetter dead, Handover handover)
     {
         var options = source.Options;
         string exchangeName;
@@ -61,6 +85,7 @@ internal sealed class DeadLetterRouter(BrokerContext context)
         {
             topology.Route(exchange, routingKey, properties, collector);
             var routed = false;
+            byte[]? envelope = null;
             foreach (var queue in collector.Queues)
             {
                 if (dead.Reason != DeathRecord.Rejected && IsCycle(queue.Name, properties.Deaths))
@@ -69,7 +94,9 @@ internal sealed class DeadLetterRouter(BrokerContext context)
                 }
 
                 var entry = new QueueEntry(dead.Entry.Body, properties, exchangeName, routingKey, now.UtcTicks, dead.Entry.Priority);
-                routed |= queue.Enqueue(entry);
+                routed |= queue.NeedsOffer
+                    ? queue.Offer(entry, ref envelope, handover, deadLetterRefused: true) is OfferResult.Joined or OfferResult.Pending
+                    : queue.Enqueue(entry);
             }
 
             return routed;

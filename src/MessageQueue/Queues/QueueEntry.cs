@@ -58,6 +58,10 @@ internal sealed class QueueEntry
     /// <summary>The tag of the last delivery returned by its ack timeout (under the queue lock).</summary>
     internal int TimedOutTag;
 
+    /// <summary>The message's row while it is in a queue that stores it, or 0. Set and cleared under the queue lock;
+    /// stable while a delivery is in the consumer's hands, so the claim reads it without the lock.</summary>
+    internal long StoreId;
+
     internal long Handle => Volatile.Read(ref _handle);
 
     internal EntryState State => (EntryState)(int)Volatile.Read(ref _handle);

@@ -3,14 +3,16 @@ using Microsoft.Extensions.Logging;
 namespace MessageQueue.Storage;
 
 /// <summary>
-/// The broker's one writer to its <see cref="IMessageStore"/>, committing in groups: publishes wait for the batch
-/// that carries their messages (whatever arrives while a write is in progress joins the next batch, so many
-/// concurrent publishers share one transaction and one sync); acks, delivery counts and dead letters are queued
-/// without waiting and ride along with the next publish's transaction, or are written on their own once they have
-/// waited <see cref="StorageOptions.AckDelay"/> (a lost ack causes a redelivery, never a loss). When a write fails, the publishes in it fail with
-/// <see cref="MessageStoreException"/> (nothing of them was enqueued) and the queued changes are kept and retried
-/// with the next write, so the broker recovers when the store does. A transaction holds at most
-/// <see cref="StorageOptions.MaxBatchSize"/> changes (a single publish is never split).
+/// The broker's one writer to its <see cref="IMessageStore"/>, committing in groups. Units (<see cref="StoreUnit"/>:
+/// a publish, a dead letter's move, a redrive, a delayed message becoming due) are decided before they are submitted,
+/// get their row ids at submission, are never split, and are applied to the queues by this writer after their
+/// transaction commits, in submission order; whatever arrives while a write is in progress joins the next batch, so
+/// many concurrent publishers share one transaction and one sync. Acks, delivery counts and deletes are queued
+/// without waiting and ride along with the next unit's transaction, or are written on their own once they have
+/// waited <see cref="StorageOptions.AckDelay"/> (a lost ack causes a redelivery, never a loss). When a write fails,
+/// the publishes in it fail with <see cref="MessageStoreException"/> (nothing of them was enqueued), while units
+/// nobody waits on and the queued changes are kept and retried with the next write, so the broker recovers when the
+/// store does. A transaction holds at most <see cref="StorageOptions.MaxBatchSize"/> changes (a unit is never split).
 /// </summary>
 internal sealed partial class DurableLog : IDisposable
 {
@@ -20,9 +22,10 @@ internal sealed partial class DurableLog : IDisposable
     private readonly Thread _writer;
     private readonly int _maxBatch;
     private StoreBatch _background = new();
-    private readonly Queue<(IReadOnlyList<StoredMessage> Rows, TaskCompletionSource Done)> _confirmed = new();
+    private readonly LinkedList<StoreUnit> _units = new();
     private List<TaskCompletionSource> _barriers = [];
     private readonly long _ackDelay;
+    private readonly Action<int, Exception> _logApplyFailed;
     private long _backgroundSince;
     private long _nextId;
     private bool _stopping;
@@ -37,6 +40,7 @@ internal sealed partial class DurableLog : IDisposable
         _ackDelay = (long)options.AckDelay.TotalMilliseconds;
         _logger = logger;
         _nextId = firstId;
+        _logApplyFailed = (count, ex) => LogApplyFailed(_logger, count, ex);
         _writer = new Thread(Run) { IsBackground = true, Name = "MessageQueue store writer" };
         _writer.Start();
     }
@@ -51,31 +55,57 @@ internal sealed partial class DurableLog : IDisposable
     /// <summary>Whether the log was closed (the broker disposed).</summary>
     internal bool IsClosed => Volatile.Read(ref _stopping);
 
+    /// <summary>The highest row id given so far: a queue created now owns no row at or below it.</summary>
+    internal long LastId
+    {
+        get
+        {
+            lock (_gate)
+            {
+                return _nextId;
+            }
+        }
+    }
+
+    /// <summary>Deletes the ready rows (due time 0) of a queue with ids in (<paramref name="afterId"/>, <paramref name="upToId"/>]:
+    /// a lazy queue's disk part, purged or deleted.</summary>
+    internal void Purge(string queue, long afterId, long upToId) => Queue(b => b.Purges.Add((queue, afterId, upToId)));
+
     /// <summary>How many batches were written (for tests of group commit).</summary>
     internal long Writes { get; private set; }
 
-    internal long NextId() => Interlocked.Increment(ref _nextId);
-
-    /// <summary>Writes messages that publishers wait on; completes when they are on disk, all in one transaction.</summary>
-    internal Task PersistAsync(IReadOnlyList<StoredMessage> rows)
+    /// <summary>Submits a unit: its new rows get their ids now, in submission order. False when the log is closed
+    /// (the broker was disposed): nothing of the unit will be written.</summary>
+    internal bool TrySubmit(StoreUnit unit)
     {
-        var done = new TaskCompletionSource(TaskCreationOptions.RunContinuationsAsynchronously);
         lock (_gate)
         {
             if (_stopping)
             {
-                throw new ObjectDisposedException(nameof(MessageBroker), "The message broker was disposed; nothing can be published any more.");
+                return false;
             }
 
-            _confirmed.Enqueue((rows, done));
-            Monitor.Pulse(_gate);
-        }
+            foreach (var row in unit.Rows)
+            {
+                row.Id = ++_nextId;
+            }
 
-        return done.Task;
+            foreach (var r in unit.Renumbers)
+            {
+                r.NewId = ++_nextId;
+            }
+
+            _units.AddLast(unit);
+            Monitor.Pulse(_gate);
+            return true;
+        }
     }
 
-    /// <summary>Queues an insert nobody waits on (a dead letter or redriven message entering a durable queue).</summary>
-    internal void Insert(StoredMessage row) => Queue(b => b.Inserts.Add(row));
+    /// <summary>Submits a unit a publisher waits on; throws when the broker was disposed.</summary>
+    internal Task SubmitAsync(StoreUnit unit) =>
+        TrySubmit(unit)
+            ? unit.Done.Task
+            : throw new ObjectDisposedException(nameof(MessageBroker), "The message broker was disposed; nothing can be published any more.");
 
     internal void Delete(long id) => Queue(b => b.Deletes.Add(id));
 
@@ -91,7 +121,7 @@ internal sealed partial class DurableLog : IDisposable
     {
         lock (_gate)
         {
-            if (_background.IsEmpty && !_writing)
+            if (_background.IsEmpty && _units.Count == 0 && !_writing)
             {
                 return Task.CompletedTask;
             }
@@ -126,7 +156,7 @@ internal sealed partial class DurableLog : IDisposable
     private bool MustWrite(out int wait)
     {
         wait = Timeout.Infinite;
-        if (_confirmed.Count > 0 || _barriers.Count > 0)
+        if (_units.Count > 0 || _barriers.Count > 0)
         {
             return true;
         }
@@ -150,14 +180,14 @@ internal sealed partial class DurableLog : IDisposable
     {
         while (true)
         {
-            var batch = new StoreBatch();
+            var units = new List<StoreUnit>();
             var waiters = new List<TaskCompletionSource>();
             StoreBatch background;
             lock (_gate)
             {
                 while (!MustWrite(out var wait))
                 {
-                    if (_stopping && _background.IsEmpty)
+                    if (_stopping && _background.IsEmpty && _units.Count == 0)
                     {
                         return;
                     }
@@ -165,17 +195,17 @@ internal sealed partial class DurableLog : IDisposable
                     Monitor.Wait(_gate, wait);
                 }
 
-                // Whole publishes up to the batch limit (at least one), then changes nobody waits on in the room left.
-                while (_confirmed.TryPeek(out var next) && (waiters.Count == 0 || batch.Inserts.Count + next.Rows.Count <= _maxBatch))
+                // Whole units up to the batch limit (at least one), then changes nobody waits on in the room left.
+                var count = 0;
+                while (_units.First is { } next && (units.Count == 0 || count + next.Value.Count <= _maxBatch))
                 {
-                    _confirmed.Dequeue();
-                    batch.Inserts.AddRange(next.Rows);
-                    waiters.Add(next.Done);
+                    _units.RemoveFirst();
+                    units.Add(next.Value);
+                    count += next.Value.Count;
                 }
 
-                batch.MustBeDurable = waiters.Count > 0;
-                background = TakeBackground(Math.Max(0, _maxBatch - batch.Count));
-                if (_background.IsEmpty)
+                background = TakeBackground(Math.Max(0, _maxBatch - count));
+                if (_background.IsEmpty && _units.Count == 0)
                 {
                     waiters.AddRange(_barriers); // everything queued before them is in this batch
                     _barriers = [];
@@ -185,11 +215,7 @@ internal sealed partial class DurableLog : IDisposable
             }
 
             Coalesce(background);
-            batch.Inserts.InsertRange(0, background.Inserts);
-            batch.Deliveries.AddRange(background.Deliveries);
-            batch.Deletes.AddRange(background.Deletes);
-            batch.Remember.AddRange(background.Remember);
-            batch.Forget.AddRange(background.Forget);
+            var batch = Compose(units, background);
             Exception? failure = null;
             try
             {
@@ -205,22 +231,23 @@ internal sealed partial class DurableLog : IDisposable
                 LogWriteFailed(_logger, batch.Count, ex);
                 lock (_gate)
                 {
-                    if (_stopping)
+                    // Keep what nobody waits on, ahead of newer changes, for the next write (unless closing with a
+                    // broken store: what is not written is then lost as a crash would lose it).
+                    if (!_stopping)
                     {
-                        _writing = false;
-                        Monitor.PulseAll(_gate);
-                        foreach (var waiter in waiters)
+                        Append(background, _background);
+                        _background = background;
+                        _backgroundSince = Environment.TickCount64;
+                        for (var i = units.Count - 1; i >= 0; i--)
                         {
-                            waiter.TrySetException(failure);
+                            if (units[i].Retry)
+                            {
+                                _units.AddFirst(units[i]);
+                            }
                         }
 
-                        return; // closing with a broken store: what is not written is lost as a crash would lose it
+                        units.RemoveAll(u => u.Retry);
                     }
-
-                    // Keep the changes nobody waits on, ahead of newer ones, for the next write.
-                    Append(background, _background);
-                    _background = background;
-                    _backgroundSince = Environment.TickCount64;
                 }
             }
             finally
@@ -232,6 +259,7 @@ internal sealed partial class DurableLog : IDisposable
                 }
             }
 
+            Finish(units, failure);
             foreach (var waiter in waiters)
             {
                 if (failure is null)
@@ -248,14 +276,108 @@ internal sealed partial class DurableLog : IDisposable
             {
                 lock (_gate)
                 {
-                    // Do not spin on a broken store: retry queued changes when something new arrives.
-                    if (_confirmed.Count == 0 && !_stopping)
+                    if (_stopping)
                     {
-                        Monitor.Wait(_gate, TimeSpan.FromMilliseconds(100));
+                        FailAll(failure);
+                        return;
                     }
+
+                    // Do not spin on a broken store: retry queued changes after a pause, or when a publish arrives.
+                    Monitor.Wait(_gate, TimeSpan.FromMilliseconds(100));
                 }
             }
         }
+    }
+
+    /// <summary>One transaction: the background changes and the units, units' rows after older inserts.</summary>
+    private static StoreBatch Compose(List<StoreUnit> units, StoreBatch background)
+    {
+        var batch = new StoreBatch();
+        batch.Inserts.AddRange(background.Inserts);
+        foreach (var unit in units)
+        {
+            batch.MustBeDurable |= unit.MustBeDurable;
+            foreach (var row in unit.Rows)
+            {
+                batch.Inserts.Add(row.ToStored());
+            }
+
+            foreach (var r in unit.Renumbers)
+            {
+                batch.Renumbered.Add((r.Id, r.NewId));
+            }
+
+            batch.Deletes.AddRange(unit.Deletes);
+            batch.Remember.AddRange(unit.Remember);
+        }
+
+        batch.Deliveries.AddRange(background.Deliveries);
+        batch.Deletes.AddRange(background.Deletes);
+        batch.Purges.AddRange(background.Purges);
+        batch.Remember.AddRange(background.Remember);
+        batch.Forget.AddRange(background.Forget);
+        return batch;
+    }
+
+    /// <summary>Applies written units to the queues, in order, then completes them; or fails them.</summary>
+    private void Finish(List<StoreUnit> units, Exception? failure)
+    {
+        foreach (var unit in units)
+        {
+            if (failure is null)
+            {
+                try
+                {
+                    unit.Committed?.Invoke();
+                }
+#pragma warning disable CA1031 // Applying one unit must not stop the writer; the failure is logged.
+                catch (Exception ex)
+#pragma warning restore CA1031
+                {
+                    _logApplyFailed(unit.Count, ex);
+                }
+
+                unit.Done.TrySetResult();
+            }
+            else
+            {
+                Fail(unit, failure);
+            }
+        }
+    }
+
+    private void Fail(StoreUnit unit, Exception failure)
+    {
+        try
+        {
+            unit.Failed?.Invoke(failure);
+        }
+#pragma warning disable CA1031 // Undoing one unit must not stop the writer; the failure is logged.
+        catch (Exception ex)
+#pragma warning restore CA1031
+        {
+            _logApplyFailed(unit.Count, ex);
+        }
+
+        unit.Done.TrySetException(failure);
+    }
+
+    /// <summary>Closing with a broken store: every unit still queued fails (caller holds the gate).</summary>
+    private void FailAll(Exception failure)
+    {
+        var left = _units.ToList();
+        _units.Clear();
+        foreach (var unit in left)
+        {
+            Fail(unit, failure);
+        }
+
+        foreach (var barrier in _barriers)
+        {
+            barrier.TrySetException(failure);
+        }
+
+        _barriers = [];
     }
 
     /// <summary>Takes up to <paramref name="room"/> queued background changes (all when they fit), oldest first
@@ -273,6 +395,7 @@ internal sealed partial class DurableLog : IDisposable
         Move(all.Inserts, taken.Inserts, ref room);
         Move(all.Deliveries, taken.Deliveries, ref room);
         Move(all.Deletes, taken.Deletes, ref room);
+        Move(all.Purges, taken.Purges, ref room);
         Move(all.Remember, taken.Remember, ref room);
         Move(all.Forget, taken.Forget, ref room);
         return taken;
@@ -314,6 +437,7 @@ internal sealed partial class DurableLog : IDisposable
         to.Inserts.AddRange(from.Inserts);
         to.Deliveries.AddRange(from.Deliveries);
         to.Deletes.AddRange(from.Deletes);
+        to.Purges.AddRange(from.Purges);
         to.Remember.AddRange(from.Remember);
         to.Forget.AddRange(from.Forget);
     }
@@ -338,4 +462,7 @@ internal sealed partial class DurableLog : IDisposable
 
     [LoggerMessage(EventId = 20, Level = LogLevel.Error, Message = "Writing {Count} changes to the message store failed; publishes in the batch failed, other changes will be retried")]
     private static partial void LogWriteFailed(ILogger logger, int count, Exception exception);
+
+    [LoggerMessage(EventId = 28, Level = LogLevel.Error, Message = "Applying {Count} written changes to their queues failed")]
+    private static partial void LogApplyFailed(ILogger logger, int count, Exception exception);
 }

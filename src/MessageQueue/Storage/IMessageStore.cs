@@ -26,6 +26,18 @@ public interface IMessageStore : IDisposable
     /// committed write.</remarks>
     IEnumerable<StoredMessage> ReadQueue(string queue, bool withEnvelopes);
 
+    /// <summary>Reads up to <paramref name="max"/> ready messages (due time 0) of one queue with ids in
+    /// (<paramref name="afterId"/>, <paramref name="upToId"/>], with their envelopes, in id order: the next part of a
+    /// lazy queue's backlog on disk.</summary>
+    /// <param name="queue">The queue.</param>
+    /// <param name="afterId">Only ids above this.</param>
+    /// <param name="upToId">Only ids up to this.</param>
+    /// <param name="max">The most messages to read.</param>
+    /// <returns>The messages found.</returns>
+    /// <remarks>May be called from any thread, also while <see cref="Write"/> runs on another; sees every
+    /// committed write.</remarks>
+    IReadOnlyList<StoredMessage> ReadReady(string queue, long afterId, long upToId, int max);
+
     /// <summary>Reads messages by id, with their envelopes, in the order of <paramref name="ids"/>; ids not stored
     /// are left out.</summary>
     /// <param name="ids">The ids.</param>
@@ -35,9 +47,9 @@ public interface IMessageStore : IDisposable
     IReadOnlyList<StoredMessage> Read(IReadOnlyList<long> ids);
 
     /// <summary>Applies a batch in one transaction, all of it or, when it throws, none of it: first the inserts,
-    /// then the delivery counts, then the deletes (a delete or count for an id not stored is ignored), then the
-    /// remembered and forgotten deduplication ids (remembering an id again keeps its first time). Called
-    /// by one thread at a time.</summary>
+    /// then the renumberings, then the delivery counts, then the deletes and purges (a delete, renumbering or count
+    /// for an id not stored is ignored), then the forgotten and remembered deduplication ids, in that order (remembering an id again keeps its
+    /// first time). Called by one thread at a time.</summary>
     /// <param name="batch">The changes.</param>
     /// <exception cref="MessageStoreException">The store failed; nothing of the batch was written.</exception>
     void Write(StoreBatch batch);
@@ -80,6 +92,14 @@ public sealed class StoreBatch
     /// <summary>Gets the ids of messages to delete (acked, dead-lettered elsewhere, expired, purged).</summary>
     public List<long> Deletes { get; } = [];
 
+    /// <summary>Gets delayed messages that became due: each row takes the new id (so it sorts at the tail of its
+    /// queue, where it joined) and its due time becomes 0.</summary>
+    public List<(long Id, long NewId)> Renumbered { get; } = [];
+
+    /// <summary>Gets the ranges of ready messages to delete: every message of the queue with due time 0 and an id in
+    /// (AfterId, UpToId] (a lazy queue's backlog on disk, purged).</summary>
+    public List<(string Queue, long AfterId, long UpToId)> Purges { get; } = [];
+
     /// <summary>Gets delivery counts to record.</summary>
     public List<(long Id, int DeliveryCount)> Deliveries { get; } = [];
 
@@ -98,5 +118,5 @@ public sealed class StoreBatch
     public bool IsEmpty => Count == 0;
 
     /// <summary>Gets how many changes the batch holds.</summary>
-    public int Count => Inserts.Count + Deletes.Count + Deliveries.Count + Remember.Count + Forget.Count;
+    public int Count => Inserts.Count + Renumbered.Count + Deletes.Count + Purges.Count + Deliveries.Count + Remember.Count + Forget.Count;
 }

@@ -12,8 +12,6 @@ namespace MessageQueue.Storage;
 /// </summary>
 internal static partial class Recovery
 {
-    private const int ReadChunk = 512;
-
     internal static void Run(BrokerContext context, StoreContents stored)
     {
         foreach (var group in stored.Remembered.GroupBy(r => r.Queue, StringComparer.Ordinal))
@@ -65,25 +63,18 @@ internal static partial class Recovery
         var count = 0;
         if (queue.IsLazy)
         {
-            var delayed = new List<long>();
+            // Ready rows stay on disk (only their count and size are kept); delayed ones keep their id, size and due time.
+            queue.PrepareRecovery();
             foreach (var row in Guarded(log.Store, queue.Name, () => log.Store.ReadQueue(queue.Name, withEnvelopes: false)))
             {
                 count++;
                 if (row.DueTicks > 0)
                 {
-                    delayed.Add(row.Id);
+                    queue.RecoverDelayedRow(row);
                 }
                 else
                 {
                     queue.RecoverSpilled(row);
-                }
-            }
-
-            foreach (var chunk in delayed.Chunk(ReadChunk))
-            {
-                foreach (var row in Guarded(log.Store, queue.Name, () => log.Store.Read(chunk)))
-                {
-                    queue.Recover(row, Envelope.Decode(row, log.Store, log.Serializer));
                 }
             }
 

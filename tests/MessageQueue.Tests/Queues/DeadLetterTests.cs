@@ -162,4 +162,27 @@ public sealed class DeadLetterTests
             Assert.That(info.Ready + info.Unacked, Is.Zero);
         });
     }
+
+    [Test]
+    public async Task DeliveryLimit_ReachedWhenAConsumerJoinsOrAcks_IsDeadLetteredAtOnce()
+    {
+        await using var broker = new MessageBrokerBuilder()
+            .AddQueue("dead")
+            .AddQueue("work", o => { o.MaxDeliveryCount = 1; o.DeadLetterQueue = "dead"; })
+            .Build();
+        await broker.SendAsync("work", new Order(1));
+        await broker.SendAsync("work", new Order(2));
+        var first = broker.Consume<Order>("work", o => o.Prefetch = 2);
+        _ = await first.ReceiveAsync();
+        _ = await first.ReceiveAsync();
+        await first.DisposeAsync(); // both come back, delivered once: at their limit
+
+        await using var second = broker.Consume<Order>("work"); // its first hand-over finds 1 at the limit
+        Assert.That(broker.Management.GetQueueInfo("dead").Ready, Is.GreaterThanOrEqualTo(1), "dead-lettered when the consumer joined, not at some later call");
+
+        await broker.SendAsync("work", new Order(3));
+        var three = await second.ReceiveAsync();
+        await three.AckAsync();
+        Assert.That(await broker.Management.PeekAsync("dead"), Has.Count.EqualTo(2));
+    }
 }
