@@ -14,6 +14,7 @@ namespace MessageQueue.Management;
 internal sealed class Redrive(BrokerContext context, BrokerQueue source, RedriveTarget target)
 {
     private const int Page = 256;
+    private readonly HashSet<QueueEntry> _stayed = new(ReferenceEqualityComparer.Instance);
     private int _moved;
     private bool _deletedRows;
 
@@ -28,7 +29,7 @@ internal sealed class Redrive(BrokerContext context, BrokerQueue source, Redrive
         {
             while (_moved < max)
             {
-                var taken = source.TakeForMove(e => Origin(e) is { IsDeleted: false } origin && origin != source, Math.Min(Page, max - _moved));
+                var taken = source.TakeForMove(e => !_stayed.Contains(e) && Origin(e) is { IsDeleted: false } origin && origin != source, Math.Min(Page, max - _moved));
                 if (taken.Count == 0)
                 {
                     break;
@@ -120,6 +121,7 @@ internal sealed class Redrive(BrokerContext context, BrokerQueue source, Redrive
                 default:
                     if (!candidate.OnDisk)
                     {
+                        _stayed.Add(entry); // not taken again by this redrive
                         source.PutBack(entry); // refused, or its queue is gone: it stays, in its place
                     }
 

@@ -449,7 +449,7 @@ internal sealed partial class BrokerQueue
     {
         entry.Sequence = 0;
         entry.SetState(EntryState.Delayed);
-        _delayed.Enqueue(entry, dueTicks);
+        _delayed.Enqueue(entry, (dueTicks, ++_delayOrder));
         WakeAt(dueTicks);
     }
 

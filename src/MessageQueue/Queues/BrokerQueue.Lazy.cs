@@ -29,7 +29,7 @@ internal sealed partial class BrokerQueue
     private Task _loader = Task.CompletedTask;
     private int _owedDrops;
     private long _owedBytes;
-    private PriorityQueue<(long Id, int Size), long>? _delayedRows;
+    private PriorityQueue<(long Id, int Size), (long Due, long Id)>? _delayedRows; // equal due times in row order
     private Queue<(long Id, int Size)>? _blockedDueRows;
 
     internal bool IsLazy => _lazy;
@@ -130,7 +130,7 @@ internal sealed partial class BrokerQueue
 
     private void AddDelayedRow(long id, int size, long dueTicks)
     {
-        (_delayedRows ??= new()).Enqueue((id, size), dueTicks);
+        (_delayedRows ??= new()).Enqueue((id, size), (dueTicks, id));
         WakeAt(dueTicks);
     }
 

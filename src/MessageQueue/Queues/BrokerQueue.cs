@@ -25,7 +25,9 @@ internal sealed partial class BrokerQueue : IDueTarget
 
     // How many consumers wait on an empty window with room in it; producers take the lock only then.
     private int _waiting;
-    private readonly PriorityQueue<QueueEntry, long> _delayed = new();
+    // Delayed messages and redeliveries by due time; equal due times in the order they were delayed.
+    private readonly PriorityQueue<QueueEntry, (long Due, long Order)> _delayed = new();
+    private long _delayOrder;
     private readonly List<ConsumerCore> _consumers = [];
     private readonly long _ackTimeoutTicks;
     private readonly int _maxDeliveries;
@@ -715,7 +717,7 @@ internal sealed partial class BrokerQueue : IDueTarget
             }
 
             List<Renumbering>? renumber = null;
-            while (_delayed.TryPeek(out var entry, out var due) && due <= nowTicks)
+            while (_delayed.TryPeek(out var entry, out var due) && due.Due <= nowTicks)
             {
                 _delayed.Dequeue();
                 if (entry.Sequence != 0)
@@ -735,7 +737,7 @@ internal sealed partial class BrokerQueue : IDueTarget
 
             if (_delayedRows is { } rows)
             {
-                while (rows.TryPeek(out var row, out var due) && due <= nowTicks)
+                while (rows.TryPeek(out var row, out var due) && due.Due <= nowTicks)
                 {
                     rows.Dequeue();
                     if (AdmitDueRow(row.Id, row.Size))
@@ -751,7 +753,7 @@ internal sealed partial class BrokerQueue : IDueTarget
             }
 
             SweepIfDue(nowTicks);
-            var next = _delayed.TryPeek(out _, out var nextDelayed) ? nextDelayed : long.MaxValue;
+            var next = _delayed.TryPeek(out _, out var nextDelayed) ? nextDelayed.Due : long.MaxValue;
             if (_ackTimeoutTicks > 0)
             {
                 next = Math.Min(next, ExpireAckDeadlines(nowTicks));
@@ -759,7 +761,7 @@ internal sealed partial class BrokerQueue : IDueTarget
 
             if (_delayedRows?.TryPeek(out _, out var nextRow) == true)
             {
-                next = Math.Min(next, nextRow);
+                next = Math.Min(next, nextRow.Due);
             }
 
             next = Math.Min(next, _sweepAt); // a sweep asked for while an earlier wake-up was pending
@@ -871,7 +873,7 @@ internal sealed partial class BrokerQueue : IDueTarget
         {
             var due = Durations.After(_context.Scheduler.NowTicks, delay);
             entry.SetState(EntryState.Delayed);
-            _delayed.Enqueue(entry, due);
+            _delayed.Enqueue(entry, (due, ++_delayOrder));
             WakeAt(due);
             return;
         }
