@@ -18,6 +18,7 @@ internal sealed partial class BrokerQueue
     private readonly long _maxBytes;
     private readonly long _dedupWindowTicks;
     private TaskCompletionSource? _roomSignal;
+    private Exception? _waitersFailed;
     private Queue<QueueEntry>? _blockedDue;
     private readonly bool _stored;
     private Dictionary<string, long>? _seen;
@@ -136,7 +137,10 @@ internal sealed partial class BrokerQueue
                 return Plan.Full;
             }
 
-            wait = (_roomSignal ??= new TaskCompletionSource(TaskCreationOptions.RunContinuationsAsynchronously)).Task;
+            // After the waiters were failed (the broker is stopping), a late publisher fails too instead of waiting forever.
+            wait = _waitersFailed is { } failed
+                ? Task.FromException(failed)
+                : (_roomSignal ??= new TaskCompletionSource(TaskCreationOptions.RunContinuationsAsynchronously)).Task;
             return Plan.Wait;
         }
 
@@ -518,6 +522,7 @@ internal sealed partial class BrokerQueue
     {
         lock (_sync)
         {
+            _waitersFailed = exception;
             var signal = _roomSignal;
             _roomSignal = null;
             signal?.TrySetException(exception);

@@ -218,13 +218,20 @@ internal sealed partial class BrokerQueue
     {
         lock (_sync)
         {
-            DrainIncoming();
             if (_deleted)
             {
                 return 0;
             }
 
+            // The flag first, then the drain: a lock-free publish that enqueued before it is drained and deleted here;
+            // one that enqueues after it sees the flag and reports the message as not enqueued (see Enqueue).
             Volatile.Write(ref _deleted, true);
+            Interlocked.MemoryBarrier();
+            while (_incoming.TryDequeue(out _))
+            {
+                _published++;
+            }
+
             var count = ReadyCount + _delayed.Count + (_blockedDue?.Count ?? 0) + (_delayedRows?.Count ?? 0) + (_blockedDueRows?.Count ?? 0);
             ClearSpilled();
             _waiting = 0;

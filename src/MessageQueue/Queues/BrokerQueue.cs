@@ -119,6 +119,13 @@ internal sealed partial class BrokerQueue : IDueTarget
 
         _incoming.Enqueue(entry);
         Interlocked.MemoryBarrier();
+        if (Volatile.Read(ref _deleted))
+        {
+            // Deleted meanwhile: Delete sets the flag, then drains _incoming. Seen here, the entry may or may not have been
+            // drained; either way it is dropped with the queue, so it is reported as not enqueued.
+            return false;
+        }
+
         if (Volatile.Read(ref _waiting) > 0)
         {
             List<DeadLetter>? dead;

@@ -30,6 +30,8 @@ internal sealed partial class DurableLog : IDisposable
     private long _nextId;
     private bool _stopping;
     private bool _writing;
+    private bool _writerEnded;
+    private bool _closeOnExit;
 
     internal DurableLog(IMessageStore store, IMessageSerializer serializer, StorageOptions options, ILogger logger, long firstId)
     {
@@ -41,7 +43,17 @@ internal sealed partial class DurableLog : IDisposable
         _logger = logger;
         _nextId = firstId;
         _logApplyFailed = (count, ex) => LogApplyFailed(_logger, count, ex);
-        _writer = new Thread(Run) { IsBackground = true, Name = "MessageQueue store writer" };
+        _writer = new Thread(() =>
+        {
+            try
+            {
+                Run();
+            }
+            finally
+            {
+                WriterEnded();
+            }
+        }) { IsBackground = true, Name = "MessageQueue store writer" };
         _writer.Start();
     }
 
@@ -456,8 +468,43 @@ internal sealed partial class DurableLog : IDisposable
             Monitor.PulseAll(_gate);
         }
 
-        _writer.Join(TimeSpan.FromSeconds(30));
+        if (_writer.Join(CloseTimeout))
+        {
+            _store.Dispose();
+            return;
+        }
+
+        // The writer is still in a write (a store that hangs): the store is closed by the writer when it ends, never
+        // under it.
+        lock (_gate)
+        {
+            if (!_writerEnded)
+            {
+                _closeOnExit = true;
+                return;
+            }
+        }
+
         _store.Dispose();
+    }
+
+    /// <summary>How long <see cref="Dispose"/> waits for the writer before leaving the store to it (tests shorten it).</summary>
+    internal TimeSpan CloseTimeout { get; set; } = TimeSpan.FromSeconds(30);
+
+    /// <summary>The writer thread's last act: it closes the store if <see cref="Dispose"/> stopped waiting for it.</summary>
+    private void WriterEnded()
+    {
+        bool close;
+        lock (_gate)
+        {
+            _writerEnded = true;
+            close = _closeOnExit;
+        }
+
+        if (close)
+        {
+            _store.Dispose();
+        }
     }
 
     [LoggerMessage(EventId = 20, Level = LogLevel.Error, Message = "Writing {Count} changes to the message store failed; publishes in the batch failed, other changes will be retried")]

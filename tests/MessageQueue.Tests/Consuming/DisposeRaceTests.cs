@@ -52,6 +52,50 @@ public sealed class DisposeRaceTests
     }
 
     [Test]
+    public async Task BlockedPublishers_RacingDispose_AllEndInsteadOfWaitingForever()
+    {
+        var clock = Stopwatch.StartNew();
+        var rounds = 0;
+        while (rounds < 300 && clock.Elapsed < TimeSpan.FromSeconds(10))
+        {
+            var broker = new MessageBrokerBuilder().AddQueue("q", o => { o.MaxLength = 1; o.Overflow = OverflowPolicy.Block; }).Build();
+            await broker.SendAsync("q", new Order(0)); // full
+            using var start = new Barrier(5);
+            var publishers = Enumerable.Range(1, 4).Select(i => Task.Run(async () =>
+            {
+                start.SignalAndWait();
+                try
+                {
+                    await broker.SendAsync("q", new Order(i));
+                }
+                catch (ObjectDisposedException)
+                {
+                }
+            })).ToArray();
+            start.SignalAndWait();
+            await broker.DisposeAsync();
+            var all = Task.WhenAll(publishers);
+            Assert.That(await Task.WhenAny(all, Task.Delay(TimeSpan.FromSeconds(5))), Is.SameAs(all), $"round {rounds}: a publisher still waits for room in a disposed broker");
+            rounds++;
+        }
+
+        await TestContext.Out.WriteLineAsync($"{rounds} rounds");
+    }
+
+    [Test]
+    public async Task APublisherThatPlansAfterTheWaitersWereFailed_FailsToo()
+    {
+        // The race above made deterministic: the publisher passed the broker's disposed check just before the stop
+        // began, and reaches the full queue just after its waiters were failed.
+        await using var broker = new MessageBrokerBuilder().AddQueue("q", o => { o.MaxLength = 1; o.Overflow = OverflowPolicy.Block; }).Build();
+        await broker.SendAsync("q", new Order(0));
+        broker.Context.Topology.GetQueue("q").FailWaiters(new ObjectDisposedException("broker", "stopping"));
+        var late = broker.SendAsync("q", new Order(1)).AsTask();
+        Assert.That(await Task.WhenAny(late, Task.Delay(TimeSpan.FromSeconds(5))), Is.SameAs(late), "it must not wait for room that never comes");
+        Assert.That(async () => await late, Throws.InstanceOf<ObjectDisposedException>());
+    }
+
+    [Test]
     public async Task Broker_DisposedSynchronously_StopsLikeDisposeAsync()
     {
         var broker = new MessageBrokerBuilder().AddQueue("q").Build();
