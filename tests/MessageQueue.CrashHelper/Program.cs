@@ -13,6 +13,11 @@ using MessageQueue.Sqlite.Tests.Support;
 //                                         even if the process dies before it returns)
 //   A <id>                                AckAsync of <id> completed
 //   LOG <level> <message>                 the broker logged a warning or an error
+//   L <id>                                a message found in "limited" at start (a full RejectPublish queue)
+//   U <id>                                a message found in "dedup" at start (a deduplicating queue)
+//   PL <id> / RL <id>                     a publish to "limited" was confirmed / refused as full
+//   PD <id>                               a publish to "dedup" was confirmed (its second publish follows)
+//   DD <id>                               the second publish of <id> was reported a duplicate
 // Message ids are "<run>-<publisher>-<sequence>". Every fourth delivered message is left unacked.
 if (args.Length < 2)
 {
@@ -30,12 +35,24 @@ await using var broker = new MessageBrokerBuilder()
     .UseSqlite(database)
     .UseLoggerFactory(new LineLoggerFactory(line => Say("LOG " + line)))
     .AddQueue("work", o => o.Durable = true)
+    .AddQueue("limited", o => { o.Durable = true; o.MaxLength = 20; o.Overflow = OverflowPolicy.RejectPublish; })
+    .AddQueue("dedup", o => { o.Durable = true; o.DeduplicationWindow = TimeSpan.FromHours(1); })
     .Build();
 
 foreach (var m in await broker.Management.PeekAsync("work", int.MaxValue))
 {
     var message = (CrashMessage)m.Body;
     Say($"S {message.Id} {m.DeliveryCount} {(message.IsIntact ? "ok" : "corrupt")}");
+}
+
+foreach (var m in await broker.Management.PeekAsync("limited", int.MaxValue))
+{
+    Say($"L {((CrashMessage)m.Body).Id}");
+}
+
+foreach (var m in await broker.Management.PeekAsync("dedup", int.MaxValue))
+{
+    Say($"U {((CrashMessage)m.Body).Id}");
 }
 
 if (final)
@@ -73,8 +90,40 @@ var publishers = Enumerable.Range(0, 2).Select(p => Task.Run(async () =>
     }
 })).ToArray();
 
+// Refusals and duplicates: what is refused or found a duplicate must never come back after a kill.
+var refusing = Task.Run(async () =>
+{
+    for (var i = 0; ; i++)
+    {
+        var id = string.Create(CultureInfo.InvariantCulture, $"{run}-L-{i}");
+        try
+        {
+            await broker.SendAsync("limited", CrashMessage.For(id));
+            Say($"PL {id}");
+        }
+        catch (QueueFullException)
+        {
+            Say($"RL {id}");
+        }
+    }
+});
+var deduplicating = Task.Run(async () =>
+{
+    for (var i = 0; ; i++)
+    {
+        var id = string.Create(CultureInfo.InvariantCulture, $"{run}-D-{i}");
+        var options = new PublishOptions { MessageId = id };
+        await broker.SendAsync("dedup", CrashMessage.For(id), options);
+        Say($"PD {id}");
+        if ((await broker.SendAsync("dedup", CrashMessage.For(id), options)).IsDuplicate)
+        {
+            Say($"DD {id}");
+        }
+    }
+});
+
 // Runs until killed; if a task fails, say why and exit non-zero so the test sees it.
-var failed = await Task.WhenAny([consuming, .. publishers]);
+var failed = await Task.WhenAny([consuming, refusing, deduplicating, .. publishers]);
 Console.Error.WriteLine(failed.Exception?.ToString() ?? "a loop ended");
 return 1;
 

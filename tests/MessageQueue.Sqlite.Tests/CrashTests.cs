@@ -14,7 +14,7 @@ namespace MessageQueue.Sqlite.Tests;
 [NonParallelizable]
 public sealed class CrashTests : TempDatabaseFixture
 {
-    private const int Kills = 6;
+    private const int Kills = 10;
     [Test]
     [CancelAfter(180_000)]
     public async Task KilledAtRandomPoints_ConfirmedSurvive_NothingDuplicatedOrCorrupt()
@@ -24,6 +24,9 @@ public sealed class CrashTests : TempDatabaseFixture
         var random = new Random(seed);
         var confirmed = new HashSet<string>(StringComparer.Ordinal);
         var acked = new HashSet<string>(StringComparer.Ordinal);
+        var limited = new HashSet<string>(StringComparer.Ordinal);
+        var refused = new HashSet<string>(StringComparer.Ordinal);
+        var deduplicated = new HashSet<string>(StringComparer.Ordinal);
         var killedWhilePublishing = 0;
 
         for (var run = 1; run <= Kills; run++)
@@ -31,6 +34,10 @@ public sealed class CrashTests : TempDatabaseFixture
             var delay = TimeSpan.FromMilliseconds(random.Next(30, 800));
             var records = await RunChildAsync(run.ToString(System.Globalization.CultureInfo.InvariantCulture), killAfter: delay);
             CheckRecovered(records, run, confirmed, acked);
+            CheckRefusalsAndDuplicates(records, run, limited, refused, deduplicated);
+            limited.UnionWith(records.Where(r => r.Kind == "PL").Select(r => r.Id));
+            refused.UnionWith(records.Where(r => r.Kind == "RL").Select(r => r.Id));
+            deduplicated.UnionWith(records.Where(r => r.Kind == "PD").Select(r => r.Id));
 
             var deliveries = records.Where(r => r.Kind == "D").ToList();
             Assert.That(deliveries.Where(d => d.Fields[2] != "ok"), Is.Empty, $"run {run}: a delivered message was corrupt");
@@ -46,12 +53,30 @@ public sealed class CrashTests : TempDatabaseFixture
 
         var final = await RunChildAsync("final", killAfter: null);
         var left = CheckRecovered(final, Kills + 1, confirmed, acked);
+        CheckRefusalsAndDuplicates(final, Kills + 1, limited, refused, deduplicated);
         using (Assert.EnterMultipleScope())
         {
-            Assert.That(killedWhilePublishing, Is.GreaterThanOrEqualTo(5), "kill points that hit a publishing process");
+            Assert.That(killedWhilePublishing, Is.GreaterThanOrEqualTo(Kills / 2), "kill points that hit a publishing process");
             Assert.That(confirmed, Has.Count.GreaterThan(100), "the children confirmed too little to prove anything");
             Assert.That(left, Is.Not.Empty, "unacked messages should be left at the end");
             Assert.That(IntegrityCheck(), Is.EqualTo("ok"));
+            Assert.That(refused, Has.Count.GreaterThan(100), "the children saw too few refusals to prove anything");
+            Assert.That(deduplicated, Has.Count.GreaterThan(100), "the children deduplicated too little to prove anything");
+        }
+    }
+
+    /// <summary>What a child found in the full queue and the deduplicating one at start: no refused publish came
+    /// back, nothing is there twice, and every confirmed deduplicated publish is there.</summary>
+    private static void CheckRefusalsAndDuplicates(List<Record> records, int run, HashSet<string> limited, HashSet<string> refused, HashSet<string> deduplicated)
+    {
+        var inLimited = records.Where(r => r.Kind == "L").Select(r => r.Id).ToList();
+        var inDedup = records.Where(r => r.Kind == "U").Select(r => r.Id).ToList();
+        using (Assert.EnterMultipleScope())
+        {
+            Assert.That(inLimited.Where(refused.Contains), Is.Empty, $"start of run {run}: a publish refused as full came back");
+            Assert.That(inLimited, Has.Count.LessThanOrEqualTo(20), $"start of run {run}: the full queue is over its limit");
+            Assert.That(inDedup.GroupBy(id => id).Where(g => g.Count() > 1).Select(g => g.Key), Is.Empty, $"start of run {run}: a deduplicated message is there twice");
+            Assert.That(deduplicated.Where(id => !inDedup.Contains(id)).Take(10), Is.Empty, $"start of run {run}: a confirmed deduplicated publish was lost");
         }
     }
 
