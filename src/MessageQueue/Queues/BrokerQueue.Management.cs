@@ -201,8 +201,13 @@ internal sealed partial class BrokerQueue
     {
         lock (_sync)
         {
+            if (taken && _diskCount == 0)
+            {
+                return; // purged meanwhile: the count was reset with it
+            }
+
             _diskCount += taken ? -1 : 1;
-            _diskBytes += taken ? -size : size;
+            _diskBytes = Math.Max(0, _diskBytes + (taken ? -size : size));
             _owedDrops = Math.Min(_owedDrops, _diskCount);
             if (_limited && taken)
             {
