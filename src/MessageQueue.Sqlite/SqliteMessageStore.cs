@@ -145,7 +145,7 @@ public sealed class SqliteMessageStore : IMessageStore
             }
 
             WriteIds(ref _forget, "DELETE FROM mq_dedup WHERE queue = $queue AND message_id = $id AND seen = $seen;", batch.Forget, transaction);
-            WriteIds(ref _remember, "INSERT OR IGNORE INTO mq_dedup (queue, message_id, seen) VALUES ($queue, $id, $seen);", batch.Remember, transaction);
+            WriteIds(ref _remember, "INSERT INTO mq_dedup (queue, message_id, seen) VALUES ($queue, $id, $seen) ON CONFLICT (queue, message_id) DO UPDATE SET seen = excluded.seen;", batch.Remember, transaction);
             transaction.Commit();
         }
         catch (SqliteException ex)

@@ -16,6 +16,7 @@ internal sealed class Redrive(BrokerContext context, BrokerQueue source, Redrive
     private const int Page = 256;
     private readonly HashSet<QueueEntry> _stayed = new(ReferenceEqualityComparer.Instance);
     private int _moved;
+    private int _generation;
     private bool _deletedRows;
 
     internal async Task<int> RunAsync(int max)
@@ -38,8 +39,9 @@ internal sealed class Redrive(BrokerContext context, BrokerQueue source, Redrive
                 await MoveAsync([.. taken.Select(e => new Candidate(e, 0))]).ConfigureAwait(false);
             }
 
-            if (source.IsLazy && _moved < max && source.DiskPart is var (after, upTo))
+            if (source.IsLazy && _moved < max && source.DiskPart is var (after, upTo, generation))
             {
+                _generation = generation;
                 await MoveFromDiskAsync(after, upTo, max).ConfigureAwait(false);
             }
         }
@@ -90,6 +92,11 @@ internal sealed class Redrive(BrokerContext context, BrokerQueue source, Redrive
         foreach (var candidate in candidates)
         {
             var entry = candidate.Entry;
+            if (candidate.OnDisk && !source.TakeFromDisk(candidate.Size, taken: true, _generation))
+            {
+                continue; // purged meanwhile: not the dead-letter queue's to move any more
+            }
+
             var origin = Origin(entry);
             var copy = new QueueEntry(entry.Body, entry.GetProperties(), "", origin?.Name ?? "", now, entry.Priority);
             byte[]? envelope = null;
@@ -100,7 +107,6 @@ internal sealed class Redrive(BrokerContext context, BrokerQueue source, Redrive
             {
                 case OfferResult.Joined:
                     _moved++;
-                    Taken(candidate);
                     if (entry.StoreId > 0)
                     {
                         context.Durable!.Delete(entry.StoreId);
@@ -110,7 +116,6 @@ internal sealed class Redrive(BrokerContext context, BrokerQueue source, Redrive
                     break;
                 case OfferResult.Pending:
                     _moved++;
-                    Taken(candidate);
                     pending.Add(candidate);
                     if (entry.StoreId > 0)
                     {
@@ -119,7 +124,11 @@ internal sealed class Redrive(BrokerContext context, BrokerQueue source, Redrive
 
                     break;
                 default:
-                    if (!candidate.OnDisk)
+                    if (candidate.OnDisk)
+                    {
+                        source.TakeFromDisk(candidate.Size, taken: false, _generation); // it stays on disk, in its place
+                    }
+                    else
                     {
                         _stayed.Add(entry); // not taken again by this redrive
                         source.PutBack(entry); // refused, or its queue is gone: it stays, in its place
@@ -146,7 +155,7 @@ internal sealed class Redrive(BrokerContext context, BrokerQueue source, Redrive
                 _moved--;
                 if (candidate.OnDisk)
                 {
-                    source.TakeFromDisk(candidate.Size, taken: false);
+                    source.TakeFromDisk(candidate.Size, taken: false, _generation);
                 }
                 else
                 {
@@ -155,14 +164,6 @@ internal sealed class Redrive(BrokerContext context, BrokerQueue source, Redrive
             }
 
             throw;
-        }
-    }
-
-    private void Taken(Candidate candidate)
-    {
-        if (candidate.OnDisk)
-        {
-            source.TakeFromDisk(candidate.Size, taken: true);
         }
     }
 

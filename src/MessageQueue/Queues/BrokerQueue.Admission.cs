@@ -30,6 +30,10 @@ internal sealed partial class BrokerQueue
     // deduplication ids make a concurrent publish of the same id wait for the outcome.
     private int _reservedCount;
     private long _reservedBytes;
+
+    // A lazy queue's delayed rows admitted when due, being renumbered to the tail (see AdmitDueRow).
+    private int _dueRows;
+    private long _dueRowsBytes;
     private Dictionary<string, int>? _pendingIds;
     private TaskCompletionSource? _pendingSignal;
 
@@ -51,6 +55,11 @@ internal sealed partial class BrokerQueue
     internal bool CountsBytes => Options.MaxLengthBytes is not null;
 
     private bool HasRoom(long count, long bytes) => count <= _maxLength && bytes <= _maxBytes;
+
+    /// <summary>Whether <paramref name="count"/> more messages of <paramref name="bytes"/> fit, counting the places
+    /// already promised: reserved publishes and due delayed rows on their way to the tail (caller holds the lock).</summary>
+    private bool HasRoomFor(long count, long bytes) =>
+        HasRoom(ReadyCount + _reservedCount + _dueRows + count, ReadyBytes + _reservedBytes + _dueRowsBytes + bytes);
 
     private string DescribeLimit(long adding, long addingBytes)
     {
@@ -117,7 +126,7 @@ internal sealed partial class BrokerQueue
             }
         }
 
-        if (!_limited || adding == 0 || HasRoom(ReadyCount + _reservedCount + adding, ReadyBytes + _reservedBytes + addingBytes))
+        if (!_limited || adding == 0 || HasRoomFor(adding, addingBytes))
         {
             return Plan.Ok;
         }
@@ -393,8 +402,10 @@ internal sealed partial class BrokerQueue
     /// there is room; under the reject policies it is read back and dead-lettered with reason <c>maxlen</c>.</summary>
     private bool AdmitDueRow(long id, int size)
     {
-        if (!_limited || Options.Overflow == OverflowPolicy.DropHead || HasRoom(ReadyCount + 1, ReadyBytes + size))
+        if (!_limited || Options.Overflow == OverflowPolicy.DropHead || HasRoomFor(1, size))
         {
+            _dueRows++; // its place is promised until it joins (CompleteDue)
+            _dueRowsBytes += size;
             return true;
         }
 
@@ -498,9 +509,11 @@ internal sealed partial class BrokerQueue
         if (_blockedDueRows is { Count: > 0 } blockedRows)
         {
             List<Renumbering>? promoted = null;
-            while (blockedRows.TryPeek(out var row) && HasRoom(ReadyCount + _becomingDue + 1, ReadyBytes + row.Size))
+            while (blockedRows.TryPeek(out var row) && HasRoomFor(1, row.Size))
             {
                 blockedRows.Dequeue();
+                _dueRows++;
+                _dueRowsBytes += row.Size;
                 (promoted ??= []).Add(new Renumbering(null, row.Id, row.Size));
             }
 
@@ -510,7 +523,7 @@ internal sealed partial class BrokerQueue
             }
         }
 
-        if (_roomSignal is { } signal && HasRoom(ReadyCount + _reservedCount + 1, ReadyBytes + _reservedBytes + 1))
+        if (_roomSignal is { } signal && HasRoomFor(1, 1))
         {
             _roomSignal = null;
             signal.TrySetResult();

@@ -166,13 +166,13 @@ internal sealed partial class BrokerQueue
     }
 
     /// <summary>The disk part's id range, for a redrive that reads it while loads are paused; null when it is empty.</summary>
-    internal (long After, long UpTo)? DiskPart
+    internal (long After, long UpTo, int Generation)? DiskPart
     {
         get
         {
             lock (_sync)
             {
-                return _lazy && _diskCount > 0 ? (_cursor, _diskMaxId) : null;
+                return _lazy && _diskCount > 0 ? (_cursor, _diskMaxId, _loadGeneration) : null;
             }
         }
     }
@@ -195,15 +195,16 @@ internal sealed partial class BrokerQueue
         return entries;
     }
 
-    /// <summary>A row of the disk part moves elsewhere (or comes back, <paramref name="taken"/> false): the disk part's
-    /// count follows (loads paused).</summary>
-    internal void TakeFromDisk(int size, bool taken)
+    /// <summary>A row of the disk part is taken to move elsewhere (or comes back when its move was refused or failed,
+    /// <paramref name="taken"/> false): the disk part's count follows (loads paused). False when the disk part was
+    /// purged or the queue deleted since <paramref name="generation"/>: the row is no longer the queue's to move.</summary>
+    internal bool TakeFromDisk(int size, bool taken, int generation)
     {
         lock (_sync)
         {
-            if (taken && _diskCount == 0)
+            if (generation != _loadGeneration || _deleted || (taken && _diskCount == 0))
             {
-                return; // purged meanwhile: the count was reset with it
+                return false;
             }
 
             _diskCount += taken ? -1 : 1;
@@ -216,6 +217,7 @@ internal sealed partial class BrokerQueue
         }
 
         Notify();
+        return true;
     }
 
     /// <summary>Deletes the queue: its messages are dropped and its consumers' channels completed.</summary>

@@ -154,6 +154,16 @@ internal sealed partial class BrokerQueue
         if (_context.Durable!.TrySubmit(unit))
         {
             _becomingDue += due.Count;
+            return;
+        }
+
+        foreach (var r in due)
+        {
+            if (r.Entry is null)
+            {
+                _dueRows--; // closing: the row stays delayed on disk, and is due at the next start
+                _dueRowsBytes -= r.Size;
+            }
         }
     }
 
@@ -170,6 +180,11 @@ internal sealed partial class BrokerQueue
                 if (_deleted)
                 {
                     _context.Durable!.Delete(r.NewId);
+                    if (r.Entry is null)
+                    {
+                        _dueRows--;
+                        _dueRowsBytes -= r.Size;
+                    }
                 }
                 else if (r.Entry is { } entry)
                 {
@@ -178,6 +193,8 @@ internal sealed partial class BrokerQueue
                 }
                 else
                 {
+                    _dueRows--;
+                    _dueRowsBytes -= r.Size;
                     Spill(r.NewId, r.Size);
                 }
             }

@@ -472,13 +472,23 @@ internal sealed partial class BrokerQueue : IDueTarget
     /// taken is recorded first: the timeout counts from here, not from when it entered the prefetch window.</summary>
     internal bool TryClaim(in Handoff handoff)
     {
+        if (!handoff.Entry.TryTransition(handoff.Tag, EntryState.Buffered, EntryState.InHand))
+        {
+            return false; // a stale hand-over (returned meanwhile) touches nothing of the entry's later deliveries
+        }
+
         if (_ackTimeoutTicks > 0)
         {
+            // Only the claim that won writes the time; until it does, the deadline reads as "just taken" (see
+            // Deliver and ExpireAckDeadlines).
             Volatile.Write(ref handoff.Entry.ClaimedAt, _context.Scheduler.NowTicks);
         }
 
-        return handoff.Entry.TryTransition(handoff.Tag, EntryState.Buffered, EntryState.InHand);
+        return true;
     }
+
+    /// <summary>The claim time of a delivery whose claim has not written it yet (it was taken a moment ago).</summary>
+    private const long NotClaimedYet = long.MinValue;
 
     /// <summary>Dead-letters a claimed delivery that its consumer's code never saw (its body is not of the type the
     /// consumer reads): not counted as delivered.</summary>
@@ -1007,6 +1017,7 @@ internal sealed partial class BrokerQueue : IDueTarget
 
         if (_ackTimeoutTicks > 0)
         {
+            Volatile.Write(ref entry.ClaimedAt, NotClaimedYet); // written by the claim that takes this delivery
             // Looks again one timeout from now: by then the delivery was taken (and its deadline is known) or not.
             WakeAt(Durations.After(_context.Scheduler.NowTicks, _ackTimeoutTicks));
         }
@@ -1049,7 +1060,8 @@ internal sealed partial class BrokerQueue : IDueTarget
                     continue;
                 }
 
-                var deadline = Durations.After(Volatile.Read(ref entry.ClaimedAt), _ackTimeoutTicks);
+                var claimedAt = Volatile.Read(ref entry.ClaimedAt);
+                var deadline = Durations.After(claimedAt == NotClaimedYet ? nowTicks : claimedAt, _ackTimeoutTicks);
                 if (deadline > nowTicks)
                 {
                     next = Math.Min(next, deadline);

@@ -286,16 +286,21 @@ internal sealed partial class DurableLog : IDisposable
 
             if (failure is not null)
             {
+                bool stopping;
                 lock (_gate)
                 {
-                    if (_stopping)
+                    stopping = _stopping;
+                    if (!stopping)
                     {
-                        FailAll(failure);
-                        return;
+                        // Do not spin on a broken store: retry queued changes after a pause, or when a publish arrives.
+                        Monitor.Wait(_gate, TimeSpan.FromMilliseconds(100));
                     }
+                }
 
-                    // Do not spin on a broken store: retry queued changes after a pause, or when a publish arrives.
-                    Monitor.Wait(_gate, TimeSpan.FromMilliseconds(100));
+                if (stopping)
+                {
+                    FailAll(failure);
+                    return;
                 }
             }
         }
@@ -374,22 +379,29 @@ internal sealed partial class DurableLog : IDisposable
         unit.Done.TrySetException(failure);
     }
 
-    /// <summary>Closing with a broken store: every unit still queued fails (caller holds the gate).</summary>
+    /// <summary>Closing with a broken store: every unit still queued fails. Called without the gate: failing a unit
+    /// takes queue locks, and threads holding a queue lock take the gate to queue changes.</summary>
     private void FailAll(Exception failure)
     {
-        var left = _units.ToList();
-        _units.Clear();
+        List<StoreUnit> left;
+        List<TaskCompletionSource> barriers;
+        lock (_gate)
+        {
+            left = [.. _units];
+            _units.Clear();
+            barriers = _barriers;
+            _barriers = [];
+        }
+
         foreach (var unit in left)
         {
             Fail(unit, failure);
         }
 
-        foreach (var barrier in _barriers)
+        foreach (var barrier in barriers)
         {
             barrier.TrySetException(failure);
         }
-
-        _barriers = [];
     }
 
     /// <summary>Takes up to <paramref name="room"/> queued background changes (all when they fit), oldest first

@@ -48,8 +48,8 @@ public interface IMessageStore : IDisposable
 
     /// <summary>Applies a batch in one transaction, all of it or, when it throws, none of it: first the inserts,
     /// then the renumberings, then the delivery counts, then the deletes and purges (a delete, renumbering or count
-    /// for an id not stored is ignored), then the forgotten and remembered deduplication ids, in that order (remembering an id again keeps its
-    /// first time). Called by one thread at a time.</summary>
+    /// for an id not stored is ignored), then the forgotten and remembered deduplication ids, in that order (remembering an id again replaces its
+    /// time: the id was published again after its window). Called by one thread at a time.</summary>
     /// <param name="batch">The changes.</param>
     /// <exception cref="MessageStoreException">The store failed; nothing of the batch was written.</exception>
     void Write(StoreBatch batch);
