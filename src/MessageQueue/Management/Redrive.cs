@@ -87,7 +87,7 @@ internal sealed class Redrive(BrokerContext context, BrokerQueue source, Redrive
     private async Task MoveAsync(List<Candidate> candidates)
     {
         var pending = new List<Candidate>();
-        var handover = new Handover(retry: false);
+        var handover = new Handover(retry: false, mustBeDurable: true); // the call completes when the moves are on disk
         var now = context.Time.GetUtcNow().UtcTicks;
         foreach (var candidate in candidates)
         {

@@ -156,8 +156,9 @@ public sealed partial class MessageBroker
         };
         var now = _context.Clock.UtcNowTicks();
         var admitted = false;
-        foreach (var item in items)
+        for (var i = 0; i < items.Length; i++)
         {
+            ref var item = ref items[i];
             if (item.Verdict != Verdict.Enqueue)
             {
                 continue;
@@ -171,6 +172,7 @@ public sealed partial class MessageBroker
 
             if (item.DedupId is { } id && item.Queue.RemembersDurably && item.Queue.Options.DeduplicationWindow is not null)
             {
+                item.SeenAt = now; // remembered at this time in the store and in memory
                 unit.Remember.Add(new RememberedId(item.Queue.Name, id, now));
             }
         }

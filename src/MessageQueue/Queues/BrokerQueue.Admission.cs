@@ -219,7 +219,9 @@ internal sealed partial class BrokerQueue
             _published++;
             if (item.DedupId is { } id && _dedupWindowTicks > 0)
             {
-                RememberId(id, _context.Clock.UtcNowTicks(), rememberInStore);
+                // The time the store remembers (taken before the write) is the time memory remembers, so forgetting it
+                // later deletes the stored id.
+                RememberId(id, item.SeenAt != 0 ? item.SeenAt : _context.Clock.UtcNowTicks(), rememberInStore);
             }
 
             var storeId = item.Row?.Id ?? 0;
@@ -285,7 +287,7 @@ internal sealed partial class BrokerQueue
         {
             foreach (var item in items)
             {
-                if (item.Verdict == Verdict.Enqueue && item.Row is { } row)
+                if (item.Verdict == Verdict.Enqueue && item.Row is { Id: > 0 } row)
                 {
                     _context.Durable!.Delete(row.Id);
                 }
@@ -436,7 +438,11 @@ internal sealed partial class BrokerQueue
             lock (_sync)
             {
                 _becomingDue--;
-                if (row is not null && decoded is not null && !_deleted)
+                if (_deleted)
+                {
+                    log.Delete(id); // deleted with its queue meanwhile
+                }
+                else if (row is not null && decoded is not null)
                 {
                     var entry = EntryOf(row, decoded);
                     entry.StoreId = id;
@@ -620,6 +626,10 @@ internal struct AdmissionItem(BrokerQueue queue, QueueEntry entry, long due, str
 {
     /// <summary>The message's row when the queue stores it (written before the item takes its place), or null.</summary>
     internal Storage.NewRow? Row;
+
+    /// <summary>When a deduplicated publish was first seen, as written to the store with its row (0: take the time
+    /// when it is put in place).</summary>
+    internal long SeenAt;
 
     internal readonly BrokerQueue Queue = queue;
     internal readonly QueueEntry Entry = entry;

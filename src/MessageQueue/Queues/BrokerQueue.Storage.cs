@@ -20,7 +20,7 @@ internal sealed partial class BrokerQueue
     {
         var log = _context.Durable!;
         envelope ??= Envelope.Encode(entry.Body, entry.GetProperties(), entry.Exchange, entry.RoutingKey, entry.TimestampTicks, log.Serializer);
-        return new NewRow(Name, entry, dueTicks, envelope, transient: !(Options.Durable && entry.GetProperties().Persistent));
+        return new NewRow(this, entry, dueTicks, envelope, transient: !(Options.Durable && entry.GetProperties().Persistent));
     }
 
     /// <summary>
@@ -280,11 +280,12 @@ internal sealed class Handover
 {
     private readonly List<(BrokerQueue Queue, AdmissionItem Item)> _joins = [];
 
-    internal Handover(bool retry, Action<Exception>? failed = null)
+    internal Handover(bool retry, Action<Exception>? failed = null, bool mustBeDurable = false)
     {
         Unit = new StoreUnit
         {
             Retry = retry,
+            MustBeDurable = mustBeDurable,
             Committed = Commit,
             Failed = ex =>
             {

@@ -97,6 +97,7 @@ internal sealed partial class DurableLog : IDisposable
                 return false;
             }
 
+            unit.Rows.RemoveAll(r => r.Owner.IsDeleted); // its queue is gone: nothing to write (the unit's join deletes by id)
             foreach (var row in unit.Rows)
             {
                 row.Id = ++_nextId;
@@ -262,16 +263,16 @@ internal sealed partial class DurableLog : IDisposable
                     }
                 }
             }
-            finally
+
+            // Units are applied before the write counts as done: a barrier taken meanwhile waits for the changes the
+            // application queues (the deletes of rows whose queue was deleted, say).
+            Finish(units, failure);
+            lock (_gate)
             {
-                lock (_gate)
-                {
-                    _writing = false;
-                    Monitor.PulseAll(_gate);
-                }
+                _writing = false;
+                Monitor.PulseAll(_gate);
             }
 
-            Finish(units, failure);
             foreach (var waiter in waiters)
             {
                 if (failure is null)

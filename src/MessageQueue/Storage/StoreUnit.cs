@@ -45,9 +45,12 @@ internal sealed class StoreUnit
 }
 
 /// <summary>A row to insert for a message entering a stored queue; <see cref="Id"/> is given when its unit is submitted.</summary>
-internal sealed class NewRow(string queue, QueueEntry entry, long dueTicks, byte[] envelope, bool transient)
+internal sealed class NewRow(BrokerQueue owner, QueueEntry entry, long dueTicks, byte[] envelope, bool transient)
 {
-    internal string Queue { get; } = queue;
+    /// <summary>The queue the row belongs to.</summary>
+    internal BrokerQueue Owner { get; } = owner;
+
+    internal string Queue => Owner.Name;
 
     internal QueueEntry Entry { get; } = entry;
 
