@@ -263,7 +263,7 @@ public sealed class ReviewFaultTests : TempDatabaseFixture
 
         failWrite.Set();
         await Assert.ThrowsAsync<MessageStoreException>(async () => await first.WithSafety());
-        Thread.Sleep(50); // the writer goes on to FailAll, which waits for the queue lock while holding _gate
+        await Task.Delay(50); // the writer goes on to FailAll, which waits for the queue lock while holding _gate
         go.Set();
 
         var deadlocked = false;

@@ -125,14 +125,16 @@ internal sealed class Topology
             // applications and scripts often declare in that order. Its dead letters are dropped, counted and logged
             // once, until it exists. At Build() the whole topology is in view, so a missing one is reported there.
             var queue = new BrokerQueue(name, options, _context);
+            if (checkReferences && queue.IsStored)
+            {
+                // Messages stored for it by an earlier run, put back before anything can be routed to it.
+                Storage.Recovery.Adopt(_context, queue);
+            }
+
             _queues = new Dictionary<string, BrokerQueue>(_queues, StringComparer.Ordinal)
             {
                 [name] = queue,
             };
-            if (checkReferences && queue.IsStored)
-            {
-                Storage.Recovery.Adopt(_context, queue); // messages stored for it by an earlier run
-            }
         }
     }
 
