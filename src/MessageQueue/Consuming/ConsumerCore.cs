@@ -126,6 +126,4 @@ internal enum SettleResult
     /// <summary>The queue was deleted.</summary>
     QueueDeleted,
 
-    /// <summary>The message was returned and delivered again since (a later delivery was settled or timed out).</summary>
-    Superseded,
 }

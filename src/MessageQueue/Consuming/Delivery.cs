@@ -126,10 +126,8 @@ public readonly struct Delivery<T> : IEquatable<Delivery<T>>
             $"Delivery {DeliveryCount} of message '{Properties.MessageId}' from queue '{Queue}' is no longer valid: its ack timeout ({Consumer.Queue.Options.AckTimeout}) passed and the message was returned to the queue, to be redelivered."),
         SettleResult.ConsumerGone => throw new InvalidOperationException(
             $"The consumer that received message '{Properties.MessageId}' from queue '{Queue}' was disposed; the message was returned to the queue and will be redelivered."),
-        SettleResult.QueueDeleted => throw new InvalidOperationException(
-            $"Queue '{Queue}' was deleted, and message '{Properties.MessageId}' with it; there is nothing left to settle."),
         _ => throw new InvalidOperationException(
-            $"Delivery {DeliveryCount} of message '{Properties.MessageId}' from queue '{Queue}' is no longer valid: the message went back to the queue and was delivered again since."),
+            $"Queue '{Queue}' was deleted, and message '{Properties.MessageId}' with it; there is nothing left to settle."),
     };
 
     /// <inheritdoc/>

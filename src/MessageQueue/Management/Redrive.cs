@@ -98,9 +98,9 @@ internal sealed class Redrive(BrokerContext context, BrokerQueue source, Redrive
             }
 
             var origin = Origin(entry);
-            var copy = new QueueEntry(entry.Body, entry.GetProperties(), "", origin?.Name ?? "", now, entry.Priority);
+            var copy = origin?.NewEntry(entry.Body, entry.GetProperties(), "", origin.Name, now, entry.Priority);
             byte[]? envelope = null;
-            var result = origin is null ? OfferResult.Deleted
+            var result = origin is null || copy is null ? OfferResult.Deleted
                 : origin.NeedsOffer ? origin.Offer(copy, ref envelope, handover, deadLetterRefused: false)
                 : origin.Enqueue(copy) ? OfferResult.Joined : OfferResult.Deleted;
             switch (result)

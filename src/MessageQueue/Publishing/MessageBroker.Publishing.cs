@@ -59,7 +59,7 @@ public sealed partial class MessageBroker
                 var items = new List<AdmissionItem>(queues.Count);
                 foreach (var queue in queues)
                 {
-                    var entry = new QueueEntry(message, properties, exchange.Name, routingKey, now, properties?.Priority ?? 0);
+                    var entry = queue.NewEntry(message, properties, exchange.Name, routingKey, now, properties?.Priority ?? 0);
                     items.Add(new AdmissionItem(queue, entry, due, options?.MessageId, queue.CountsBytes ? BodySize.Of(message) : 0, 0));
                 }
 
@@ -70,7 +70,7 @@ public sealed partial class MessageBroker
             QueueEntry? last = null;
             foreach (var queue in queues)
             {
-                var entry = new QueueEntry(message, properties, exchange.Name, routingKey, now, properties?.Priority ?? 0);
+                var entry = queue.NewEntry(message, properties, exchange.Name, routingKey, now, properties?.Priority ?? 0);
                 if (due == 0 ? queue.Enqueue(entry) : queue.EnqueueDelayed(entry, due))
                 {
                     routed++;
@@ -95,7 +95,7 @@ public sealed partial class MessageBroker
     {
         var now = _context.Clock.UtcNowTicks();
         var properties = options is null ? null : CreateProperties(options, message, now);
-        var entry = new QueueEntry(message, properties, "", target.Name, now, properties?.Priority ?? 0);
+        var entry = target.NewEntry(message, properties, "", target.Name, now, properties?.Priority ?? 0);
         var due = options is null ? 0 : DueTicks(options);
         if (target.IsGuarded)
         {
@@ -303,7 +303,7 @@ public sealed partial class MessageBroker
                 var due = message.Options is null ? 0 : DueTicks(message.Options);
                 foreach (var queue in collector.Queues)
                 {
-                    var entry = new QueueEntry(message.Body, message.Properties, message.Exchange, message.RoutingKey, now, message.Properties.Priority);
+                    var entry = queue.NewEntry(message.Body, message.Properties, message.Exchange, message.RoutingKey, now, message.Properties.Priority);
                     items.Add(new AdmissionItem(queue, entry, due, message.Options?.MessageId, queue.CountsBytes ? BodySize.Of(message.Body) : 0, i));
                 }
             }

@@ -386,7 +386,7 @@ internal sealed partial class BrokerQueue
         return seen;
     }
 
-    private static QueueEntry EntryOf(StoredMessage row, Envelope.Decoded decoded) =>
+    private static ExtendedEntry EntryOf(StoredMessage row, Envelope.Decoded decoded) =>
         new(decoded.Body, decoded.Properties, decoded.Exchange, decoded.RoutingKey, decoded.TimestampTicks, decoded.Properties.Priority)
         {
             DeliveryCount = row.DeliveryCount,

@@ -30,6 +30,7 @@ internal sealed partial class BrokerQueue : IDueTarget
     private long _delayOrder;
     private readonly List<ConsumerCore> _consumers = [];
     private readonly long _ackTimeoutTicks;
+    private readonly bool _extended;
     private readonly int _maxDeliveries;
     private List<DeadLetter>? _deadLetters;
     private long _sequence;
@@ -53,6 +54,7 @@ internal sealed partial class BrokerQueue : IDueTarget
         _ackTimeoutTicks = options.AckTimeout is { } ackTimeout && !Durations.IsInfinite(ackTimeout) ? ackTimeout.Ticks : 0;
         _maxDeliveries = options.MaxDeliveryCount ?? int.MaxValue;
         _queueTtlTicks = TtlTicksOf(options.MessageTtl);
+        _extended = _ackTimeoutTicks > 0 || ((options.Durable || options.Mode == QueueMode.Lazy) && context.Durable is not null);
         _ready = new ReadyList(options.MaxPriority ?? 0, countBytes: options.MaxLengthBytes is not null);
         _prioritized = options.MaxPriority is not null;
         _limited = options.MaxLength is not null || options.MaxLengthBytes is not null;
@@ -80,6 +82,13 @@ internal sealed partial class BrokerQueue : IDueTarget
     internal string Name { get; }
 
     internal QueueOptions Options { get; }
+
+    /// <summary>Makes an entry for this queue: an <see cref="ExtendedEntry"/> when the queue stores messages or times
+    /// acks, a plain one otherwise.</summary>
+    internal QueueEntry NewEntry(object body, MessageProperties? properties, string exchange, string routingKey, long timestampTicks, byte priority) =>
+        _extended
+            ? new ExtendedEntry(body, properties, exchange, routingKey, timestampTicks, priority)
+            : new QueueEntry(body, properties, exchange, routingKey, timestampTicks, priority);
 
     internal bool IsDeleted => Volatile.Read(ref _deleted);
 
@@ -481,7 +490,7 @@ internal sealed partial class BrokerQueue : IDueTarget
         {
             // Only the claim that won writes the time; until it does, the deadline reads as "just taken" (see
             // Deliver and ExpireAckDeadlines).
-            Volatile.Write(ref handoff.Entry.ClaimedAt, _context.Scheduler.NowTicks);
+            Volatile.Write(ref ((ExtendedEntry)handoff.Entry).ClaimedAt, _context.Scheduler.NowTicks);
         }
 
         return true;
@@ -504,7 +513,6 @@ internal sealed partial class BrokerQueue : IDueTarget
 
             UncountDelivery(entry);
             Kill(entry, DeathRecord.Rejected, reason, exception: null);
-            entry.SettledTag = tag;
             Settled(consumer);
             dead = TakeDeadLetters();
         }
@@ -524,7 +532,6 @@ internal sealed partial class BrokerQueue : IDueTarget
             }
 
             entry.SetState(EntryState.Gone);
-            entry.SettledTag = tag;
             _acked++;
             ForgetStored(entry);
             Settled(consumer); // refills, which may dead-letter messages at their delivery limit
@@ -555,7 +562,6 @@ internal sealed partial class BrokerQueue : IDueTarget
                 if (CheckSettle(consumer, d.Entry, d.Tag) == SettleResult.Ok)
                 {
                     d.Entry.SetState(EntryState.Gone);
-                    d.Entry.SettledTag = d.Tag;
                     ForgetStored(d.Entry);
                     settled++;
                 }
@@ -622,7 +628,6 @@ internal sealed partial class BrokerQueue : IDueTarget
         {
             if (entry.TryTransition(tag, EntryState.InHand, EntryState.Gone))
             {
-                entry.SettledTag = tag;
                 _acked++;
                 ForgetStored(entry);
                 Settled(consumer); // refills, which may dead-letter messages at their delivery limit
@@ -643,8 +648,6 @@ internal sealed partial class BrokerQueue : IDueTarget
             {
                 return check;
             }
-
-            entry.SettledTag = tag;
             if (!requeue)
             {
                 Kill(entry, DeathRecord.Rejected, detail: null, exception: null);
@@ -673,8 +676,6 @@ internal sealed partial class BrokerQueue : IDueTarget
             {
                 return check;
             }
-
-            entry.SettledTag = tag;
             Kill(entry, DeathRecord.Rejected, reason, exception);
             Settled(consumer);
             dead = TakeDeadLetters();
@@ -706,13 +707,11 @@ internal sealed partial class BrokerQueue : IDueTarget
                 RecordDelivery(entry, deliveryCount);
                 if (_ackTimeoutTicks > 0)
                 {
-                    Volatile.Write(ref entry.ClaimedAt, _context.Scheduler.NowTicks); // a new delivery: its ack timeout starts again
+                    Volatile.Write(ref ((ExtendedEntry)entry).ClaimedAt, _context.Scheduler.NowTicks); // a new delivery: its ack timeout starts again
                 }
 
                 return true;
             }
-
-            entry.SettledTag = tag;
             Kill(entry, DeathRecord.DeliveryLimit, detail: null, exception: null);
             Settled(consumer);
             dead = TakeDeadLetters();
@@ -798,17 +797,18 @@ internal sealed partial class BrokerQueue : IDueTarget
     /// not, why (caller holds the lock).</summary>
     private SettleResult CheckSettle(ConsumerCore consumer, QueueEntry entry, int tag)
     {
-        if (entry.Handle == QueueEntry.Pack(tag, EntryState.InHand) && !consumer.Removed)
+        var handle = entry.Handle;
+        if (handle == QueueEntry.Pack(tag, EntryState.InHand) && !consumer.Removed)
         {
             return SettleResult.Ok;
         }
 
-        if (entry.SettledTag == tag)
+        if (handle == QueueEntry.Pack(tag, EntryState.Gone))
         {
-            return SettleResult.AlreadySettled;
+            return SettleResult.AlreadySettled; // acked or rejected, nothing since
         }
 
-        if (entry.TimedOutTag == tag)
+        if (entry is ExtendedEntry { TimedOutTag: var timedOut } && timedOut == tag)
         {
             return SettleResult.TimedOut;
         }
@@ -818,7 +818,9 @@ internal sealed partial class BrokerQueue : IDueTarget
             return SettleResult.QueueDeleted;
         }
 
-        return consumer.Removed ? SettleResult.ConsumerGone : SettleResult.Superseded;
+        // A delivery in hand ends by a settle, its ack timeout, its consumer leaving or its queue's deletion; the
+        // last three are ruled out.
+        return consumer.Removed ? SettleResult.ConsumerGone : SettleResult.AlreadySettled;
     }
 
     /// <summary>Undoes the counters of a delivery that never reached the consumer's code (caller holds the lock).</summary>
@@ -1017,7 +1019,7 @@ internal sealed partial class BrokerQueue : IDueTarget
 
         if (_ackTimeoutTicks > 0)
         {
-            Volatile.Write(ref entry.ClaimedAt, NotClaimedYet); // written by the claim that takes this delivery
+            Volatile.Write(ref ((ExtendedEntry)entry).ClaimedAt, NotClaimedYet); // written by the claim that takes this delivery
             // Looks again one timeout from now: by then the delivery was taken (and its deadline is known) or not.
             WakeAt(Durations.After(_context.Scheduler.NowTicks, _ackTimeoutTicks));
         }
@@ -1035,7 +1037,7 @@ internal sealed partial class BrokerQueue : IDueTarget
     }
 
     /// <summary>Returns deliveries whose ack deadline passed; gives the next time to look again. The timeout counts
-    /// from when the consumer's code took a delivery (<see cref="QueueEntry.ClaimedAt"/>); deliveries still in a
+    /// from when the consumer's code took a delivery (<see cref="ExtendedEntry.ClaimedAt"/>); deliveries still in a
     /// prefetch window are not timed, but are looked at again one timeout later, by when any claimed since has its
     /// deadline in view. A consumer that lost a delivery to its timeout also gets back what waits in its window, so
     /// those are redelivered behind it, in queue order, not ahead of it.</summary>
@@ -1060,7 +1062,7 @@ internal sealed partial class BrokerQueue : IDueTarget
                     continue;
                 }
 
-                var claimedAt = Volatile.Read(ref entry.ClaimedAt);
+                var claimedAt = Volatile.Read(ref ((ExtendedEntry)entry).ClaimedAt);
                 var deadline = Durations.After(claimedAt == NotClaimedYet ? nowTicks : claimedAt, _ackTimeoutTicks);
                 if (deadline > nowTicks)
                 {
@@ -1070,7 +1072,7 @@ internal sealed partial class BrokerQueue : IDueTarget
 
                 if (entry.TryTransition(t.Tag, EntryState.InHand, EntryState.Ready))
                 {
-                    entry.TimedOutTag = t.Tag;
+                    ((ExtendedEntry)entry).TimedOutTag = t.Tag;
                     Requeue(entry, TimeSpan.Zero);
                     consumer.InFlight--;
                     expired = true;

@@ -93,7 +93,7 @@ internal sealed class DeadLetterRouter(BrokerContext context)
                     continue;
                 }
 
-                var entry = new QueueEntry(dead.Entry.Body, properties, exchangeName, routingKey, now.UtcTicks, dead.Entry.Priority);
+                var entry = queue.NewEntry(dead.Entry.Body, properties, exchangeName, routingKey, now.UtcTicks, dead.Entry.Priority);
                 routed |= queue.NeedsOffer
                     ? queue.Offer(entry, ref envelope, handover, deadLetterRefused: true) is OfferResult.Joined or OfferResult.Pending
                     : queue.Enqueue(entry);

@@ -13,7 +13,7 @@ namespace MessageQueue.Queues;
 /// can never claim a later delivery of the same entry by mistake.
 /// </remarks>
 [DebuggerDisplay("#{Sequence} {State} deliveries={DeliveryCount}")]
-internal sealed class QueueEntry
+internal class QueueEntry
 {
     private MessageProperties? _properties;
     private long _handle;
@@ -47,20 +47,24 @@ internal sealed class QueueEntry
     /// <summary>How many times the entry has been handed to a consumer. Changed under the queue lock.</summary>
     internal int DeliveryCount;
 
-    /// <summary>When the consumer's code took the current delivery (broker clock ticks; only kept for queues with
-    /// an ack timeout, which counts from here). Written before the claim that makes the delivery in hand.</summary>
-    internal long ClaimedAt;
-
-    /// <summary>The tag of the last delivery settled by ack, nack or reject (under the queue lock): a second settle
-    /// of it is reported as such.</summary>
-    internal int SettledTag;
-
-    /// <summary>The tag of the last delivery returned by its ack timeout (under the queue lock).</summary>
-    internal int TimedOutTag;
-
-    /// <summary>The message's row while it is in a queue that stores it, or 0. Set and cleared under the queue lock;
-    /// stable while a delivery is in the consumer's hands, so the claim reads it without the lock.</summary>
-    internal long StoreId;
+    /// <summary>The message's row while it is in a queue that stores it, or 0 (always 0 for a plain entry, which a
+    /// queue without a store never gives a row). Set and cleared under the queue lock; stable while a delivery is in
+    /// the consumer's hands, so the claim reads it without the lock.</summary>
+    internal long StoreId
+    {
+        get => this is ExtendedEntry e ? e.Row : 0;
+        set
+        {
+            if (this is ExtendedEntry e)
+            {
+                e.Row = value;
+            }
+            else if (value != 0)
+            {
+                throw new InvalidOperationException("A plain queue entry cannot have a row: its queue creates extended entries.");
+            }
+        }
+    }
 
     internal long Handle => Volatile.Read(ref _handle);
 
@@ -101,6 +105,24 @@ internal sealed class QueueEntry
         };
         return Interlocked.CompareExchange(ref _properties, p, null) ?? p;
     }
+}
+
+/// <summary>
+/// An entry of a queue that stores messages or times acks: what only those need, kept out of the plain entry (the
+/// one allocation per message on the in-memory path) so that it stays at 80 bytes.
+/// </summary>
+internal sealed class ExtendedEntry(object body, MessageProperties? properties, string exchange, string routingKey, long timestampTicks, byte priority)
+    : QueueEntry(body, properties, exchange, routingKey, timestampTicks, priority)
+{
+    /// <summary>The message's row, or 0 (see <see cref="QueueEntry.StoreId"/>).</summary>
+    internal long Row;
+
+    /// <summary>When the consumer's code took the current delivery (broker clock ticks; the ack timeout counts from
+    /// here). Written by the claim that won; until then it reads as not claimed yet.</summary>
+    internal long ClaimedAt;
+
+    /// <summary>The tag of the last delivery returned by its ack timeout (under the queue lock).</summary>
+    internal int TimedOutTag;
 }
 
 /// <summary>Where an entry is.</summary>
