@@ -51,9 +51,11 @@ internal sealed partial class DurableLog : IDisposable
             }
             finally
             {
+                StopApplier();
                 WriterEnded();
             }
         }) { IsBackground = true, Name = "MessageQueue store writer" };
+        StartApplier();
         _writer.Start();
     }
 
@@ -134,7 +136,7 @@ internal sealed partial class DurableLog : IDisposable
     {
         lock (_gate)
         {
-            if (_background.IsEmpty && _units.Count == 0 && !_writing)
+            if (_background.IsEmpty && _units.Count == 0 && !_writing && _pendingApply == 0)
             {
                 return Task.CompletedTask;
             }
@@ -264,25 +266,14 @@ internal sealed partial class DurableLog : IDisposable
                 }
             }
 
-            // Units are applied before the write counts as done: a barrier taken meanwhile waits for the changes the
-            // application queues (the deletes of rows whose queue was deleted, say).
-            Finish(units, failure);
+            // The applier puts the units in place (in order) while this thread writes the next batch; a barrier
+            // taken meanwhile waits for it (see _pendingApply).
+            batch.Inserts.Clear(); // written or failed: the batch keeps no body alive while the writer waits
+            Hand(units, failure, waiters);
             lock (_gate)
             {
                 _writing = false;
                 Monitor.PulseAll(_gate);
-            }
-
-            foreach (var waiter in waiters)
-            {
-                if (failure is null)
-                {
-                    waiter.TrySetResult();
-                }
-                else
-                {
-                    waiter.TrySetException(failure);
-                }
             }
 
             if (failure is not null)
@@ -353,6 +344,11 @@ internal sealed partial class DurableLog : IDisposable
 #pragma warning restore CA1031
                 {
                     _logApplyFailed(unit.Count, ex);
+                }
+
+                foreach (var row in unit.Rows)
+                {
+                    row.Release(); // written: the unit keeps no body alive
                 }
 
                 unit.Done.TrySetResult();

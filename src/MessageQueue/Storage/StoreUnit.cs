@@ -56,13 +56,17 @@ internal sealed class NewRow(BrokerQueue owner, QueueEntry entry, long dueTicks,
 
     internal long DueTicks { get; } = dueTicks;
 
-    internal byte[] Envelope { get; } = envelope;
+    /// <summary>The encoded message; released (empty) once the row is written and in place, so a finished unit holds
+    /// no bodies.</summary>
+    internal byte[] Envelope { get; private set; } = envelope;
 
     internal bool Transient { get; } = transient;
 
     internal long Id { get; set; }
 
     internal StoredMessage ToStored() => new(Id, Queue, Entry.DeliveryCount, DueTicks, Envelope) { Transient = Transient };
+
+    internal void Release() => Envelope = [];
 }
 
 /// <summary>A delayed row that became due; <see cref="NewId"/> is given when its unit is submitted. A lazy queue's

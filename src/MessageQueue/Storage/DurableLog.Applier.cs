@@ -1,0 +1,96 @@
+namespace MessageQueue.Storage;
+
+/// <summary>
+/// The applier: a second thread that puts written units in place (their <see cref="StoreUnit.Committed"/>), in the
+/// order they were written, while the writer goes on with the next transaction. Barriers complete after the units
+/// written before them are applied.
+/// </summary>
+internal sealed partial class DurableLog
+{
+    private readonly object _applyGate = new();
+    private readonly Queue<Written> _toApply = new();
+    private Thread? _applier;
+    private bool _writerDone;
+
+    // Batches written and not applied yet (guarded by _gate): a barrier takes no shortcut while there are any.
+    private int _pendingApply;
+
+    /// <summary>A written (or failed) batch: its units, and the barriers that waited for it.</summary>
+    private readonly record struct Written(List<StoreUnit> Units, Exception? Failure, List<TaskCompletionSource> Waiters);
+
+    private void StartApplier()
+    {
+        _applier = new Thread(Apply) { IsBackground = true, Name = "MessageQueue store applier" };
+        _applier.Start();
+    }
+
+    /// <summary>Hands a written batch to the applier (on the writer thread, before it clears <c>_writing</c>).</summary>
+    private void Hand(List<StoreUnit> units, Exception? failure, List<TaskCompletionSource> waiters)
+    {
+        lock (_gate)
+        {
+            _pendingApply++;
+        }
+
+        lock (_applyGate)
+        {
+            _toApply.Enqueue(new Written(units, failure, waiters));
+            Monitor.Pulse(_applyGate);
+        }
+    }
+
+    private void Apply()
+    {
+        while (true)
+        {
+            Written next;
+            lock (_applyGate)
+            {
+                while (_toApply.Count == 0)
+                {
+                    if (_writerDone)
+                    {
+                        return;
+                    }
+
+                    Monitor.Wait(_applyGate);
+                }
+
+                next = _toApply.Dequeue();
+            }
+
+            Finish(next.Units, next.Failure);
+            foreach (var waiter in next.Waiters)
+            {
+                if (next.Failure is null)
+                {
+                    waiter.TrySetResult();
+                }
+                else
+                {
+                    waiter.TrySetException(next.Failure);
+                }
+            }
+
+            next = default; // nothing of the batch stays reachable while the applier waits
+
+            lock (_gate)
+            {
+                _pendingApply--;
+                Monitor.PulseAll(_gate);
+            }
+        }
+    }
+
+    /// <summary>The writer ended: the applier finishes what it was handed, then ends too (on the writer thread).</summary>
+    private void StopApplier()
+    {
+        lock (_applyGate)
+        {
+            _writerDone = true;
+            Monitor.Pulse(_applyGate);
+        }
+
+        _applier?.Join();
+    }
+}
