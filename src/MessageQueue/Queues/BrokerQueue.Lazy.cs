@@ -361,31 +361,6 @@ internal sealed partial class BrokerQueue
         return count;
     }
 
-    /// <summary>The disk part's id range and how many of its head rows are owed to the head-drop, for browsing and
-    /// redrive (caller holds the lock).</summary>
-    private (long After, long UpTo, int Owed) DiskRange => (_cursor, _diskMaxId, _owedDrops);
-
-    /// <summary>Reads rows of the disk part for browsing (no lock held).</summary>
-    private List<QueueEntry> ReadSpilled(long after, long upTo, int skip, int max)
-    {
-        if (max <= 0 || upTo <= after)
-        {
-            return [];
-        }
-
-        var log = _context.Durable!;
-        var seen = new List<QueueEntry>();
-        foreach (var row in log.Store.ReadReady(Name, after, upTo, max + skip).Skip(skip))
-        {
-            if (TryDecode(row) is { } d)
-            {
-                seen.Add(EntryOf(row, d));
-            }
-        }
-
-        return seen;
-    }
-
     private static ExtendedEntry EntryOf(StoredMessage row, Envelope.Decoded decoded) =>
         new(decoded.Body, decoded.Properties, decoded.Exchange, decoded.RoutingKey, decoded.TimestampTicks, decoded.Properties.Priority)
         {

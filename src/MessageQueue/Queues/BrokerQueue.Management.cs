@@ -93,6 +93,31 @@ internal sealed partial class BrokerQueue
         return seen;
     }
 
+    /// <summary>The disk part's id range and how many of its head rows are owed to the head-drop, for browsing and
+    /// redrive (caller holds the lock).</summary>
+    private (long After, long UpTo, int Owed) DiskRange => (_cursor, _diskMaxId, _owedDrops);
+
+    /// <summary>Reads rows of the disk part for browsing (no lock held).</summary>
+    private List<QueueEntry> ReadSpilled(long after, long upTo, int skip, int max)
+    {
+        if (max <= 0 || upTo <= after)
+        {
+            return [];
+        }
+
+        var log = _context.Durable!;
+        var seen = new List<QueueEntry>();
+        foreach (var row in log.Store.ReadReady(Name, after, upTo, max + skip).Skip(skip))
+        {
+            if (TryDecode(row) is { } d)
+            {
+                seen.Add(EntryOf(row, d));
+            }
+        }
+
+        return seen;
+    }
+
     /// <summary>Takes up to <paramref name="max"/> ready messages in memory that <paramref name="take"/> accepts, in
     /// order, to move them elsewhere: they keep their rows (the mover deletes them with the move) and can be put back
     /// (<see cref="PutBack"/>).</summary>

@@ -1,0 +1,83 @@
+using MessageQueue.Consuming;
+using MessageQueue.Scheduling;
+using MessageQueue.Storage;
+
+namespace MessageQueue.Queues;
+
+/// <summary>Messages leaving: requeued, dead-lettered (sent once the lock is released), or gone for good with their rows.</summary>
+internal sealed partial class BrokerQueue
+{
+    private void Requeue(QueueEntry entry, TimeSpan delay)
+    {
+        if (entry.DeliveryCount >= _maxDeliveries)
+        {
+            Kill(entry, DeathRecord.DeliveryLimit, detail: null, exception: null);
+            return;
+        }
+
+        if (delay > TimeSpan.Zero)
+        {
+            var due = Durations.After(_context.Scheduler.NowTicks, delay);
+            entry.SetState(EntryState.Delayed);
+            _delayed.Enqueue(entry, (due, ++_delayOrder));
+            WakeAt(due);
+            return;
+        }
+
+        entry.SetState(EntryState.Ready);
+        ReturnToReady(entry);
+    }
+
+    /// <summary>Takes a message out for dead-lettering (caller holds the lock); its row, if any, goes with the dead
+    /// letter and is deleted once the dead letter is in its target (see <see cref="DeadLetterRouter"/>).</summary>
+    private void Kill(QueueEntry entry, string reason, string? detail, Exception? exception)
+    {
+        entry.SetState(EntryState.Gone);
+        var storeId = entry.StoreId;
+        entry.StoreId = 0;
+        (_deadLetters ??= []).Add(new DeadLetter(entry, reason, detail, exception, storeId));
+    }
+
+    /// <summary>A stored message left the queue for good (caller holds the lock): its row is deleted, in a later batch.</summary>
+    private void ForgetStored(QueueEntry entry)
+    {
+        if (entry.StoreId > 0)
+        {
+            _context.Durable!.Delete(entry.StoreId);
+            entry.StoreId = 0;
+        }
+    }
+
+    private List<DeadLetter>? TakeDeadLetters()
+    {
+        var dead = _deadLetters;
+        _deadLetters = null;
+        return dead;
+    }
+
+    /// <summary>Sends dead letters taken under the lock on, once it is released (they enter other queues, whose
+    /// locks must not nest in this one). Their rows here are deleted with their rows in their targets.</summary>
+    private void SendDeadLetters(List<DeadLetter>? dead)
+    {
+        if (dead is not null)
+        {
+            _context.DeadLetters.Send(this, dead);
+        }
+
+        Notify();
+    }
+
+    internal void CountDeadLettered(bool routed)
+    {
+        if (routed)
+        {
+            Interlocked.Increment(ref _deadLettered);
+        }
+        else
+        {
+            Interlocked.Increment(ref _dropped);
+        }
+
+        Notify();
+    }
+}

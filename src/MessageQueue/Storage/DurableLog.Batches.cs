@@ -1,0 +1,171 @@
+namespace MessageQueue.Storage;
+
+/// <summary>How the writer makes its transactions from what is queued (whole units, then background changes in the
+/// room left, with moot changes dropped), and how written or failed units are finished.</summary>
+internal sealed partial class DurableLog
+{
+    /// <summary>One transaction: the background changes and the units, units' rows after older inserts.</summary>
+    private static StoreBatch Compose(List<StoreUnit> units, StoreBatch background)
+    {
+        var batch = new StoreBatch();
+        batch.Inserts.AddRange(background.Inserts);
+        foreach (var unit in units)
+        {
+            batch.MustBeDurable |= unit.MustBeDurable;
+            foreach (var row in unit.Rows)
+            {
+                batch.Inserts.Add(row.ToStored());
+            }
+
+            foreach (var r in unit.Renumbers)
+            {
+                batch.Renumbered.Add((r.Id, r.NewId));
+            }
+
+            batch.Deletes.AddRange(unit.Deletes);
+            batch.Remember.AddRange(unit.Remember);
+        }
+
+        batch.Deliveries.AddRange(background.Deliveries);
+        batch.Deletes.AddRange(background.Deletes);
+        batch.Purges.AddRange(background.Purges);
+        batch.Remember.AddRange(background.Remember);
+        batch.Forget.AddRange(background.Forget);
+        return batch;
+    }
+
+    /// <summary>Applies written units to the queues, in order, then completes them; or fails them.</summary>
+    private void Finish(List<StoreUnit> units, Exception? failure)
+    {
+        foreach (var unit in units)
+        {
+            if (failure is null)
+            {
+                try
+                {
+                    unit.Committed?.Invoke();
+                }
+#pragma warning disable CA1031 // Applying one unit must not stop the writer; the failure is logged.
+                catch (Exception ex)
+#pragma warning restore CA1031
+                {
+                    _logApplyFailed(unit.Count, ex);
+                }
+
+                foreach (var row in unit.Rows)
+                {
+                    row.Release(); // written: the unit keeps no body alive
+                }
+
+                unit.Done.TrySetResult();
+            }
+            else
+            {
+                Fail(unit, failure);
+            }
+        }
+    }
+
+    private void Fail(StoreUnit unit, Exception failure)
+    {
+        try
+        {
+            unit.Failed?.Invoke(failure);
+        }
+#pragma warning disable CA1031 // Undoing one unit must not stop the writer; the failure is logged.
+        catch (Exception ex)
+#pragma warning restore CA1031
+        {
+            _logApplyFailed(unit.Count, ex);
+        }
+
+        unit.Done.TrySetException(failure);
+    }
+
+    /// <summary>Closing with a broken store: every unit still queued fails. Called without the gate: failing a unit
+    /// takes queue locks, and threads holding a queue lock take the gate to queue changes.</summary>
+    private void FailAll(Exception failure)
+    {
+        List<StoreUnit> left;
+        List<TaskCompletionSource> barriers;
+        lock (_gate)
+        {
+            left = [.. _units];
+            _units.Clear();
+            barriers = _barriers;
+            _barriers = [];
+        }
+
+        foreach (var unit in left)
+        {
+            Fail(unit, failure);
+        }
+
+        foreach (var barrier in barriers)
+        {
+            barrier.TrySetException(failure);
+        }
+    }
+
+    /// <summary>Takes up to <paramref name="room"/> queued background changes (all when they fit), oldest first
+    /// (caller holds the gate).</summary>
+    private StoreBatch TakeBackground(int room)
+    {
+        var all = _background;
+        if (all.Count <= room)
+        {
+            _background = new StoreBatch();
+            return all;
+        }
+
+        var taken = new StoreBatch();
+        Move(all.Inserts, taken.Inserts, ref room);
+        Move(all.Deliveries, taken.Deliveries, ref room);
+        Move(all.Deletes, taken.Deletes, ref room);
+        Move(all.Purges, taken.Purges, ref room);
+        Move(all.Remember, taken.Remember, ref room);
+        Move(all.Forget, taken.Forget, ref room);
+        return taken;
+
+        static void Move<T>(List<T> from, List<T> to, ref int room)
+        {
+            var n = Math.Min(room, from.Count);
+            to.AddRange(from.GetRange(0, n));
+            from.RemoveRange(0, n);
+            room -= n;
+        }
+    }
+
+    /// <summary>Drops changes a delete in the same batch makes moot: delivery counts of deleted rows, and rows
+    /// inserted and deleted before either was written (a dead letter consumed at once). The common case of a
+    /// delivery followed by its ack then costs one statement, not two.</summary>
+    private static void Coalesce(StoreBatch batch)
+    {
+        if (batch.Deletes.Count == 0 || (batch.Deliveries.Count == 0 && batch.Inserts.Count == 0))
+        {
+            return;
+        }
+
+        var deleted = new HashSet<long>(batch.Deletes);
+        batch.Deliveries.RemoveAll(d => deleted.Contains(d.Id));
+        if (batch.Inserts.Count > 0)
+        {
+            var inserted = new HashSet<long>();
+            batch.Inserts.RemoveAll(row => deleted.Contains(row.Id) && inserted.Add(row.Id));
+            if (inserted.Count > 0)
+            {
+                batch.Deletes.RemoveAll(inserted.Contains);
+            }
+        }
+    }
+
+    private static void Append(StoreBatch to, StoreBatch from)
+    {
+        to.Inserts.AddRange(from.Inserts);
+        to.Deliveries.AddRange(from.Deliveries);
+        to.Deletes.AddRange(from.Deletes);
+        to.Purges.AddRange(from.Purges);
+        to.Remember.AddRange(from.Remember);
+        to.Forget.AddRange(from.Forget);
+    }
+}
