@@ -182,4 +182,51 @@ public sealed class ApplierReviewTests : TempDatabaseFixture
             Assert.That(inDlq, Is.EqualTo(Enumerable.Range(redrive, count - redrive)), "the dead-letter queue keeps exactly the others");
         });
     }
+
+    // HasRoomFor (50ea75d) counts reserved publishes (rows being written) and due rows; AdmitDue, which admits an
+    // in-memory delayed message that falls due (a transient one in a durable queue, or any with a row once it is
+    // renumbered), and RoomFreed's promotion of _blockedDue still check HasRoom(ReadyCount + 1) and ignore
+    // _reservedCount. A delayed transient message falling due while a persistent publish's row is being written takes
+    // the place promised to that publish; when the row is written the publish joins too: two ready messages in a
+    // MaxLength = 1 queue (guarantee 6). Pre-existing, found checking HasRoomFor.
+    [Test]
+    public async Task DurableQueue_DelayedMessageFallingDueWhileAPublishIsWritten_NeverExceedsMaxLength()
+    {
+        var time = new ManualTimeProvider();
+        var builder = new MessageBrokerBuilder().UseTimeProvider(time);
+        builder.UseStore(() => _store = new HookedStore(new SqliteMessageStore(Database)), new StorageOptions());
+        builder.AddQueue("q", o => { o.Durable = true; o.MaxLength = 1; o.Overflow = OverflowPolicy.RejectPublish; });
+        await using var broker = builder.Build();
+        await broker.SendAsync("q", new Order(1), new PublishOptions { Persistent = false, Delay = TimeSpan.FromMinutes(1) });
+
+        using var writing = new ManualResetEventSlim();
+        using var go = new ManualResetEventSlim();
+        _store!.BeforeWrite = batch =>
+        {
+            if (batch.Inserts.Count > 0 && !writing.IsSet)
+            {
+                writing.Set();
+                go.Wait(TimeSpan.FromSeconds(20));
+            }
+        };
+
+        var publish = broker.SendAsync("q", new Order(2), new PublishOptions { Persistent = true }).AsTask(); // admitted: 0 ready
+        Assert.That(writing.Wait(TimeSpan.FromSeconds(20)), Is.True);
+        time.Advance(TimeSpan.FromMinutes(1)); // the delayed one falls due while the publish's place is reserved
+        await broker.WaitForQueueAsync("q", i => i.Delayed == 0);
+        go.Set();
+        Exception? refused = null;
+        try
+        {
+            await publish.WithSafety();
+        }
+        catch (QueueFullException ex)
+        {
+            refused = ex;
+        }
+
+        await broker.Context.Durable!.Barrier();
+        var info = broker.Management.GetQueueInfo("q");
+        Assert.That(info.Ready, Is.LessThanOrEqualTo(1), $"MaxLength = 1, yet {info.Ready} ready (publish refused: {refused is not null}): {info}");
+    }
 }
