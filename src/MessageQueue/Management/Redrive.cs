@@ -44,6 +44,12 @@ internal sealed class Redrive(BrokerContext context, BrokerQueue source, Redrive
                 _generation = generation;
                 await MoveFromDiskAsync(after, upTo, max).ConfigureAwait(false);
             }
+
+            if (_deletedRows)
+            {
+                // Rows deleted after moves into memory queues are on disk before the queue reads its disk part again.
+                await context.Durable!.Barrier().ConfigureAwait(false);
+            }
         }
         finally
         {
@@ -51,11 +57,6 @@ internal sealed class Redrive(BrokerContext context, BrokerQueue source, Redrive
             {
                 source.ResumeLoads();
             }
-        }
-
-        if (_deletedRows)
-        {
-            await context.Durable!.Barrier().ConfigureAwait(false); // rows deleted after moves into memory queues
         }
 
         return _moved;

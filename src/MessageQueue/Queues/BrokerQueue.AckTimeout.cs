@@ -41,7 +41,7 @@ internal sealed partial class BrokerQueue
                     continue;
                 }
 
-                if (entry.TryTransition(t.Tag, EntryState.InHand, EntryState.Ready))
+                if (entry.TryReturn(t.Tag))
                 {
                     ((ExtendedEntry)entry).TimedOutTag = t.Tag;
                     Requeue(entry, TimeSpan.Zero);

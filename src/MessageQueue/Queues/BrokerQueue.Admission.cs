@@ -300,7 +300,7 @@ internal sealed partial class BrokerQueue
         if (_blockedDue is { Count: > 0 } blocked)
         {
             while (blocked.TryPeek(out var next)
-                && HasRoom(ReadyCount + 1, ReadyBytes + (CountsBytes ? BodySize.Of(next.Body) : 0)))
+                && HasRoomFor(1, CountsBytes ? BodySize.Of(next.Body) : 0))
             {
                 blocked.Dequeue();
                 JoinTailOrSpill(next, next.StoreId, CountsBytes ? BodySize.Of(next.Body) : 0);

@@ -143,9 +143,8 @@ internal sealed partial class BrokerQueue
             consumer.Removed = true;
             while (consumer.Unacked.TryDequeue(out var t))
             {
-                if (t.IsLive)
+                if (t.Entry.TryReturn(t.Tag)) // in its code's hands (the unclaimed ones went back when it stopped)
                 {
-                    t.Entry.SetState(EntryState.Ready);
                     ReturnToReady(t.Entry);
                 }
             }

@@ -12,7 +12,7 @@ internal sealed partial class BrokerQueue
     private void AdmitDue(QueueEntry entry)
     {
         if (_limited && Options.Overflow != OverflowPolicy.DropHead
-            && !HasRoom(ReadyCount + 1, ReadyBytes + (CountsBytes ? BodySize.Of(entry.Body) : 0)))
+            && !HasRoomFor(1, CountsBytes ? BodySize.Of(entry.Body) : 0))
         {
             if (Options.Overflow == OverflowPolicy.Block)
             {

@@ -85,6 +85,12 @@ internal class QueueEntry
         return tag;
     }
 
+    /// <summary>Takes back <paramref name="tag"/>'s delivery from the consumer's hands without a settle (its ack timeout
+    /// passed, its consumer left): ready again under the next tag, so a late settle of it can never be mistaken for
+    /// one that was made (a later removal sets the new tag's state, not the old one's).</summary>
+    internal bool TryReturn(int tag) =>
+        Interlocked.CompareExchange(ref _handle, Pack(tag + 1, EntryState.Ready), Pack(tag, EntryState.InHand)) == Pack(tag, EntryState.InHand);
+
     /// <summary>Moves <paramref name="tag"/>'s delivery from <paramref name="from"/> to <paramref name="to"/> atomically.</summary>
     internal bool TryTransition(int tag, EntryState from, EntryState to) =>
         Interlocked.CompareExchange(ref _handle, Pack(tag, to), Pack(tag, from)) == Pack(tag, from);

@@ -99,7 +99,13 @@ internal sealed partial class DurableLog : IDisposable
                 return false;
             }
 
-            unit.Rows.RemoveAll(r => r.Owner.IsDeleted); // its queue is gone: nothing to write (the unit's join deletes by id)
+            if (unit.Rows.Exists(r => r.Owner.IsDeleted))
+            {
+                // Its queue is gone: nothing of it to write, neither rows nor remembered ids (its join deletes by id).
+                var gone = unit.Rows.Where(r => r.Owner.IsDeleted).Select(r => r.Queue).ToHashSet(StringComparer.Ordinal);
+                unit.Rows.RemoveAll(r => r.Owner.IsDeleted);
+                unit.Remember.RemoveAll(r => gone.Contains(r.Queue));
+            }
             foreach (var row in unit.Rows)
             {
                 row.Id = ++_nextId;
@@ -202,9 +208,9 @@ internal sealed partial class DurableLog : IDisposable
             {
                 while (!MustWrite(out var wait))
                 {
-                    if (_stopping && _background.IsEmpty && _units.Count == 0)
+                    if (_stopping && _background.IsEmpty && _units.Count == 0 && _pendingApply == 0)
                     {
-                        return;
+                        return; // nothing left, and the applier has nothing left that could queue more (it pulses the gate)
                     }
 
                     Monitor.Wait(_gate, wait);
