@@ -22,6 +22,13 @@ public sealed class AckTimeoutTests
         var release = new TaskCompletionSource(TaskCreationOptions.RunContinuationsAsynchronously);
         var first = new TaskCompletionSource(TaskCreationOptions.RunContinuationsAsynchronously);
         var handled = new ConcurrentQueue<int>();
+        // Published before the consumer starts, so its first request takes all ten into its window (a busy
+        // consumer's window is only refilled when it asks again; see README, Consuming).
+        for (var i = 0; i < 10; i++)
+        {
+            await broker.SendAsync("q", new Order(i));
+        }
+
         await using var sub = broker.Subscribe<Order>("q", async (d, _) =>
         {
             if (d.Message.Id == 0)
@@ -32,11 +39,6 @@ public sealed class AckTimeoutTests
 
             handled.Enqueue(d.Message.Id);
         }, o => o.Prefetch = 32);
-        for (var i = 0; i < 10; i++)
-        {
-            await broker.SendAsync("q", new Order(i));
-        }
-
         try
         {
             await first.Task.WithSafety();
