@@ -98,6 +98,10 @@ internal sealed partial class BrokerQueue : IDueTarget
 
     private void Notify() => Changed?.Invoke();
 
+    /// <summary>Entries left in the lock-free inbox (for tests: a deleted queue's inbox holds only publishes that were
+    /// reported as not enqueued).</summary>
+    internal int InboxCount => _incoming.Count;
+
     /// <summary>Adds a published message. Returns false when the queue was deleted meanwhile.</summary>
     /// <remarks>
     /// Lock-free unless a consumer is waiting: the entry goes to <c>_incoming</c>; then, after a full fence, the

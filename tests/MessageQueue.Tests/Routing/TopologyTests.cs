@@ -121,6 +121,48 @@ public sealed class TopologyTests
     }
 
     [Test]
+    [CancelAfter(30_000)]
+    public async Task Publish_RacingDeleteQueue_IsReportedRoutedOnlyWhenTheDeleteTookTheMessageWithTheQueue()
+    {
+        // A publish that resolved the queue before the delete either reaches it before the delete empties it (routed,
+        // then deleted with the queue) or is reported as not routed. It must never be reported routed while it sits in
+        // the deleted queue's inbox, where nothing will ever read it (f1120ef checked the flag before enqueueing only).
+        await using var broker = new MessageBrokerBuilder().Build();
+        var clock = System.Diagnostics.Stopwatch.StartNew();
+        var rounds = 0;
+        var notRouted = 0;
+        while (rounds < 20_000 && clock.Elapsed < TimeSpan.FromSeconds(10))
+        {
+            rounds++;
+            await broker.Management.DeclareQueueAsync("q");
+            var queue = broker.Context.Topology.GetQueue("q");
+            using var start = new Barrier(2);
+            var publish = Task.Run(() =>
+            {
+                start.SignalAndWait();
+                return broker.PublishAsync("", "q", new Order(rounds)).AsTask();
+            });
+            var delete = Task.Run(() =>
+            {
+                start.SignalAndWait();
+                return broker.Management.DeleteQueueAsync("q").AsTask();
+            });
+            var result = await publish.WithSafety();
+            Assert.That(await delete.WithSafety(), Is.True);
+            if (result.RoutedQueues == 0)
+            {
+                notRouted++;
+                continue;
+            }
+
+            Assert.That(queue.InboxCount, Is.Zero,
+                $"round {rounds}: the publish was reported routed but was left in the deleted queue's inbox");
+        }
+
+        TestContext.Out.WriteLine($"{rounds} rounds, {notRouted} reported not routed");
+    }
+
+    [Test]
     [CancelAfter(10_000)]
     public async Task Management_DeclareBindPublishDelete_WorksAtRunTime()
     {
