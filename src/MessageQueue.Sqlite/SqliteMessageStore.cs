@@ -18,6 +18,8 @@ public sealed partial class SqliteMessageStore : IMessageStore
 
     private readonly string _connectionString;
     private readonly string _name;
+    private readonly string? _lockedPath;
+    private StoreFileOwner? _owner;
     private readonly SqliteStoreOptions _options;
     private readonly Lock _readGate = new();
     private SqliteConnection? _connection;
@@ -47,11 +49,19 @@ public sealed partial class SqliteMessageStore : IMessageStore
             throw new ArgumentOutOfRangeException(nameof(options), _options.BusyTimeout, "SqliteStoreOptions.BusyTimeout must be between zero and about 24.8 days (int.MaxValue milliseconds), as SQLite's busy_timeout.");
         }
 
+        if (_options.OwnerWaitTimeout < TimeSpan.Zero && _options.OwnerWaitTimeout != Timeout.InfiniteTimeSpan)
+        {
+            throw new ArgumentOutOfRangeException(nameof(options), _options.OwnerWaitTimeout, "SqliteStoreOptions.OwnerWaitTimeout must be zero or more, or Timeout.InfiniteTimeSpan to wait as long as it takes.");
+        }
+
         // Microsoft.Data.Sqlite retries a locked database for the command timeout (30 s by default), on top of
         // SQLite's busy_timeout: make both the configured wait.
         builder.DefaultTimeout = (int)Math.Max(1, Math.Ceiling(_options.BusyTimeout.TotalSeconds));
         _connectionString = builder.ToString();
         _name = $"SQLite message store '{FullPath(builder.DataSource)}'";
+        _lockedPath = builder.Mode == SqliteOpenMode.Memory || !Path.IsPathFullyQualified(FullPath(builder.DataSource))
+            ? null // in memory, temporary, or a URI: nothing another process could open
+            : FullPath(builder.DataSource);
     }
 
     /// <inheritdoc/>
@@ -59,6 +69,12 @@ public sealed partial class SqliteMessageStore : IMessageStore
     {
         try
         {
+            if (_lockedPath is not null)
+            {
+                // Before anything is read or changed (start-up deletes transient rows): one broker per file.
+                _owner = StoreFileOwner.Acquire(_lockedPath, _options.OwnerWaitTimeout == Timeout.InfiniteTimeSpan ? TimeSpan.MaxValue : _options.OwnerWaitTimeout, _name);
+            }
+
             _connection = new SqliteConnection(_connectionString);
             _connection.Open();
             Execute($"PRAGMA busy_timeout = {(int)_options.BusyTimeout.TotalMilliseconds};");
@@ -173,6 +189,9 @@ public sealed partial class SqliteMessageStore : IMessageStore
             _reader?.Dispose();
             _reader = null;
         }
+
+        _owner?.Dispose(); // after the connections: the next owner finds the file closed
+        _owner = null;
     }
 
     /// <summary>Names the store by its database file (never the rest of the connection string, which may hold a

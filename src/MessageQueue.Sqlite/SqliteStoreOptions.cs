@@ -11,6 +11,15 @@ public sealed class SqliteStoreOptions : StorageOptions
     /// (rounded up to whole seconds).</summary>
     /// <value>The default value is 5 seconds.</value>
     public TimeSpan BusyTimeout { get; set; } = TimeSpan.FromSeconds(5);
+
+    /// <summary>Gets or sets how long <see cref="MessageBrokerBuilder.Build"/> waits for another broker (in this or
+    /// another process) to release the database file before it fails with a <see cref="MessageStoreException"/>
+    /// naming the file and the owner's process id. One broker owns a file at a time, from <c>Build()</c> until it is
+    /// disposed or its process ends (a killed process releases it at once). A rolling deploy whose new instance starts
+    /// while the old one drains sets this to the old one's shutdown time.
+    /// <see cref="Timeout.InfiniteTimeSpan"/> waits as long as it takes.</summary>
+    /// <value>The default value is 15 seconds.</value>
+    public TimeSpan OwnerWaitTimeout { get; set; } = TimeSpan.FromSeconds(15);
 }
 
 /// <summary>SQLite's <c>synchronous</c> setting for commits that confirm publishes.</summary>

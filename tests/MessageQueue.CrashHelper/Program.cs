@@ -3,7 +3,7 @@ using MessageQueue;
 using MessageQueue.CrashHelper;
 using MessageQueue.Sqlite.Tests.Support;
 
-// Usage: MessageQueue.CrashHelper <database> <run> [final]
+// Usage: MessageQueue.CrashHelper <database> <run> [final]   (or: own <database> <count> [wait], see OwnerMode.cs)
 // Prints, one record per line, each ending in " ;" so that a line cut short by the kill is recognisable:
 //   S <id> <deliveryCount> <ok|corrupt>   a message found in the queue at start (in queue order)
 //   READY                                 start-up done; publishing and consuming begin
@@ -19,6 +19,11 @@ using MessageQueue.Sqlite.Tests.Support;
 //   PD <id>                               a publish to "dedup" was confirmed (its second publish follows)
 //   DD <id>                               the second publish of <id> was reported a duplicate
 // Message ids are "<run>-<publisher>-<sequence>". Every fourth delivered message is left unacked.
+if (args is ["own", _, _, ..])
+{
+    return await MessageQueue.CrashHelper.OwnerMode.RunAsync(args);
+}
+
 if (args.Length < 2)
 {
     Console.Error.WriteLine("usage: MessageQueue.CrashHelper <database> <run> [final]");

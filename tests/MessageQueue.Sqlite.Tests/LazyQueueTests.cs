@@ -109,9 +109,12 @@ public sealed class LazyQueueTests : TempDatabaseFixture
             Assert.That(broker.Management.GetQueueInfo("lazy").Ready, Is.EqualTo(20));
         }
 
-        await using var restarted = Build(o => o.Durable = false);
-        Assert.That(restarted.Management.GetQueueInfo("lazy").Ready, Is.Zero);
-        using var store = new SqliteMessageStore(Database);
+        await using (var restarted = Build(o => o.Durable = false))
+        {
+            Assert.That(restarted.Management.GetQueueInfo("lazy").Ready, Is.Zero);
+        }
+
+        using var store = new SqliteMessageStore(Database); // opened once the broker let go of the file
         Assert.That(store.Open().Queues, Is.Empty, "transient rows are deleted when the store opens");
     }
 

@@ -12,7 +12,7 @@ public abstract class TempDatabaseFixture
     public void DeleteDatabase()
     {
         Microsoft.Data.Sqlite.SqliteConnection.ClearAllPools(); // pooled connections keep the file open
-        foreach (var file in new[] { Database, Database + "-wal", Database + "-shm" })
+        foreach (var file in new[] { Database, Database + "-wal", Database + "-shm", Database + ".lock", Database + ".owner" })
         {
             File.Delete(file);
         }

@@ -1,0 +1,97 @@
+using System.Diagnostics;
+using System.Globalization;
+
+namespace MessageQueue.Sqlite;
+
+/// <summary>
+/// Makes one broker the owner of a database file: an exclusive lock on <c>&lt;database&gt;.lock</c> (an OS file lock:
+/// <c>flock</c> on Linux and macOS, a sharing lock on Windows), held from before the store reads anything until it is
+/// closed. The operating system releases it when the process ends, however it ends (a kill -9 included), so a crashed
+/// owner never blocks its successor. Who holds it is written to <c>&lt;database&gt;.owner</c> (process id, machine,
+/// since when) for the error a second broker gets; that file is only read while the lock is held by someone else.
+/// </summary>
+internal sealed class StoreFileOwner : IDisposable
+{
+    private static readonly TimeSpan Poll = TimeSpan.FromMilliseconds(50);
+    private FileStream? _lock;
+
+    private StoreFileOwner(FileStream lockFile) => _lock = lockFile;
+
+    /// <summary>Takes ownership of <paramref name="databasePath"/>, waiting up to <paramref name="wait"/> for another
+    /// owner to release it.</summary>
+    /// <exception cref="MessageStoreException">Another broker kept it for longer, or the lock file cannot be made.</exception>
+    internal static StoreFileOwner Acquire(string databasePath, TimeSpan wait, string storeName)
+    {
+        var lockPath = databasePath + ".lock";
+        var ownerPath = databasePath + ".owner";
+        var clock = Stopwatch.StartNew();
+        while (true)
+        {
+            FileStream stream;
+            try
+            {
+                stream = new FileStream(lockPath, FileMode.OpenOrCreate, FileAccess.ReadWrite, FileShare.None, bufferSize: 1, FileOptions.None);
+            }
+            catch (IOException ex) when (IsHeldElsewhere(ex, lockPath))
+            {
+                var left = wait - clock.Elapsed;
+                if (left <= TimeSpan.Zero)
+                {
+                    throw new MessageStoreException(
+                        $"The {storeName} is in use by another broker ({DescribeOwner(ownerPath)}); waited {Describe(wait)} for it to be released. " +
+                        "Only one broker may use a store file at a time: stop the other one, give this one its own file, or wait longer (SqliteStoreOptions.OwnerWaitTimeout).",
+                        ex);
+                }
+
+                Thread.Sleep(left < Poll ? left : Poll);
+                continue;
+            }
+            catch (Exception ex) when (ex is IOException or UnauthorizedAccessException)
+            {
+                throw new MessageStoreException($"The {storeName} could not be opened: its lock file '{lockPath}' cannot be created or opened ({ex.Message}).", ex);
+            }
+
+            try
+            {
+                File.WriteAllText(ownerPath, string.Create(CultureInfo.InvariantCulture,
+                    $"process {Environment.ProcessId} on '{Environment.MachineName}' since {DateTimeOffset.UtcNow:O}{Environment.NewLine}"));
+            }
+            catch (Exception ex) when (ex is IOException or UnauthorizedAccessException)
+            {
+                // Only the message a second broker would show loses its detail; ownership itself is the lock.
+                _ = ex;
+            }
+
+            return new StoreFileOwner(stream);
+        }
+    }
+
+    /// <summary>Whether opening the lock file failed because another handle holds it (a sharing violation), as opposed
+    /// to a missing directory or a permission problem.</summary>
+    private static bool IsHeldElsewhere(IOException ex, string lockPath) =>
+        ex is not (FileNotFoundException or DirectoryNotFoundException or PathTooLongException)
+        && ((ex.HResult & 0xFFFF) is 32 or 33 || File.Exists(lockPath));
+
+    private static string DescribeOwner(string ownerPath)
+    {
+        try
+        {
+            var text = File.ReadAllText(ownerPath).Trim();
+            return text.Length > 0 ? $"owned by {text}" : "its owner has not recorded itself yet";
+        }
+        catch (Exception ex) when (ex is IOException or UnauthorizedAccessException)
+        {
+            return "its owner is unknown";
+        }
+    }
+
+    private static string Describe(TimeSpan wait) =>
+        wait == TimeSpan.Zero ? "not at all" : wait.ToString("c", CultureInfo.InvariantCulture);
+
+    /// <summary>Releases ownership (the owner file is left: it is only read while someone holds the lock).</summary>
+    public void Dispose()
+    {
+        _lock?.Dispose();
+        _lock = null;
+    }
+}
