@@ -166,7 +166,7 @@ public sealed partial class MessageBrokerBuilder
                 }
 
                 opened = store;
-                context.Durable = new Storage.DurableLog(store, _serializer, _storageOptions, context.Logger, stored.MaxId);
+                context.Durable = new Storage.DurableLog(store, _serializer, _storageOptions, context.Logger, stored.MaxId, _time);
                 LastDurableLog = context.Durable;
             }
 

@@ -238,6 +238,36 @@ public sealed class DurableQueueTests : TempDatabaseFixture
     }
 
     [Test]
+    public async Task AckDelay_IsCountedOnTheBrokersClock_NotOnTheMachinesClock()
+    {
+        // An hour of AckDelay is refused (at most 10 s), so a minute of manual time: nothing real waits that long.
+        var time = new ManualTimeProvider();
+        var store = new FlakyStore(new SqliteMessageStore(Database));
+        var acksWritten = new TaskCompletionSource(TaskCreationOptions.RunContinuationsAsynchronously);
+        store.Written = b =>
+        {
+            if (b.Deletes.Count > 0)
+            {
+                acksWritten.TrySetResult();
+            }
+        };
+        await using var broker = new MessageBrokerBuilder().UseTimeProvider(time)
+            .UseStore(() => store, new StorageOptions { AckDelay = TimeSpan.FromSeconds(10) })
+            .AddQueue("q", o => o.Durable = true)
+            .Build();
+        await broker.SendAsync("q", new Order(1));
+        await using var consumer = broker.Consume<Order>("q");
+        await (await consumer.ReceiveAsync().AsTask().WithSafety()).AckAsync();
+
+        time.Advance(TimeSpan.FromSeconds(9.9));
+        await Task.Delay(300); // real time passes: the ack must still wait for the broker's clock
+        Assert.That(acksWritten.Task.IsCompleted, Is.False, "written before AckDelay passed on the broker's clock");
+
+        time.Advance(TimeSpan.FromSeconds(0.1));
+        await acksWritten.Task.WaitAsync(TimeSpan.FromSeconds(5)); // well before 10 real seconds
+    }
+
+    [Test]
     public async Task StoreFailure_PublishThrows_NothingEnqueued_MemoryQueuesWork_ThenRecovers()
     {
         var store = new FlakyStore(new SqliteMessageStore(Database));

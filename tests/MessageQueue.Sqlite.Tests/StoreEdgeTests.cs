@@ -135,7 +135,7 @@ public sealed class StoreEdgeTests : TempDatabaseFixture
         var time = new ManualTimeProvider();
         FaultyStore? store = null;
         var broker = new MessageBrokerBuilder()
-            .UseStore(() => store = new FaultyStore(new SqliteMessageStore(Database)), new StorageOptions { LazyWindow = 4 })
+            .UseStore(() => store = new FaultyStore(new SqliteMessageStore(Database)), new StorageOptions { LazyWindow = 4, AckDelay = TimeSpan.Zero } /* no AckDelay timer among the armed ones */)
             .UseTimeProvider(time)
             .UseLoggerFactory(new RecordingLoggerFactory())
             .AddQueue("lazy", o => o.Mode = QueueMode.Lazy)

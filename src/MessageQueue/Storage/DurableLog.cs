@@ -24,22 +24,26 @@ internal sealed partial class DurableLog : IDisposable
     private StoreBatch _background = new();
     private readonly LinkedList<StoreUnit> _units = new();
     private List<TaskCompletionSource> _barriers = [];
-    private readonly long _ackDelay;
+    private readonly TimeSpan _ackDelay;
+    private readonly ITimer _ackTimer;
     private readonly Action<int, Exception> _logApplyFailed;
-    private long _backgroundSince;
+    private bool _backgroundDue;
     private long _nextId;
     private bool _stopping;
     private bool _writing;
     private bool _writerEnded;
     private bool _closeOnExit;
 
-    internal DurableLog(IMessageStore store, IMessageSerializer serializer, StorageOptions options, ILogger logger, long firstId)
+    internal DurableLog(IMessageStore store, IMessageSerializer serializer, StorageOptions options, ILogger logger, long firstId, TimeProvider time)
     {
         _store = store;
         Serializer = serializer;
         Options = options;
         _maxBatch = options.MaxBatchSize;
-        _ackDelay = (long)options.AckDelay.TotalMilliseconds;
+        _ackDelay = options.AckDelay;
+        // AckDelay is counted on the broker's clock (a test's manual clock included): a timer marks the changes
+        // nobody waits on as due; the writer never measures time itself.
+        _ackTimer = time.CreateTimer(static s => ((DurableLog)s!).BackgroundDue(), this, Timeout.InfiniteTimeSpan, Timeout.InfiniteTimeSpan);
         _logger = logger;
         _nextId = firstId;
         _logApplyFailed = (count, ex) => LogApplyFailed(_logger, count, ex);
@@ -156,17 +160,51 @@ internal sealed partial class DurableLog : IDisposable
 
     private void Queue(Action<StoreBatch> add)
     {
+        bool arm;
         lock (_gate)
         {
             var first = _background.IsEmpty;
             add(_background);
-            if (first)
+            arm = first && _ackDelay > TimeSpan.Zero;
+            if (first && !arm)
             {
-                _backgroundSince = Environment.TickCount64;
-                Monitor.Pulse(_gate); // an idle writer starts the clock; later changes need not wake it
+                _backgroundDue = true;
+                Monitor.Pulse(_gate);
             }
             else if (_background.Count == _maxBatch)
             {
+                Monitor.Pulse(_gate);
+            }
+        }
+
+        if (arm)
+        {
+            ArmAckDelay(); // outside the gate: a clock may run its callbacks under its own lock
+        }
+    }
+
+    /// <summary>Starts the AckDelay wait for the changes just queued (a later arming only moves it later; a stale
+    /// firing only writes early, never late).</summary>
+    private void ArmAckDelay()
+    {
+        try
+        {
+            _ackTimer.Change(_ackDelay, Timeout.InfiniteTimeSpan);
+        }
+        catch (ObjectDisposedException)
+        {
+            // Closing: the writer writes everything queued anyway.
+        }
+    }
+
+    /// <summary>The AckDelay timer: the changes nobody waits on have waited long enough.</summary>
+    private void BackgroundDue()
+    {
+        lock (_gate)
+        {
+            if (!_background.IsEmpty)
+            {
+                _backgroundDue = true;
                 Monitor.Pulse(_gate);
             }
         }
@@ -174,27 +212,14 @@ internal sealed partial class DurableLog : IDisposable
 
     /// <summary>Whether the writer has something to write now (caller holds the gate): publishes or barriers
     /// wait, the log is closing, or the changes nobody waits on are many or have waited long enough.</summary>
-    private bool MustWrite(out int wait)
+    private bool MustWrite()
     {
-        wait = Timeout.Infinite;
         if (_units.Count > 0 || _barriers.Count > 0)
         {
             return true;
         }
 
-        if (_background.IsEmpty)
-        {
-            return false;
-        }
-
-        var left = _backgroundSince + _ackDelay - Environment.TickCount64;
-        if (_stopping || left <= 0 || _background.Count >= _maxBatch)
-        {
-            return true;
-        }
-
-        wait = (int)left;
-        return false;
+        return !_background.IsEmpty && (_stopping || _backgroundDue || _background.Count >= _maxBatch);
     }
 
     private void Run()
@@ -206,14 +231,14 @@ internal sealed partial class DurableLog : IDisposable
             StoreBatch background;
             lock (_gate)
             {
-                while (!MustWrite(out var wait))
+                while (!MustWrite())
                 {
                     if (_stopping && _background.IsEmpty && _units.Count == 0 && _pendingApply == 0)
                     {
                         return; // nothing left, and the applier has nothing left that could queue more (it pulses the gate)
                     }
 
-                    Monitor.Wait(_gate, wait);
+                    Monitor.Wait(_gate);
                 }
 
                 // Whole units up to the batch limit (at least one), then changes nobody waits on in the room left.
@@ -226,6 +251,11 @@ internal sealed partial class DurableLog : IDisposable
                 }
 
                 background = TakeBackground(Math.Max(0, _maxBatch - count));
+                if (_background.IsEmpty)
+                {
+                    _backgroundDue = false; // what is queued from now on waits its own AckDelay
+                }
+
                 if (_background.IsEmpty && _units.Count == 0)
                 {
                     waiters.AddRange(_barriers); // everything queued before them is in this batch
@@ -238,6 +268,7 @@ internal sealed partial class DurableLog : IDisposable
             Coalesce(background);
             var batch = Compose(units, background);
             Exception? failure = null;
+            var rearm = false;
             try
             {
                 if (!batch.IsEmpty)
@@ -258,7 +289,8 @@ internal sealed partial class DurableLog : IDisposable
                     {
                         Append(background, _background);
                         _background = background;
-                        _backgroundSince = Environment.TickCount64;
+                        _backgroundDue = _ackDelay == TimeSpan.Zero;
+                        rearm = !_backgroundDue;
                         for (var i = units.Count - 1; i >= 0; i--)
                         {
                             if (units[i].Retry)
@@ -269,6 +301,11 @@ internal sealed partial class DurableLog : IDisposable
 
                         units.RemoveAll(u => u.Retry);
                     }
+                }
+
+                if (rearm)
+                {
+                    ArmAckDelay(); // the kept changes wait another AckDelay (or the next publish)
                 }
             }
 
@@ -318,6 +355,7 @@ internal sealed partial class DurableLog : IDisposable
             Monitor.PulseAll(_gate);
         }
 
+        _ackTimer.Dispose(); // the writer writes everything queued now, due or not
         if (_writer.Join(CloseTimeout))
         {
             _store.Dispose();

@@ -18,7 +18,8 @@ public class StorageOptions
     /// written. Within this time they join the next publish's transaction instead of costing one of their own, which
     /// matters most to one busy publisher. A crash within it can only cause redeliveries of messages whose acks were
     /// not yet written (as RabbitMQ does), never a loss. <see cref="TimeSpan.Zero"/> writes them as soon as the
-    /// writer is free.</summary>
+    /// writer is free. The wait is counted on the broker's <see cref="TimeProvider"/>: with a manual or fake clock,
+    /// they wait until the clock moves on, a publish is written, or the broker is disposed.</summary>
     /// <value>The default value is 5 milliseconds.</value>
     public TimeSpan AckDelay { get; set; } = TimeSpan.FromMilliseconds(5);
 
