@@ -334,7 +334,7 @@ public sealed partial class MessageBroker
             Priority = options.Priority,
             Timestamp = new DateTimeOffset(nowTicks, TimeSpan.Zero),
             ContentType = options.ContentType,
-            MessageType = message.GetType().FullName,
+            MessageType = MessageTypeNames.NameOf(message.GetType()),
             Persistent = options.Persistent,
             Expiration = options.TimeToLive,
         };

@@ -36,7 +36,8 @@ public sealed class MessageProperties
     /// <summary>Gets the MIME type of the body when it is serialized.</summary>
     public string? ContentType { get; init; }
 
-    /// <summary>Gets the CLR type name of the body.</summary>
+    /// <summary>Gets the name of the body's type: the name it declares with <see cref="MessageTypeAttribute"/>, else its
+    /// CLR full name without the assembly. Stored messages are keyed by it.</summary>
     public string? MessageType { get; init; }
 
     /// <summary>Gets whether the message should be written to disk by durable queues.</summary>

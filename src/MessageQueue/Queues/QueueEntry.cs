@@ -107,7 +107,7 @@ internal class QueueEntry
         {
             MessageId = MessageIds.New(),
             Timestamp = new DateTimeOffset(TimestampTicks, TimeSpan.Zero),
-            MessageType = Body.GetType().FullName,
+            MessageType = MessageTypeNames.NameOf(Body.GetType()),
         };
         return Interlocked.CompareExchange(ref _properties, p, null) ?? p;
     }

@@ -11,9 +11,10 @@ internal static class Envelope
 {
     private const byte Version = 1;
 
-    internal static byte[] Encode(object body, MessageProperties properties, string exchange, string routingKey, long timestampTicks, IMessageSerializer serializer)
+    internal static byte[] Encode(object body, MessageProperties properties, string exchange, string routingKey, long timestampTicks, IMessageSerializer serializer, string? typeName = null)
     {
         var type = body.GetType();
+        typeName ??= MessageTypeNames.NameToStore(type);
         byte[] bytes;
         try
         {
@@ -28,7 +29,7 @@ internal static class Envelope
         using (var w = new BinaryWriter(stream, Encoding.UTF8, leaveOpen: true))
         {
             w.Write(Version);
-            w.Write(TypeName(type));
+            w.Write(typeName);
             w.Write(exchange);
             w.Write(routingKey);
             w.Write(timestampTicks);
@@ -107,13 +108,8 @@ internal static class Envelope
     {
         var (stored, typeName) = Read(data);
         object body = stored.Body;
-        string? failure = null;
-        var type = Type.GetType(typeName, throwOnError: false);
-        if (type is null)
-        {
-            failure = $"The stored body's type '{typeName}' no longer exists, so the message cannot be deserialized.";
-        }
-        else
+        // When no type or several types are known by the stored name, the failure says so.
+        if (MessageTypeNames.TryResolve(typeName, out var resolved, out var failure) && resolved is { } type)
         {
             try
             {
@@ -223,8 +219,6 @@ internal static class Envelope
         var bytes = r.ReadBytes(count);
         return bytes.Length == count ? bytes : throw new EndOfStreamException($"The envelope ends {count - bytes.Length} bytes early.");
     }
-
-    private static string TypeName(Type type) => $"{type.FullName}, {type.Assembly.GetName().Name}";
 
     private static void WriteNullable(BinaryWriter w, string? value)
     {
