@@ -20,7 +20,7 @@ public class CompetingConsumersBenchmarks
     private const int Consumers = 4;
 
     private readonly Payload _payload = new(42);
-    private MessageBroker _broker = null!;
+    private IMessageBroker _broker = null!;
     private readonly List<ISubscription> _subscriptions = [];
     private readonly List<IConsumer<Payload>> _consumers = [];
     private TaskCompletionSource _done = new();

@@ -24,7 +24,7 @@ public class LatencyBenchmarks
     private int _received;
     private int _iteration;
     private TaskCompletionSource _done = new();
-    private MessageBroker _broker = null!;
+    private IMessageBroker _broker = null!;
     private ISubscription _subscription = null!;
     private MassTransitPeer _massTransit = null!;
     private ISendEndpoint _massTransitEndpoint = null!;

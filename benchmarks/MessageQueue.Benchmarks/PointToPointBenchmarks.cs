@@ -19,7 +19,7 @@ public class PointToPointBenchmarks
     public const int Messages = 100_000;
 
     private readonly Payload _payload = new(42);
-    private MessageBroker _broker = null!;
+    private IMessageBroker _broker = null!;
     private ISubscription _subscription = null!;
     private IConsumer<Payload> _consumer = null!;
     private TaskCompletionSource _done = new();

@@ -29,7 +29,7 @@ public class RoutingBenchmarks
     private readonly Payload _payload = new(42);
     private readonly string[] _directKeys = [.. Enumerable.Range(0, Bindings).Select(i => $"tenant.{i}")];
     private readonly string[] _topicKeys = [.. Enumerable.Range(0, Bindings).Select(i => $"tenant.{i}.order.created")];
-    private MessageBroker _broker = null!;
+    private IMessageBroker _broker = null!;
     private readonly List<ISubscription> _subscriptions = [];
     private TaskCompletionSource _done = new();
     private int _received;

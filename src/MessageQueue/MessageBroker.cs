@@ -12,7 +12,7 @@ namespace MessageQueue;
 /// or subscriptions are pushed messages. Build one with <see cref="MessageBrokerBuilder"/>; dispose it to
 /// stop delivering, let running handlers finish within the shutdown timeout, and return the rest to their queues.
 /// </summary>
-public sealed partial class MessageBroker : IMessageBroker
+internal sealed partial class MessageBroker : IMessageBroker
 {
     private readonly BrokerContext _context;
     private readonly ConcurrentDictionary<IAsyncDisposable, byte> _consumers = new();

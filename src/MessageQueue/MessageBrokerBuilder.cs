@@ -139,7 +139,10 @@ public sealed partial class MessageBrokerBuilder
     /// <exception cref="TopologyException">Something is invalid; <see cref="TopologyException.Problems"/> lists every problem.</exception>
     /// <exception cref="MessageStoreException">The store cannot be opened, or what it holds cannot be read; the message
     /// names the store (and the message that cannot be read).</exception>
-    public MessageBroker Build()
+    public IMessageBroker Build() => BuildBroker();
+
+    /// <summary>Builds the in-process broker (see <see cref="Build"/>).</summary>
+    internal MessageBroker BuildBroker()
     {
         var problems = Validate();
         if (problems.Count > 0)

@@ -14,7 +14,7 @@ public sealed class ApplierReviewTests : TempDatabaseFixture
 {
     private HookedStore? _store;
 
-    private MessageBroker Build(Action<MessageBrokerBuilder> declare, int window = 256, bool hooked = true)
+    private IMessageBroker Build(Action<MessageBrokerBuilder> declare, int window = 256, bool hooked = true)
     {
         var builder = new MessageBrokerBuilder();
         var options = new StorageOptions { LazyWindow = window };
@@ -46,8 +46,8 @@ public sealed class ApplierReviewTests : TempDatabaseFixture
     {
         static void Declare(MessageBrokerBuilder b) => b.AddQueue("q", o => o.Durable = true);
         var broker = Build(Declare);
-        var log = broker.Context.Durable!;
-        var q = broker.Context.Topology.GetQueue("q");
+        var log = broker.Engine().Context.Durable!;
+        var q = broker.Engine().Context.Topology.GetQueue("q");
 
         using var writing = new ManualResetEventSlim();
         using var go = new ManualResetEventSlim();
@@ -62,7 +62,7 @@ public sealed class ApplierReviewTests : TempDatabaseFixture
 
         var publish = broker.SendAsync("q", new Order(1), new PublishOptions { Persistent = true }).AsTask();
         Assert.That(writing.Wait(TimeSpan.FromSeconds(20)), Is.True, "the row is being written");
-        Assert.That(broker.Context.Topology.DeleteQueue("q"), Is.True); // deleted after its unit was submitted
+        Assert.That(broker.Engine().Context.Topology.DeleteQueue("q"), Is.True); // deleted after its unit was submitted
 
         using var holding = new ManualResetEventSlim();
         using var release = new ManualResetEventSlim();
@@ -128,7 +128,7 @@ public sealed class ApplierReviewTests : TempDatabaseFixture
         }
 
         await broker.WaitForQueueAsync("dlq", i => i.Ready == count);
-        await broker.Context.Topology.GetQueue("dlq").LoaderTask;
+        await broker.Engine().Context.Topology.GetQueue("dlq").LoaderTask;
 
         // Opens the window a real write opens (a load reads on its own connection while the writer's transaction with
         // the deletes is under way): a write with deletes waits (at most 2 s) until the dead-letter queue's loads,
@@ -153,8 +153,8 @@ public sealed class ApplierReviewTests : TempDatabaseFixture
 
         var moved = await broker.Management.RedriveAsync("dlq", redrive);
         Assert.That(moved, Is.EqualTo(redrive));
-        await broker.Context.Durable!.Barrier();
-        await broker.Context.Topology.GetQueue("dlq").LoaderTask;
+        await broker.Engine().Context.Durable!.Barrier();
+        await broker.Engine().Context.Topology.GetQueue("dlq").LoaderTask;
 
         var inDlq = new List<int>();
         await using (var consumer = broker.Consume<Order>("dlq", o => o.Prefetch = count))
@@ -224,7 +224,7 @@ public sealed class ApplierReviewTests : TempDatabaseFixture
             refused = ex;
         }
 
-        await broker.Context.Durable!.Barrier();
+        await broker.Engine().Context.Durable!.Barrier();
         var info = broker.Management.GetQueueInfo("q");
         Assert.That(info.Ready, Is.LessThanOrEqualTo(1), $"MaxLength = 1, yet {info.Ready} ready (publish refused: {refused is not null}): {info}");
     }

@@ -15,7 +15,7 @@ public sealed class DecidedBeforeWrittenTests : TempDatabaseFixture
 {
     private CrashingStore? _store;
 
-    private MessageBroker Build(Action<MessageBrokerBuilder> declare, bool crashable = true, TimeSpan? shutdown = null)
+    private IMessageBroker Build(Action<MessageBrokerBuilder> declare, bool crashable = true, TimeSpan? shutdown = null)
     {
         var builder = new MessageBrokerBuilder();
         if (crashable)

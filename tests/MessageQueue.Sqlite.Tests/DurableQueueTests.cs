@@ -11,7 +11,7 @@ public sealed record Order(int Id);
 [CancelAfter(30_000)]
 public sealed class DurableQueueTests : TempDatabaseFixture
 {
-    private MessageBroker Build(Action<MessageBrokerBuilder>? more = null, bool declareDurable = true)
+    private IMessageBroker Build(Action<MessageBrokerBuilder>? more = null, bool declareDurable = true)
     {
         var builder = new MessageBrokerBuilder().UseSqlite(Database);
         builder.AddQueue("dead", o => o.Durable = declareDurable);
@@ -20,7 +20,7 @@ public sealed class DurableQueueTests : TempDatabaseFixture
         return builder.Build();
     }
 
-    private static async Task<List<int>> IdsAsync(MessageBroker broker, string queue) =>
+    private static async Task<List<int>> IdsAsync(IMessageBroker broker, string queue) =>
         [.. (await broker.Management.PeekAsync(queue)).Select(m => ((Order)m.Body).Id)];
 
     [Test]
@@ -171,7 +171,7 @@ public sealed class DurableQueueTests : TempDatabaseFixture
     {
         const int Publishers = 8, Each = 100;
         await using var broker = Build();
-        var before = broker.Context.Durable!.Writes;
+        var before = broker.Engine().Context.Durable!.Writes;
         await Task.WhenAll(Enumerable.Range(0, Publishers).Select(p => Task.Run(async () =>
         {
             for (var i = 0; i < Each; i++)
@@ -180,7 +180,7 @@ public sealed class DurableQueueTests : TempDatabaseFixture
             }
         })));
 
-        var writes = broker.Context.Durable!.Writes - before;
+        var writes = broker.Engine().Context.Durable!.Writes - before;
         Assert.That(broker.Management.GetQueueInfo("q").Ready, Is.EqualTo(Publishers * Each));
         Assert.That(writes, Is.LessThan(Publishers * Each / 2), $"{writes} commits for {Publishers * Each} messages");
     }

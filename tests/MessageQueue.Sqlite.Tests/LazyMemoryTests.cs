@@ -10,7 +10,7 @@ public sealed class LazyMemoryTests : TempDatabaseFixture
 {
     private sealed record Blob(int N, string Padding);
 
-    private MessageBroker Build(TimeProvider? time = null)
+    private IMessageBroker Build(TimeProvider? time = null)
     {
         var builder = new MessageBrokerBuilder()
             .UseSqlite(Database, o => o.Synchronous = SqliteSynchronous.Normal)
@@ -23,7 +23,7 @@ public sealed class LazyMemoryTests : TempDatabaseFixture
         return builder.Build();
     }
 
-    private static async Task PublishAsync(MessageBroker broker, int from, int count, string padding, PublishOptions? options = null)
+    private static async Task PublishAsync(IMessageBroker broker, int from, int count, string padding, PublishOptions? options = null)
     {
         for (var i = from; i < from + count; i += 1000)
         {

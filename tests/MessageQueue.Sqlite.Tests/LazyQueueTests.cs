@@ -8,7 +8,7 @@ namespace MessageQueue.Sqlite.Tests;
 public sealed class LazyQueueTests : TempDatabaseFixture
 {
     private const int Window = 8;
-    private MessageBroker Build(Action<QueueOptions>? queue = null, Action<MessageBrokerBuilder>? more = null)
+    private IMessageBroker Build(Action<QueueOptions>? queue = null, Action<MessageBrokerBuilder>? more = null)
     {
         var builder = new MessageBrokerBuilder().UseSqlite(Database, o => o.LazyWindow = Window);
         builder.AddQueue("dead", o => o.Durable = true);
@@ -22,7 +22,7 @@ public sealed class LazyQueueTests : TempDatabaseFixture
         return builder.Build();
     }
 
-    private static async Task PublishAsync(MessageBroker broker, int from, int to, PublishOptions? options = null)
+    private static async Task PublishAsync(IMessageBroker broker, int from, int to, PublishOptions? options = null)
     {
         for (var i = from; i <= to; i++)
         {
@@ -30,10 +30,10 @@ public sealed class LazyQueueTests : TempDatabaseFixture
         }
     }
 
-    private static int InMemory(MessageBroker broker) => broker.Context.Topology.GetQueue("lazy").InMemoryReady;
+    private static int InMemory(IMessageBroker broker) => broker.Engine().Context.Topology.GetQueue("lazy").InMemoryReady;
 
     /// <summary>Takes every message with a pull consumer (acking each), in the order received.</summary>
-    private static async Task<List<int>> DrainAsync(MessageBroker broker, int count)
+    private static async Task<List<int>> DrainAsync(IMessageBroker broker, int count)
     {
         await using var consumer = broker.Consume<Order>("lazy", o => o.Prefetch = 3);
         var ids = new List<int>();

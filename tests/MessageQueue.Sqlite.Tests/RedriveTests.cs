@@ -11,7 +11,7 @@ public sealed class RedriveTests : TempDatabaseFixture
 {
     private CrashingStore? _store;
 
-    private MessageBroker Build(Action<MessageBrokerBuilder> declare, bool crashable = false, int window = 256)
+    private IMessageBroker Build(Action<MessageBrokerBuilder> declare, bool crashable = false, int window = 256)
     {
         var builder = new MessageBrokerBuilder();
         if (crashable)
@@ -29,7 +29,7 @@ public sealed class RedriveTests : TempDatabaseFixture
 
     /// <summary>Publishes <paramref name="count"/> orders to <paramref name="queue"/> and rejects each, so they are
     /// dead-lettered.</summary>
-    private static async Task DeadLetterAsync(MessageBroker broker, string queue, int count, string deadLetterQueue)
+    private static async Task DeadLetterAsync(IMessageBroker broker, string queue, int count, string deadLetterQueue)
     {
         for (var i = 0; i < count; i += 500)
         {
@@ -45,7 +45,7 @@ public sealed class RedriveTests : TempDatabaseFixture
         await broker.WaitForQueueAsync(deadLetterQueue, q => q.Ready == count);
     }
 
-    private static async Task<List<int>> IdsAsync(MessageBroker broker, string queue) =>
+    private static async Task<List<int>> IdsAsync(IMessageBroker broker, string queue) =>
         [.. (await broker.Management.PeekAsync(queue, int.MaxValue)).Select(m => ((Order)m.Body).Id)];
 
     [Test]
@@ -55,7 +55,7 @@ public sealed class RedriveTests : TempDatabaseFixture
             .AddQueue("work.dead", o => { o.Mode = QueueMode.Lazy; o.Durable = true; })
             .AddQueue("work", o => { o.Durable = true; o.DeadLetterQueue = "work.dead"; }), window: 16);
         await DeadLetterAsync(broker, "work", 1_000, "work.dead");
-        Assert.That(broker.Context.Topology.GetQueue("work.dead").InMemoryReady, Is.LessThanOrEqualTo(16), "the dead letters are on disk");
+        Assert.That(broker.Engine().Context.Topology.GetQueue("work.dead").InMemoryReady, Is.LessThanOrEqualTo(16), "the dead letters are on disk");
 
         var moved = await broker.Management.RedriveAsync("work.dead");
         using (Assert.EnterMultipleScope())

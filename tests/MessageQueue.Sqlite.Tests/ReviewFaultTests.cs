@@ -14,7 +14,7 @@ public sealed class ReviewFaultTests : TempDatabaseFixture
 {
     private HookedStore? _store;
 
-    private MessageBroker Build(Action<MessageBrokerBuilder> declare, TimeProvider? time = null, int window = 256, bool hooked = true)
+    private IMessageBroker Build(Action<MessageBrokerBuilder> declare, TimeProvider? time = null, int window = 256, bool hooked = true)
     {
         var builder = new MessageBrokerBuilder();
         var options = new StorageOptions { LazyWindow = window };
@@ -77,7 +77,7 @@ public sealed class ReviewFaultTests : TempDatabaseFixture
 
         time.Advance(TimeSpan.FromMinutes(1));
         var info = await broker.WaitForQueueAsync("q", i => i.Ready + i.Delayed == 3 && i.Ready >= 1);
-        await broker.Context.Durable!.Barrier();
+        await broker.Engine().Context.Durable!.Barrier();
         info = broker.Management.GetQueueInfo("q");
         Assert.That(info.Ready, Is.LessThanOrEqualTo(1), $"MaxLength = 1 under Block, yet {info.Ready} ready: {info}");
     }
@@ -146,7 +146,7 @@ public sealed class ReviewFaultTests : TempDatabaseFixture
         }
 
         await broker.WaitForQueueAsync("dlq", i => i.Ready == count);
-        await broker.Context.Topology.GetQueue("dlq").LoaderTask;
+        await broker.Engine().Context.Topology.GetQueue("dlq").LoaderTask;
 
         using var readDone = new ManualResetEventSlim();
         using var release = new ManualResetEventSlim();
@@ -164,7 +164,7 @@ public sealed class ReviewFaultTests : TempDatabaseFixture
         var purged = await broker.Management.PurgeAsync("dlq");
         release.Set();
         var redriven = await redrive.WithSafety();
-        await broker.Context.Durable!.Barrier();
+        await broker.Engine().Context.Durable!.Barrier();
 
         var dlq = broker.Management.GetQueueInfo("dlq");
         var q = broker.Management.GetQueueInfo("q");
@@ -215,9 +215,9 @@ public sealed class ReviewFaultTests : TempDatabaseFixture
         var broker = Build(b => b
             .AddQueue("other", o => o.Durable = true)
             .AddQueue("q", o => o.Durable = true));
-        var log = broker.Context.Durable!;
+        var log = broker.Engine().Context.Durable!;
         log.CloseTimeout = TimeSpan.FromSeconds(2);
-        var q = broker.Context.Topology.GetQueue("q");
+        var q = broker.Engine().Context.Topology.GetQueue("q");
 
         using var writing = new ManualResetEventSlim();
         using var failWrite = new ManualResetEventSlim();

@@ -71,7 +71,7 @@ public sealed class StoreEdgeTests : TempDatabaseFixture
     public async Task DelayedMessage_ThatFellDue_KeepsItsPlaceInTheQueueAcrossARestart()
     {
         var time = new ManualTimeProvider();
-        MessageBroker Build() => new MessageBrokerBuilder().UseSqlite(Database).UseTimeProvider(time).AddQueue("q", o => o.Durable = true).Build();
+        IMessageBroker Build() => new MessageBrokerBuilder().UseSqlite(Database).UseTimeProvider(time).AddQueue("q", o => o.Durable = true).Build();
         await using (var broker = Build())
         {
             await broker.SendAsync("q", new Order(1), new PublishOptions { Delay = TimeSpan.FromMinutes(1) });
@@ -182,7 +182,7 @@ public sealed class StoreEdgeTests : TempDatabaseFixture
             .UseStore(() => store = new FaultyStore(new SqliteMessageStore(Database)))
             .AddQueue("q", o => o.Durable = true)
             .Build();
-        broker.Context.Durable!.CloseTimeout = TimeSpan.FromMilliseconds(50);
+        broker.Engine().Context.Durable!.CloseTimeout = TimeSpan.FromMilliseconds(50);
         store!.HoldWrites();
         var publishing = broker.SendAsync("q", new Order(1)).AsTask();
         await broker.DisposeAsync().AsTask().WithSafety(); // gives up waiting for the writer

@@ -30,7 +30,7 @@ public sealed class StoreTests : TempDatabaseFixture
     public async Task DeduplicationWindow_OfADurableQueue_SurvivesARestart()
     {
         var time = new ManualTimeProvider();
-        MessageBroker Build() => new MessageBrokerBuilder().UseSqlite(Database).UseTimeProvider(time)
+        IMessageBroker Build() => new MessageBrokerBuilder().UseSqlite(Database).UseTimeProvider(time)
             .AddQueue("q", o =>
             {
                 o.Durable = true;

@@ -6,8 +6,9 @@ using Microsoft.Extensions.Logging;
 namespace MessageQueue;
 
 /// <summary>
-/// Registers a <see cref="MessageBroker"/> with dependency injection (ASP.NET Core, worker services). The broker is a
-/// singleton, resolvable as <see cref="MessageBroker"/>, <see cref="IMessageBroker"/> and <see cref="IProducer"/>; it
+/// Registers a broker with dependency injection (ASP.NET Core, worker services). The broker is a singleton,
+/// resolvable as <see cref="IMessageBroker"/>, <see cref="IProducer"/> and <see cref="IBrokerManagement"/> (whatever
+/// the backend, these are the types to depend on); it
 /// logs through the container's <see cref="ILoggerFactory"/> and uses its <see cref="TimeProvider"/> when either is
 /// registered. A hosted service builds it when the host starts, so topology errors and store recovery (durable
 /// queues) happen at start, not at the first publish; the container disposes it when the host stops.
@@ -25,15 +26,15 @@ public static class MessageQueueServiceCollectionExtensions
     {
         ArgumentNullException.ThrowIfNull(services);
         ArgumentNullException.ThrowIfNull(configure);
-        if (services.Any(d => !d.IsKeyedService && d.ServiceType == typeof(MessageBroker)))
+        if (services.Any(d => !d.IsKeyedService && d.ServiceType == typeof(IMessageBroker)))
         {
             throw new InvalidOperationException("AddMessageQueue was called twice. One application broker is registered without a name; use AddMessageQueue(name, ...) for isolated brokers.");
         }
 
         services.AddSingleton(sp => Build(sp, configure));
-        services.AddSingleton<IMessageBroker>(sp => sp.GetRequiredService<MessageBroker>());
-        services.AddSingleton<IProducer>(sp => sp.GetRequiredService<MessageBroker>());
-        services.AddSingleton<IHostedService>(sp => new MessageBrokerStarter(sp.GetRequiredService<MessageBroker>));
+        services.AddSingleton<IProducer>(sp => sp.GetRequiredService<IMessageBroker>());
+        services.AddSingleton(sp => sp.GetRequiredService<IMessageBroker>().Management);
+        services.AddSingleton<IHostedService>(sp => new MessageBrokerStarter(sp.GetRequiredService<IMessageBroker>));
         return services;
     }
 
@@ -50,19 +51,19 @@ public static class MessageQueueServiceCollectionExtensions
         ArgumentNullException.ThrowIfNull(services);
         ArgumentException.ThrowIfNullOrWhiteSpace(name);
         ArgumentNullException.ThrowIfNull(configure);
-        if (services.Any(d => d.IsKeyedService && d.ServiceType == typeof(MessageBroker) && Equals(d.ServiceKey, name)))
+        if (services.Any(d => d.IsKeyedService && d.ServiceType == typeof(IMessageBroker) && Equals(d.ServiceKey, name)))
         {
             throw new InvalidOperationException($"A message broker named '{name}' was registered already; each name can be used once.");
         }
 
         services.AddKeyedSingleton(name, (sp, _) => Build(sp, configure));
-        services.AddKeyedSingleton<IMessageBroker>(name, (sp, key) => sp.GetRequiredKeyedService<MessageBroker>(key));
-        services.AddKeyedSingleton<IProducer>(name, (sp, key) => sp.GetRequiredKeyedService<MessageBroker>(key));
-        services.AddSingleton<IHostedService>(sp => new MessageBrokerStarter(() => sp.GetRequiredKeyedService<MessageBroker>(name)));
+        services.AddKeyedSingleton<IProducer>(name, (sp, key) => sp.GetRequiredKeyedService<IMessageBroker>(key));
+        services.AddKeyedSingleton(name, (sp, key) => sp.GetRequiredKeyedService<IMessageBroker>(key).Management);
+        services.AddSingleton<IHostedService>(sp => new MessageBrokerStarter(() => sp.GetRequiredKeyedService<IMessageBroker>(name)));
         return services;
     }
 
-    private static MessageBroker Build(IServiceProvider services, Action<MessageBrokerBuilder> configure)
+    private static IMessageBroker Build(IServiceProvider services, Action<MessageBrokerBuilder> configure)
     {
         var builder = new MessageBrokerBuilder();
         if (services.GetService<ILoggerFactory>() is { } loggerFactory)

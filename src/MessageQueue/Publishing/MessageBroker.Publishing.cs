@@ -7,7 +7,7 @@ using MessageQueue.Storage;
 namespace MessageQueue;
 
 /// <summary>The publishing side of the broker: single publishes, transactions and batches.</summary>
-public sealed partial class MessageBroker
+internal sealed partial class MessageBroker
 {
     /// <inheritdoc/>
     public IPublishTransaction BeginTransaction()

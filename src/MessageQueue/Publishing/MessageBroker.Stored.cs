@@ -5,7 +5,7 @@ using MessageQueue.Storage;
 namespace MessageQueue;
 
 /// <summary>Publishing into queues that store messages: decided first, then written, then put in place.</summary>
-public sealed partial class MessageBroker
+internal sealed partial class MessageBroker
 {
     private async ValueTask<PublishResult> AdmitPersistedAsync(AdmissionItem[] items, List<NewRow> rows, MessageProperties? properties, string? mandatoryExchange, string routingKey, CancellationToken cancellationToken)
     {

@@ -185,7 +185,7 @@ public sealed class AckTests
         Assert.Multiple(() =>
         {
             Assert.That(broker.Management.GetQueueInfo("q").Delayed, Is.EqualTo(count));
-            Assert.That(broker.Context.Scheduler.Registrations, Is.LessThanOrEqualTo(2), "one wake-up per queue, not per message");
+            Assert.That(broker.Engine().Context.Scheduler.Registrations, Is.LessThanOrEqualTo(2), "one wake-up per queue, not per message");
             Assert.That(time.ActiveTimers, Is.EqualTo(1), "one timer for the broker");
         });
 

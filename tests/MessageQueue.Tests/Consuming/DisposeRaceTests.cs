@@ -89,7 +89,7 @@ public sealed class DisposeRaceTests
         // began, and reaches the full queue just after its waiters were failed.
         await using var broker = new MessageBrokerBuilder().AddQueue("q", o => { o.MaxLength = 1; o.Overflow = OverflowPolicy.Block; }).Build();
         await broker.SendAsync("q", new Order(0));
-        broker.Context.Topology.GetQueue("q").FailWaiters(new ObjectDisposedException("broker", "stopping"));
+        broker.Engine().Context.Topology.GetQueue("q").FailWaiters(new ObjectDisposedException("broker", "stopping"));
         var late = broker.SendAsync("q", new Order(1)).AsTask();
         Assert.That(await Task.WhenAny(late, Task.Delay(TimeSpan.FromSeconds(5))), Is.SameAs(late), "it must not wait for room that never comes");
         Assert.That(async () => await late, Throws.InstanceOf<ObjectDisposedException>());

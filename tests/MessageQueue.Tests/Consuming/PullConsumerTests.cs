@@ -6,7 +6,7 @@ namespace MessageQueue.Tests.Consuming;
 [CancelAfter(20_000)]
 public sealed class PullConsumerTests
 {
-    private static MessageBroker Broker(Action<QueueOptions>? q = null) =>
+    private static IMessageBroker Broker(Action<QueueOptions>? q = null) =>
         new MessageBrokerBuilder().AddQueue("q", q).AddQueue("dlq").Build();
 
     [Test]

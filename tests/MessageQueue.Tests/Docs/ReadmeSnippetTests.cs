@@ -192,7 +192,7 @@ public sealed partial class ReadmeSnippetTests : TempDatabaseFixture
         using (Assert.EnterMultipleScope())
         {
             Assert.That(broker.Management.GetQueueInfo("imports").Ready, Is.EqualTo(1000));
-            Assert.That(broker.Context.Topology.GetQueue("imports").InMemoryReady, Is.EqualTo(256));
+            Assert.That(broker.Engine().Context.Topology.GetQueue("imports").InMemoryReady, Is.EqualTo(256));
         }
     }
 

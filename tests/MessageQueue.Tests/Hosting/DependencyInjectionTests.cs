@@ -33,10 +33,26 @@ public sealed class DependencyInjectionTests : TempDatabaseFixture
 
         using var restarted = Host(Configure);
         await restarted.StartAsync().WithSafety();
-        var broker = restarted.Services.GetRequiredService<MessageBroker>();
+        var broker = restarted.Services.GetRequiredService<IMessageBroker>();
         var peeked = await broker.Management.PeekAsync("billing");
         Assert.That(peeked.Select(m => m.Body), Is.EqualTo(new object[] { new Order(7) }));
         await restarted.StopAsync().WithSafety();
+    }
+
+    [Test]
+    public async Task TheBackendNeutralTypes_AreRegistered_AndTheEngineTypeIsNot()
+    {
+        using var host = Host(s => s.AddMessageQueue(mq => mq.AddQueue("q")));
+        await host.StartAsync().WithSafety();
+        var broker = host.Services.GetRequiredService<IMessageBroker>();
+        Assert.Multiple(() =>
+        {
+            Assert.That(host.Services.GetRequiredService<IProducer>(), Is.SameAs(broker));
+            Assert.That(host.Services.GetRequiredService<IBrokerManagement>(), Is.SameAs(broker.Management));
+            Assert.That(typeof(IMessageBroker).Assembly.GetType("MessageQueue.MessageBroker")!.IsPublic, Is.False, "users depend on IMessageBroker, whatever the backend");
+            Assert.That(typeof(MessageBrokerBuilder).GetMethod(nameof(MessageBrokerBuilder.Build))!.ReturnType, Is.EqualTo(typeof(IMessageBroker)));
+        });
+        await host.StopAsync().WithSafety();
     }
 
     [Test]
@@ -45,7 +61,7 @@ public sealed class DependencyInjectionTests : TempDatabaseFixture
         var time = new ManualTimeProvider();
         using var host = Host(s => s.AddSingleton<TimeProvider>(time).AddMessageQueue(mq => mq.AddQueue("q")));
         await host.StartAsync().WithSafety();
-        var broker = host.Services.GetRequiredService<MessageBroker>();
+        var broker = host.Services.GetRequiredService<IMessageBroker>();
         await broker.SendAsync("q", new Order(1), new PublishOptions { Delay = TimeSpan.FromMinutes(1) });
         Assert.That(broker.Management.GetQueueInfo("q").Delayed, Is.EqualTo(1));
         time.Advance(TimeSpan.FromMinutes(1));

@@ -8,7 +8,7 @@ public sealed class DeduplicationTests
 {
     private static PublishOptions Id(string id) => new() { MessageId = id };
 
-    private static (MessageBroker Broker, ManualTimeProvider Time) Create(Action<QueueOptions>? more = null)
+    private static (IMessageBroker Broker, ManualTimeProvider Time) Create(Action<QueueOptions>? more = null)
     {
         var time = new ManualTimeProvider();
         var broker = new MessageBrokerBuilder().UseTimeProvider(time)
@@ -100,7 +100,7 @@ public sealed class DeduplicationTests
             Assert.That((await broker.SendAsync("q", new Order(0), Id("a"))).IsDuplicate, Is.False, "a was forgotten to make room");
         }
 
-        var q = broker.Context.Topology.GetQueue("q");
+        var q = broker.Engine().Context.Topology.GetQueue("q");
         for (var i = 0; i < 10_000; i++)
         {
             await broker.SendAsync("q", i, Id($"id-{i}"));

@@ -84,7 +84,7 @@ public sealed class DelayedPublishTests
         {
             Assert.That(broker.Management.GetQueueInfo("q").Delayed, Is.EqualTo(count));
             Assert.That(time.ActiveTimers, Is.EqualTo(1), "one timer for the whole broker");
-            Assert.That(broker.Context.Scheduler.Registrations, Is.LessThanOrEqualTo(2), "one wake-up per queue, not one per message");
+            Assert.That(broker.Engine().Context.Scheduler.Registrations, Is.LessThanOrEqualTo(2), "one wake-up per queue, not one per message");
         });
 
         time.Advance(TimeSpan.FromSeconds(250.5));

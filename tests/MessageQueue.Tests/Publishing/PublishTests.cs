@@ -5,7 +5,7 @@ namespace MessageQueue.Tests.Publishing;
 [TestFixture]
 public sealed class PublishTests
 {
-    private static MessageBroker Broker() => new MessageBrokerBuilder()
+    private static IMessageBroker Broker() => new MessageBrokerBuilder()
         .AddExchange("x", ExchangeType.Direct)
         .AddQueue("q")
         .Bind("x", "q", "k")

@@ -6,7 +6,7 @@ namespace MessageQueue.Tests.Publishing;
 [CancelAfter(20_000)]
 public sealed class TransactionTests
 {
-    private static MessageBroker Create(Action<QueueOptions>? limited = null) => new MessageBrokerBuilder()
+    private static IMessageBroker Create(Action<QueueOptions>? limited = null) => new MessageBrokerBuilder()
         .AddExchange("orders", ExchangeType.Topic)
         .AddQueue("a")
         .AddQueue("b", o => limited?.Invoke(o))
@@ -15,7 +15,7 @@ public sealed class TransactionTests
         .Bind("orders", "b", "order.big.#")
         .Build();
 
-    private static async Task<List<int>> IdsAsync(MessageBroker broker, string queue) =>
+    private static async Task<List<int>> IdsAsync(IMessageBroker broker, string queue) =>
         [.. (await broker.Management.PeekAsync(queue)).Select(m => ((Order)m.Body).Id)];
 
     [Test]
@@ -53,7 +53,7 @@ public sealed class TransactionTests
     {
         const int Count = 500;
         await using var broker = Create();
-        var a = broker.Context.Topology.GetQueue("a");
+        var a = broker.Engine().Context.Topology.GetQueue("a");
         var seen = new List<int>();
         a.Changed += () =>
         {

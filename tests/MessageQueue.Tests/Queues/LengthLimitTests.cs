@@ -6,7 +6,7 @@ namespace MessageQueue.Tests.Queues;
 [CancelAfter(20_000)]
 public sealed class LengthLimitTests
 {
-    private static MessageBroker Create(Action<QueueOptions> q, ManualTimeProvider? time = null)
+    private static IMessageBroker Create(Action<QueueOptions> q, ManualTimeProvider? time = null)
     {
         var builder = new MessageBrokerBuilder()
             .AddQueue("dead")
@@ -19,7 +19,7 @@ public sealed class LengthLimitTests
         return builder.Build();
     }
 
-    private static async Task<List<int>> IdsAsync(MessageBroker broker, string queue) =>
+    private static async Task<List<int>> IdsAsync(IMessageBroker broker, string queue) =>
         [.. (await broker.Management.PeekAsync(queue)).Select(m => ((Order)m.Body).Id)];
 
     [Test]
@@ -368,7 +368,7 @@ public sealed class LengthLimitTests
     {
         const int Producers = 4, PerProducer = 2_000, Limit = 8;
         await using var broker = Create(o => { o.MaxLength = Limit; o.Overflow = OverflowPolicy.Block; });
-        var q = broker.Context.Topology.GetQueue("q");
+        var q = broker.Engine().Context.Topology.GetQueue("q");
         var maxReady = 0;
         q.Changed += () =>
         {

@@ -6,7 +6,7 @@ namespace MessageQueue.Tests.Queues;
 [CancelAfter(20_000)]
 public sealed class PriorityTests
 {
-    private static async Task<List<int>> DrainAsync(MessageBroker broker, int count)
+    private static async Task<List<int>> DrainAsync(IMessageBroker broker, int count)
     {
         await using var consumer = broker.Consume<Order>("q", o => o.Prefetch = 1);
         var ids = new List<int>();

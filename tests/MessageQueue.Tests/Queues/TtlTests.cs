@@ -6,7 +6,7 @@ namespace MessageQueue.Tests.Queues;
 [CancelAfter(20_000)]
 public sealed class TtlTests
 {
-    private static (MessageBroker Broker, ManualTimeProvider Time) Create(Action<QueueOptions>? q = null)
+    private static (IMessageBroker Broker, ManualTimeProvider Time) Create(Action<QueueOptions>? q = null)
     {
         var time = new ManualTimeProvider();
         var broker = new MessageBrokerBuilder().UseTimeProvider(time)
@@ -167,13 +167,13 @@ public sealed class TtlTests
             await broker.SendAsync("q", new Order(i), new PublishOptions { TimeToLive = TimeSpan.FromSeconds(i) });
         }
 
-        var ready = broker.Context.Topology.GetQueue("q").ReadyVisited;
+        var ready = broker.Engine().Context.Topology.GetQueue("q").ReadyVisited;
         time.Advance(TimeSpan.FromSeconds(11)); // sweeps expire the 10 from the back of the queue
         await broker.WaitForQueueAsync("q", i => i.Expired == 10);
-        var afterSweep = broker.Context.Topology.GetQueue("q").ReadyVisited;
+        var afterSweep = broker.Engine().Context.Topology.GetQueue("q").ReadyVisited;
 
         await broker.SendAsync("q", new Order(99), new PublishOptions { TimeToLive = TimeSpan.Zero }); // nobody waits: expires at once
-        var afterTtlZero = broker.Context.Topology.GetQueue("q").ReadyVisited;
+        var afterTtlZero = broker.Engine().Context.Topology.GetQueue("q").ReadyVisited;
         var info = broker.Management.GetQueueInfo("q");
         Assert.Multiple(() =>
         {

@@ -6,7 +6,7 @@ namespace MessageQueue.Tests.Routing;
 public sealed class RoutingTests
 {
     /// <summary>Publishes once and returns the queues that received the message.</summary>
-    private static async Task<string[]> RouteAsync(MessageBroker broker, string exchange, string key, IReadOnlyDictionary<string, object?>? headers = null)
+    private static async Task<string[]> RouteAsync(IMessageBroker broker, string exchange, string key, IReadOnlyDictionary<string, object?>? headers = null)
     {
         var before = broker.Management.GetQueueNames().ToDictionary(n => n, n => broker.Management.GetQueueInfo(n).Published);
         var result = await broker.PublishAsync(exchange, key, new Order(1), headers is null ? null : new PublishOptions { Headers = headers });

@@ -135,7 +135,7 @@ public sealed class TopologyTests
         {
             rounds++;
             await broker.Management.DeclareQueueAsync("q");
-            var queue = broker.Context.Topology.GetQueue("q");
+            var queue = broker.Engine().Context.Topology.GetQueue("q");
             using var start = new Barrier(2);
             var publish = Task.Run(() =>
             {

@@ -7,9 +7,9 @@ public static class BrokerWaits
     private static readonly TimeSpan Safety = TimeSpan.FromSeconds(20);
 
     /// <summary>Completes when <paramref name="predicate"/> holds for the queue's info.</summary>
-    public static async Task<QueueInfo> WaitForQueueAsync(this MessageBroker broker, string queue, Func<QueueInfo, bool> predicate)
+    public static async Task<QueueInfo> WaitForQueueAsync(this IMessageBroker broker, string queue, Func<QueueInfo, bool> predicate)
     {
-        var q = broker.Context.Topology.GetQueue(queue);
+        var q = broker.Engine().Context.Topology.GetQueue(queue);
         var done = new TaskCompletionSource<QueueInfo>(TaskCreationOptions.RunContinuationsAsynchronously);
         void Check()
         {
@@ -37,8 +37,12 @@ public static class BrokerWaits
     }
 
     /// <summary>Waits until nothing in the queue is ready or unacked.</summary>
-    public static Task<QueueInfo> WaitForDrainedAsync(this MessageBroker broker, string queue) =>
+    public static Task<QueueInfo> WaitForDrainedAsync(this IMessageBroker broker, string queue) =>
         broker.WaitForQueueAsync(queue, i => i.Ready == 0 && i.Unacked == 0 && i.Delayed == 0);
+
+    /// <summary>The in-process engine behind a broker that <see cref="MessageBrokerBuilder.Build"/> made (for tests that
+    /// look inside it).</summary>
+    internal static MessageBroker Engine(this IMessageBroker broker) => (MessageBroker)broker;
 
     public static Task<T> WithSafety<T>(this Task<T> task) => task.WaitAsync(Safety);
 
