@@ -7,7 +7,7 @@ namespace MessageQueue.Consuming;
 /// The queue's side of one consumer: its prefetch window (a channel the queue writes deliveries into) and
 /// the deliveries it has not settled yet. Everything but the channel reader is guarded by the queue lock.
 /// </summary>
-internal sealed class ConsumerCore
+internal sealed class ConsumerCore : IDeliverySource
 {
     internal ConsumerCore(BrokerQueue queue, int prefetch, bool autoAck)
     {
@@ -56,6 +56,27 @@ internal sealed class ConsumerCore
     internal readonly Queue<Tracked> Unacked = new();
 
     internal bool HasCapacity => Active && InFlight < Prefetch;
+
+    // ---- IDeliverySource: what a Delivery<T> of this consumer reaches (the message handle is the queue entry) ----
+    string IDeliverySource.Queue => Queue.Name;
+
+    bool IDeliverySource.AutoAck => AutoAck;
+
+    TimeSpan? IDeliverySource.AckTimeout => Queue.Options.AckTimeout;
+
+    object IDeliverySource.Body(object message) => ((QueueEntry)message).Body;
+
+    MessageProperties IDeliverySource.Properties(object message) => ((QueueEntry)message).GetProperties();
+
+    string IDeliverySource.Exchange(object message) => ((QueueEntry)message).Exchange;
+
+    string IDeliverySource.RoutingKey(object message) => ((QueueEntry)message).RoutingKey;
+
+    SettleResult IDeliverySource.Ack(object message, int tag) => Queue.Ack(this, (QueueEntry)message, tag);
+
+    SettleResult IDeliverySource.Nack(object message, int tag, bool requeue, TimeSpan? delay) => Queue.Nack(this, (QueueEntry)message, tag, requeue, delay);
+
+    SettleResult IDeliverySource.Reject(object message, int tag, string? reason, Exception? exception) => Queue.Reject(this, (QueueEntry)message, tag, reason, exception);
 
     /// <summary>
     /// Takes a delivery out of the window for this consumer's code: claims it (false when it was returned to

@@ -10,32 +10,34 @@ namespace MessageQueue;
 /// <typeparam name="T">The message type.</typeparam>
 public readonly struct Delivery<T> : IEquatable<Delivery<T>>
 {
-    private readonly QueueEntry? _entry;
-    private readonly ConsumerCore? _consumer;
+    // The backend (the engine's consumer, later a RabbitMQ channel or a test fake), its handle of the message, and
+    // the delivery's tag: no engine type is needed to make or use a delivery.
+    private readonly IDeliverySource? _source;
+    private readonly object? _message;
     private readonly int _tag;
 
-    internal Delivery(QueueEntry entry, ConsumerCore consumer, int tag, int deliveryCount)
+    internal Delivery(object message, IDeliverySource source, int tag, int deliveryCount)
     {
-        _entry = entry;
-        _consumer = consumer;
+        _message = message;
+        _source = source;
         _tag = tag;
         DeliveryCount = deliveryCount;
     }
 
     /// <summary>Gets the message body (the published object itself: in memory nothing is copied).</summary>
-    public T Message => (T)Entry.Body;
+    public T Message => (T)(_message is QueueEntry entry ? entry.Body : Source.Body(Handle)); // the engine's entry without a virtual call
 
     /// <summary>Gets the message properties.</summary>
-    public MessageProperties Properties => Entry.GetProperties();
+    public MessageProperties Properties => Source.Properties(Handle);
 
     /// <summary>Gets the name of the queue the message was delivered from.</summary>
-    public string Queue => Consumer.Queue.Name;
+    public string Queue => Source.Queue;
 
     /// <summary>Gets the exchange the message was published (or dead-lettered) to.</summary>
-    public string Exchange => Entry.Exchange;
+    public string Exchange => Source.Exchange(Handle);
 
     /// <summary>Gets the routing key the message was published (or dead-lettered) with.</summary>
-    public string RoutingKey => Entry.RoutingKey;
+    public string RoutingKey => Source.RoutingKey(Handle);
 
     /// <summary>Gets how many times the message has been delivered, this delivery included (1 the first time).</summary>
     public int DeliveryCount { get; }
@@ -43,9 +45,9 @@ public readonly struct Delivery<T> : IEquatable<Delivery<T>>
     /// <summary>Gets whether the message was delivered before.</summary>
     public bool Redelivered => DeliveryCount > 1;
 
-    private QueueEntry Entry => _entry ?? throw new InvalidOperationException("This Delivery is default; only deliveries received from a consumer can be used.");
+    private object Handle => _message ?? throw new InvalidOperationException("This Delivery is default; only deliveries received from a consumer can be used.");
 
-    private ConsumerCore Consumer => _consumer ?? throw new InvalidOperationException("This Delivery is default; only deliveries received from a consumer can be used.");
+    private IDeliverySource Source => _source ?? throw new InvalidOperationException("This Delivery is default; only deliveries received from a consumer can be used.");
 
     /// <summary>Acknowledges the message: it leaves the queue.</summary>
     /// <param name="cancellationToken">Cancels the call before it takes effect.</param>
@@ -59,8 +61,7 @@ public readonly struct Delivery<T> : IEquatable<Delivery<T>>
             return ValueTask.FromCanceled(cancellationToken);
         }
 
-        var consumer = CheckManual();
-        return Complete(consumer.Queue.Ack(consumer, Entry, _tag));
+        return Complete(CheckManual().Ack(Handle, _tag));
     }
 
     /// <summary>Negatively acknowledges the message.</summary>
@@ -83,8 +84,7 @@ public readonly struct Delivery<T> : IEquatable<Delivery<T>>
             return ValueTask.FromCanceled(cancellationToken);
         }
 
-        var consumer = CheckManual();
-        return Complete(consumer.Queue.Nack(consumer, Entry, _tag, requeue, delay));
+        return Complete(CheckManual().Nack(Handle, _tag, requeue, delay));
     }
 
     /// <summary>Rejects the message: it is dead-lettered with reason <c>rejected</c> (or dropped when the queue has
@@ -100,21 +100,20 @@ public readonly struct Delivery<T> : IEquatable<Delivery<T>>
             return ValueTask.FromCanceled(cancellationToken);
         }
 
-        var consumer = CheckManual();
-        return Complete(consumer.Queue.Reject(consumer, Entry, _tag, reason, exception: null));
+        return Complete(CheckManual().Reject(Handle, _tag, reason, exception: null));
     }
 
-    internal SettleResult TryRetry(TimeSpan delay) => Consumer.Queue.Nack(Consumer, Entry, _tag, requeue: true, delay);
+    internal SettleResult TryRetry(TimeSpan delay) => Source.Nack(Handle, _tag, requeue: true, delay);
 
-    internal SettleResult TryFail(Exception exception) => Consumer.Queue.Reject(Consumer, Entry, _tag, reason: null, exception);
+    internal SettleResult TryFail(Exception exception) => Source.Reject(Handle, _tag, reason: null, exception);
 
-    private ConsumerCore CheckManual()
+    private IDeliverySource CheckManual()
     {
-        var consumer = Consumer;
-        return consumer.AutoAck
+        var source = Source;
+        return source.AutoAck
             ? throw new InvalidOperationException(
-                $"The consumer of queue '{consumer.Queue.Name}' uses AckMode.Auto: the message was acknowledged when it was delivered. Use AckMode.Manual to settle deliveries yourself.")
-            : consumer;
+                $"The consumer of queue '{source.Queue}' uses AckMode.Auto: the message was acknowledged when it was delivered. Use AckMode.Manual to settle deliveries yourself.")
+            : source;
     }
 
     private ValueTask Complete(SettleResult result) => result switch
@@ -123,7 +122,7 @@ public readonly struct Delivery<T> : IEquatable<Delivery<T>>
         SettleResult.AlreadySettled => throw new InvalidOperationException(
             $"Delivery {DeliveryCount} of message '{Properties.MessageId}' from queue '{Queue}' was already acknowledged, nacked or rejected; a delivery can be settled once."),
         SettleResult.TimedOut => throw new InvalidOperationException(
-            $"Delivery {DeliveryCount} of message '{Properties.MessageId}' from queue '{Queue}' is no longer valid: its ack timeout ({Consumer.Queue.Options.AckTimeout}) passed and the message was returned to the queue, to be redelivered."),
+            $"Delivery {DeliveryCount} of message '{Properties.MessageId}' from queue '{Queue}' is no longer valid: its ack timeout ({Source.AckTimeout}) passed and the message was returned to the queue, to be redelivered."),
         SettleResult.ConsumerGone => throw new InvalidOperationException(
             $"The consumer that received message '{Properties.MessageId}' from queue '{Queue}' was disposed; the message was returned to the queue and will be redelivered."),
         _ => throw new InvalidOperationException(
@@ -131,13 +130,13 @@ public readonly struct Delivery<T> : IEquatable<Delivery<T>>
     };
 
     /// <inheritdoc/>
-    public bool Equals(Delivery<T> other) => ReferenceEquals(_entry, other._entry) && _tag == other._tag;
+    public bool Equals(Delivery<T> other) => ReferenceEquals(_message, other._message) && _tag == other._tag;
 
     /// <inheritdoc/>
     public override bool Equals(object? obj) => obj is Delivery<T> other && Equals(other);
 
     /// <inheritdoc/>
-    public override int GetHashCode() => HashCode.Combine(_entry, _tag);
+    public override int GetHashCode() => HashCode.Combine(_message, _tag);
 
     /// <summary>Compares two deliveries.</summary>
     /// <param name="left">The first.</param>
@@ -152,5 +151,5 @@ public readonly struct Delivery<T> : IEquatable<Delivery<T>>
     public static bool operator !=(Delivery<T> left, Delivery<T> right) => !left.Equals(right);
 
     /// <inheritdoc/>
-    public override string ToString() => _entry is null ? "(default)" : $"{Queue} #{DeliveryCount}: {Message}";
+    public override string ToString() => _message is null ? "(default)" : $"{Queue} #{DeliveryCount}: {Message}";
 }

@@ -6,8 +6,8 @@ namespace MessageQueue;
 /// </summary>
 public readonly struct PublishResult : IEquatable<PublishResult>
 {
-    // A string id, or the single queue entry whose id is generated on first read (saves an allocation
-    // per message on the hot path, where nobody reads the id).
+    // A string id, or a source that makes it on first read (the engine's queue entry: saves an allocation per
+    // message on the hot path, where nobody reads the id). No engine type: any backend can make a result.
     private readonly object? _id;
 
     internal PublishResult(object id, int routedQueues, int duplicateQueues = 0)
@@ -21,7 +21,7 @@ public readonly struct PublishResult : IEquatable<PublishResult>
     public string MessageId => _id switch
     {
         string s => s,
-        Queues.QueueEntry e => e.GetProperties().MessageId,
+        Queues.IMessageIdSource source => source.MessageId,
         _ => "",
     };
 

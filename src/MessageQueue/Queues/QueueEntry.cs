@@ -13,7 +13,7 @@ namespace MessageQueue.Queues;
 /// can never claim a later delivery of the same entry by mistake.
 /// </remarks>
 [DebuggerDisplay("#{Sequence} {State} deliveries={DeliveryCount}")]
-internal class QueueEntry
+internal class QueueEntry : IMessageIdSource
 {
     private MessageProperties? _properties;
     private long _handle;
@@ -95,6 +95,9 @@ internal class QueueEntry
     internal bool TryTransition(int tag, EntryState from, EntryState to) =>
         Interlocked.CompareExchange(ref _handle, Pack(tag, to), Pack(tag, from)) == Pack(tag, from);
 
+    /// <summary>The message id (made on first read when the publish gave none).</summary>
+    string IMessageIdSource.MessageId => GetProperties().MessageId;
+
     internal MessageProperties GetProperties()
     {
         var p = Volatile.Read(ref _properties);
@@ -154,4 +157,11 @@ internal enum EntryState
 internal static class MessageIds
 {
     internal static string New() => Guid.CreateVersion7().ToString("N");
+}
+
+/// <summary>Something that knows a message's id without having made it yet (the engine's queue entry makes it on
+/// first read), so a <see cref="PublishResult"/> of any backend costs no id on the hot path.</summary>
+internal interface IMessageIdSource
+{
+    string MessageId { get; }
 }
