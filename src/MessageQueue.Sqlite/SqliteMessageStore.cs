@@ -64,6 +64,9 @@ public sealed partial class SqliteMessageStore : IMessageStore
             : FullPath(builder.DataSource);
     }
 
+    /// <summary>Limits the database to this many pages beyond what it holds when opened (tests of a full disk).</summary>
+    internal int? FreePagesForTests { get; init; }
+
     /// <inheritdoc/>
     public StoreContents Open()
     {
@@ -80,6 +83,14 @@ public sealed partial class SqliteMessageStore : IMessageStore
             Execute($"PRAGMA busy_timeout = {(int)_options.BusyTimeout.TotalMilliseconds};");
             Execute("PRAGMA journal_mode = WAL;");
             EnsureSchema();
+            if (FreePagesForTests is { } free)
+            {
+                // A disk that is (almost) full, for the store conformance suite: SQLite fails a write that needs more.
+                using var count = _connection.CreateCommand();
+                count.CommandText = "PRAGMA page_count;";
+                Execute($"PRAGMA max_page_count = {(long)count.ExecuteScalar()! + free};");
+            }
+
             Execute($"DELETE FROM mq_messages WHERE flags & {TransientFlag} <> 0;");
             _reader = new SqliteConnection(_connectionString);
             _reader.Open();
@@ -251,7 +262,7 @@ public sealed partial class SqliteMessageStore : IMessageStore
     }
 
     /// <summary>Runs one statement on the deduplication table for each remembered id.</summary>
-    private void WriteIds(ref SqliteCommand? command, string sql, List<RememberedId> ids, SqliteTransaction transaction)
+    private void WriteIds(ref SqliteCommand? command, string sql, IReadOnlyList<RememberedId> ids, SqliteTransaction transaction)
     {
         if (ids.Count == 0)
         {

@@ -28,9 +28,9 @@ public sealed class DurableQueueTests : TempDatabaseFixture
     {
         using var store = new SqliteMessageStore(Database);
         Assert.That(store.Open().Queues, Is.Empty);
-        var batch = new StoreBatch { MustBeDurable = true };
-        batch.Inserts.Add(new StoredMessage(1, "q", 0, 0, new byte[] { 1, 2, 3 }));
-        batch.Inserts.Add(new StoredMessage(2, "q", 0, 0, new byte[] { 4 }) { Transient = true });
+        var batch = new StoreBatch(
+            inserts: [new StoredMessage(1, "q", 0, 0, new byte[] { 1, 2, 3 }), new StoredMessage(2, "q", 0, 0, new byte[] { 4 }) { Transient = true }],
+            mustBeDurable: true);
         store.Write(batch);
         Assert.That(store.Read([2, 1, 3]).Select(r => r.Id), Is.EqualTo(new[] { 2L, 1L }));
         store.Dispose();

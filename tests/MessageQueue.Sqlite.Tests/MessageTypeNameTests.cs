@@ -135,13 +135,7 @@ public sealed class MessageTypeNameTests : TempDatabaseFixture
     {
         using var store = new SqliteMessageStore(Database);
         var next = store.Open().MaxId;
-        var batch = new StoreBatch { MustBeDurable = true };
-        foreach (var e in envelopes)
-        {
-            batch.Inserts.Add(new StoredMessage(++next, "q", 0, 0, e));
-        }
-
-        store.Write(batch);
+        store.Write(new StoreBatch(inserts: envelopes.Select(e => new StoredMessage(++next, "q", 0, 0, e)).ToList(), mustBeDurable: true));
     }
 
     private List<byte[]> ReadEnvelopes()

@@ -8,29 +8,29 @@ internal sealed partial class DurableLog
     private static StoreBatch Compose(List<StoreUnit> units, StoreBatch background)
     {
         var batch = new StoreBatch();
-        batch.Inserts.AddRange(background.Inserts);
+        batch.MutableInserts.AddRange(background.MutableInserts);
         foreach (var unit in units)
         {
             batch.MustBeDurable |= unit.MustBeDurable;
             foreach (var row in unit.Rows)
             {
-                batch.Inserts.Add(row.ToStored());
+                batch.MutableInserts.Add(row.ToStored());
             }
 
             foreach (var r in unit.Renumbers)
             {
-                batch.Renumbered.Add((r.Id, r.NewId));
+                batch.MutableRenumbered.Add((r.Id, r.NewId));
             }
 
-            batch.Deletes.AddRange(unit.Deletes);
-            batch.Remember.AddRange(unit.Remember);
+            batch.MutableDeletes.AddRange(unit.Deletes);
+            batch.MutableRemember.AddRange(unit.Remember);
         }
 
-        batch.Deliveries.AddRange(background.Deliveries);
-        batch.Deletes.AddRange(background.Deletes);
-        batch.Purges.AddRange(background.Purges);
-        batch.Remember.AddRange(background.Remember);
-        batch.Forget.AddRange(background.Forget);
+        batch.MutableDeliveries.AddRange(background.MutableDeliveries);
+        batch.MutableDeletes.AddRange(background.MutableDeletes);
+        batch.MutablePurges.AddRange(background.MutablePurges);
+        batch.MutableRemember.AddRange(background.MutableRemember);
+        batch.MutableForget.AddRange(background.MutableForget);
         return batch;
     }
 
@@ -119,12 +119,12 @@ internal sealed partial class DurableLog
         }
 
         var taken = new StoreBatch();
-        Move(all.Inserts, taken.Inserts, ref room);
-        Move(all.Deliveries, taken.Deliveries, ref room);
-        Move(all.Deletes, taken.Deletes, ref room);
-        Move(all.Purges, taken.Purges, ref room);
-        Move(all.Remember, taken.Remember, ref room);
-        Move(all.Forget, taken.Forget, ref room);
+        Move(all.MutableInserts, taken.MutableInserts, ref room);
+        Move(all.MutableDeliveries, taken.MutableDeliveries, ref room);
+        Move(all.MutableDeletes, taken.MutableDeletes, ref room);
+        Move(all.MutablePurges, taken.MutablePurges, ref room);
+        Move(all.MutableRemember, taken.MutableRemember, ref room);
+        Move(all.MutableForget, taken.MutableForget, ref room);
         return taken;
 
         static void Move<T>(List<T> from, List<T> to, ref int room)
@@ -141,31 +141,31 @@ internal sealed partial class DurableLog
     /// delivery followed by its ack then costs one statement, not two.</summary>
     private static void Coalesce(StoreBatch batch)
     {
-        if (batch.Deletes.Count == 0 || (batch.Deliveries.Count == 0 && batch.Inserts.Count == 0))
+        if (batch.MutableDeletes.Count == 0 || (batch.MutableDeliveries.Count == 0 && batch.MutableInserts.Count == 0))
         {
             return;
         }
 
-        var deleted = new HashSet<long>(batch.Deletes);
-        batch.Deliveries.RemoveAll(d => deleted.Contains(d.Id));
-        if (batch.Inserts.Count > 0)
+        var deleted = new HashSet<long>(batch.MutableDeletes);
+        batch.MutableDeliveries.RemoveAll(d => deleted.Contains(d.Id));
+        if (batch.MutableInserts.Count > 0)
         {
             var inserted = new HashSet<long>();
-            batch.Inserts.RemoveAll(row => deleted.Contains(row.Id) && inserted.Add(row.Id));
+            batch.MutableInserts.RemoveAll(row => deleted.Contains(row.Id) && inserted.Add(row.Id));
             if (inserted.Count > 0)
             {
-                batch.Deletes.RemoveAll(inserted.Contains);
+                batch.MutableDeletes.RemoveAll(inserted.Contains);
             }
         }
     }
 
     private static void Append(StoreBatch to, StoreBatch from)
     {
-        to.Inserts.AddRange(from.Inserts);
-        to.Deliveries.AddRange(from.Deliveries);
-        to.Deletes.AddRange(from.Deletes);
-        to.Purges.AddRange(from.Purges);
-        to.Remember.AddRange(from.Remember);
-        to.Forget.AddRange(from.Forget);
+        to.MutableInserts.AddRange(from.MutableInserts);
+        to.MutableDeliveries.AddRange(from.MutableDeliveries);
+        to.MutableDeletes.AddRange(from.MutableDeletes);
+        to.MutablePurges.AddRange(from.MutablePurges);
+        to.MutableRemember.AddRange(from.MutableRemember);
+        to.MutableForget.AddRange(from.MutableForget);
     }
 }

@@ -87,7 +87,7 @@ internal sealed partial class DurableLog : IDisposable
 
     /// <summary>Deletes the ready rows (due time 0) of a queue with ids in (<paramref name="afterId"/>, <paramref name="upToId"/>]:
     /// a lazy queue's disk part, purged or deleted.</summary>
-    internal void Purge(string queue, long afterId, long upToId) => Queue(b => b.Purges.Add((queue, afterId, upToId)));
+    internal void Purge(string queue, long afterId, long upToId) => Queue(b => b.MutablePurges.Add((queue, afterId, upToId)));
 
     /// <summary>How many batches were written (for tests of group commit).</summary>
     internal long Writes { get; private set; }
@@ -132,13 +132,13 @@ internal sealed partial class DurableLog : IDisposable
             ? unit.Done.Task
             : throw new ObjectDisposedException(nameof(MessageBroker), "The message broker was disposed; nothing can be published any more.");
 
-    internal void Delete(long id) => Queue(b => b.Deletes.Add(id));
+    internal void Delete(long id) => Queue(b => b.MutableDeletes.Add(id));
 
-    internal void Delivered(long id, int count) => Queue(b => b.Deliveries.Add((id, count)));
+    internal void Delivered(long id, int count) => Queue(b => b.MutableDeliveries.Add((id, count)));
 
-    internal void Remember(RememberedId id) => Queue(b => b.Remember.Add(id));
+    internal void Remember(RememberedId id) => Queue(b => b.MutableRemember.Add(id));
 
-    internal void Forget(RememberedId id) => Queue(b => b.Forget.Add(id));
+    internal void Forget(RememberedId id) => Queue(b => b.MutableForget.Add(id));
 
     /// <summary>Completes when every change queued before the call is written (faults if that write fails): a
     /// lazy queue waits on it before reading rows that were queued without a waiting publisher.</summary>
@@ -311,7 +311,7 @@ internal sealed partial class DurableLog : IDisposable
 
             // The applier puts the units in place (in order) while this thread writes the next batch; a barrier
             // taken meanwhile waits for it (see _pendingApply).
-            batch.Inserts.Clear(); // written or failed: the batch keeps no body alive while the writer waits
+            batch.MutableInserts.Clear(); // written or failed: the batch keeps no body alive while the writer waits
             Hand(units, failure, waiters);
             lock (_gate)
             {
