@@ -48,6 +48,30 @@ public sealed class MessageTypeNameReviewTests : TempDatabaseFixture
         });
     }
 
+    /// <summary>A body of a framework type (a string, an int, a Guid, an array...) is stored under its full name
+    /// ("System.String"). A process that has not published that type yet (any process after a restart) searches
+    /// only the assemblies that reference MessageQueue, which CoreLib does not (and arrays are in no assembly's
+    /// GetTypes): the stored message is dead-lettered as of an unknown type. Before, "System.String, System.Private.CoreLib"
+    /// resolved.</summary>
+    [Test]
+    public async Task FrameworkTypeBody_StoredInADurableQueue_IsReadAfterARestart()
+    {
+        await using (var broker = Declare().Build())
+        {
+            await broker.SendAsync("q", "hello");
+        }
+
+        ForgetInThisProcess(typeof(string).FullName!); // the restart: a new process has not named the type yet
+
+        await using var restarted = Declare().Build();
+        var dead = await restarted.Management.PeekAsync("dead");
+        Assert.Multiple(() =>
+        {
+            Assert.That(dead, Is.Empty, dead.Count > 0 ? (string?)dead[0].Properties.Headers["x-rejection-reason"] : null);
+            Assert.That(restarted.Management.GetQueueInfo("q").Ready, Is.EqualTo(1), "the stored string is not in its queue after the restart");
+        });
+    }
+
     /// <summary>Two types declare one name. A row stored under it (by a process that used the other type) must be
     /// dead-lettered as ambiguous; but once this process has named one of the two types (any publish of it, even to a
     /// memory queue), NameOf records the name as that type's, without looking for others, replacing even an
@@ -101,6 +125,13 @@ public sealed class MessageTypeNameReviewTests : TempDatabaseFixture
         var dead = await second.Management.PeekAsync("dead");
         Assert.That(ready.Select(m => m.Body.GetType().FullName), Is.EqualTo(new[] { typeName }),
             "the type's assembly is loaded now, yet the stored message is dead-lettered: " + string.Join(" | ", dead.Skip(1).Select(d => d.Properties.Headers["x-rejection-reason"])));
+    }
+
+    /// <summary>Removes what this process learnt about <paramref name="name"/> (as a process that has just started).</summary>
+    private static void ForgetInThisProcess(string name)
+    {
+        var types = typeof(MessageTypeNames).GetField("Types", BindingFlags.NonPublic | BindingFlags.Static)!.GetValue(null);
+        ((System.Collections.IDictionary)types!).Remove(name);
     }
 
     /// <summary>Writes (without loading it) an assembly with one message type declaring <paramref name="name"/>.</summary>
