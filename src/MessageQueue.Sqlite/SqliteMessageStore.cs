@@ -58,10 +58,8 @@ public sealed partial class SqliteMessageStore : IMessageStore
         // SQLite's busy_timeout: make both the configured wait.
         builder.DefaultTimeout = (int)Math.Max(1, Math.Ceiling(_options.BusyTimeout.TotalSeconds));
         _connectionString = builder.ToString();
-        _name = $"SQLite message store '{FullPath(builder.DataSource)}'";
-        _lockedPath = builder.Mode == SqliteOpenMode.Memory || !Path.IsPathFullyQualified(FullPath(builder.DataSource))
-            ? null // in memory, temporary, or a URI: nothing another process could open
-            : FullPath(builder.DataSource);
+        _lockedPath = builder.Mode == SqliteOpenMode.Memory ? null : DatabaseFile.Resolve(builder.DataSource);
+        _name = $"SQLite message store '{_lockedPath ?? FullPath(builder.DataSource)}'";
     }
 
     /// <summary>Limits the database to this many pages beyond what it holds when opened (tests of a full disk).</summary>
@@ -181,28 +179,33 @@ public sealed partial class SqliteMessageStore : IMessageStore
         }
     }
 
-    /// <summary>Closes the database.</summary>
+    /// <summary>Closes the database, then lets it go (another broker may open it).</summary>
     public void Dispose()
     {
-        _insert?.Dispose();
-        _delete?.Dispose();
-        _deliver?.Dispose();
-        _renumber?.Dispose();
-        _remember?.Dispose();
-        _forget?.Dispose();
-        _insert = _delete = _deliver = _renumber = _remember = _forget = null;
-        _connection?.Dispose();
-        _connection = null;
-        lock (_readGate)
+        try
         {
-            _readOne?.Dispose();
-            _readOne = null;
-            _reader?.Dispose();
-            _reader = null;
+            _insert?.Dispose();
+            _delete?.Dispose();
+            _deliver?.Dispose();
+            _renumber?.Dispose();
+            _remember?.Dispose();
+            _forget?.Dispose();
+            _insert = _delete = _deliver = _renumber = _remember = _forget = null;
+            _connection?.Dispose();
+            _connection = null;
+            lock (_readGate)
+            {
+                _readOne?.Dispose();
+                _readOne = null;
+                _reader?.Dispose();
+                _reader = null;
+            }
         }
-
-        _owner?.Dispose(); // after the connections: the next owner finds the file closed
-        _owner = null;
+        finally
+        {
+            _owner?.Dispose(); // after the connections, and even when closing one failed: the file is never kept
+            _owner = null;
+        }
     }
 
     /// <summary>Names the store by its database file (never the rest of the connection string, which may hold a

@@ -32,7 +32,7 @@ internal sealed class StoreFileOwner : IDisposable
             {
                 stream = new FileStream(lockPath, FileMode.OpenOrCreate, FileAccess.ReadWrite, FileShare.None, bufferSize: 1, FileOptions.None);
             }
-            catch (IOException ex) when (IsHeldElsewhere(ex, lockPath))
+            catch (IOException ex) when (IsHeldElsewhere(ex))
             {
                 var left = wait - clock.Elapsed;
                 if (left <= TimeSpan.Zero)
@@ -66,11 +66,12 @@ internal sealed class StoreFileOwner : IDisposable
         }
     }
 
-    /// <summary>Whether opening the lock file failed because another handle holds it (a sharing violation), as opposed
-    /// to a missing directory or a permission problem.</summary>
-    private static bool IsHeldElsewhere(IOException ex, string lockPath) =>
+    /// <summary>Whether opening the lock file failed because another handle holds its lock, as opposed to a missing
+    /// directory, a read-only file system or too many open files: Windows reports a sharing or lock violation (32,
+    /// 33); Linux and macOS report the failed non-blocking <c>flock</c> as EWOULDBLOCK (11 on Linux, 35 on macOS).</summary>
+    private static bool IsHeldElsewhere(IOException ex) =>
         ex is not (FileNotFoundException or DirectoryNotFoundException or PathTooLongException)
-        && ((ex.HResult & 0xFFFF) is 32 or 33 || File.Exists(lockPath));
+        && (OperatingSystem.IsWindows() ? (ex.HResult & 0xFFFF) is 32 or 33 : ex.HResult is 11 or 35);
 
     private static string DescribeOwner(string ownerPath)
     {

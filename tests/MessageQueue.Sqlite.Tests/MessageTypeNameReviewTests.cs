@@ -132,6 +132,8 @@ public sealed class MessageTypeNameReviewTests : TempDatabaseFixture
     {
         var types = typeof(MessageTypeNames).GetField("Types", BindingFlags.NonPublic | BindingFlags.Static)!.GetValue(null);
         ((System.Collections.IDictionary)types!).Remove(name);
+        var names = typeof(MessageTypeNames).GetField("Names", BindingFlags.NonPublic | BindingFlags.Static)!.GetValue(null);
+        ((System.Collections.IDictionary)names!).Remove(typeof(string));
     }
 
     /// <summary>Writes (without loading it) an assembly with one message type declaring <paramref name="name"/>.</summary>
@@ -162,12 +164,6 @@ public sealed class MessageTypeNameReviewTests : TempDatabaseFixture
     {
         using var store = new SqliteMessageStore(Database);
         var next = store.Open().MaxId;
-        var batch = new StoreBatch { MustBeDurable = true };
-        foreach (var e in envelopes)
-        {
-            batch.Inserts.Add(new StoredMessage(++next, "q", 0, 0, e));
-        }
-
-        store.Write(batch);
+        store.Write(new StoreBatch(inserts: envelopes.Select(e => new StoredMessage(++next, "q", 0, 0, e)).ToList(), mustBeDurable: true));
     }
 }

@@ -32,7 +32,7 @@ public sealed class StoreOwnershipReviewTests : TempDatabaseFixture
         await first.SendAsync("q", new Order(1));
         File.CreateSymbolicLink(link, Database);
 
-        MessageBroker? second = null;
+        IMessageBroker? second = null;
         try
         {
             Assert.Throws<MessageStoreException>(
@@ -55,7 +55,7 @@ public sealed class StoreOwnershipReviewTests : TempDatabaseFixture
         await using var first = Declare(new MessageBrokerBuilder().UseSqlite(Database)).Build();
         await first.SendAsync("q", new Order(1));
 
-        MessageBroker? second = null;
+        IMessageBroker? second = null;
         try
         {
             Assert.Throws<MessageStoreException>(
@@ -85,7 +85,7 @@ public sealed class StoreOwnershipReviewTests : TempDatabaseFixture
         await using var first = Declare(new MessageBrokerBuilder().UseSqlite(inBase)).Build();
         await first.SendAsync("q", new Order(1));
 
-        MessageBroker? second = null;
+        IMessageBroker? second = null;
         try
         {
             Assert.Throws<MessageStoreException>(
