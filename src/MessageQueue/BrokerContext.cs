@@ -17,7 +17,11 @@ internal sealed class BrokerContext
         Scheduler = new Scheduler(time, Logger);
         Topology = new Topology(this);
         DeadLetters = new DeadLetterRouter(this);
+        InFlight = new InFlight(this);
     }
+
+    /// <summary>Exact in-flight tracking: whether any work is left, and an awaitable for when none is.</summary>
+    internal InFlight InFlight { get; }
 
     internal TimeProvider Time { get; }
 

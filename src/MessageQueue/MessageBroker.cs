@@ -25,7 +25,12 @@ internal sealed partial class MessageBroker : IMessageBroker
         _context = context;
         ShutdownTimeout = shutdownTimeout;
         _management = new BrokerManagement(context, this);
+        context.InFlight.Runners = () => _consumers.Keys.OfType<IRunsHandlers>();
     }
+
+    /// <summary>Completes when the broker has no work left: nothing ready or due, nothing unacked, no handler running,
+    /// no dead letter or store write on its way (see <see cref="InFlight"/>). For the testing package and shutdown.</summary>
+    internal Task WhenIdleAsync(CancellationToken cancellationToken = default) => _context.InFlight.WhenIdleAsync(cancellationToken);
 
     /// <inheritdoc/>
     public IBrokerManagement Management => _management;

@@ -170,6 +170,7 @@ public sealed partial class MessageBrokerBuilder
 
                 opened = store;
                 context.Durable = new Storage.DurableLog(store, _serializer, _storageOptions, context.Logger, stored.MaxId, _time);
+                context.Durable.Applied = context.InFlight.Signal;
                 LastDurableLog = context.Durable;
             }
 

@@ -131,6 +131,7 @@ internal sealed partial class Subscription<T>
     private async Task HandleInOrderAsync(Handoff handoff)
     {
         var slots = _slots!;
+        var running = false;
         await slots.WaitAsync().ConfigureAwait(false);
         try
         {
@@ -139,6 +140,8 @@ internal sealed partial class Subscription<T>
                 return; // returned meanwhile (a stop, an ack timeout) or expired in the window
             }
 
+            Interlocked.Increment(ref _orderedRunning); // see InFlight; ended in the finally below
+            running = true;
             var count = handoff.DeliveryCount;
             while (true)
             {
@@ -193,6 +196,11 @@ internal sealed partial class Subscription<T>
         finally
         {
             slots.Release();
+            if (running)
+            {
+                Interlocked.Decrement(ref _orderedRunning);
+                _broker.Context.InFlight.Signal();
+            }
         }
     }
 

@@ -7,7 +7,7 @@ namespace MessageQueue.Consuming;
 /// A push subscription: <c>Concurrency</c> workers read the consumer's window and call the handler. Success
 /// acks; an exception retries through a (possibly delayed) redelivery in the queue, then dead-letters.
 /// </summary>
-internal sealed partial class Subscription<T> : ISubscription
+internal sealed partial class Subscription<T> : ISubscription, IRunsHandlers
 {
     private readonly ConsumerCore _core;
     private readonly Func<Delivery<T>, CancellationToken, ValueTask> _handler;
@@ -17,6 +17,8 @@ internal sealed partial class Subscription<T> : ISubscription
     private readonly CancellationTokenSource _abort = new();
     private readonly CancellationTokenSource _stopping = new();
     private readonly Task[] _workers;
+    private readonly int[] _handling; // per worker: 1 while its handler runs (see InFlight); plain stores, no contention
+    private int _orderedRunning;
     private Task? _disposing;
 
     internal Subscription(ConsumerCore core, Func<Delivery<T>, CancellationToken, ValueTask> handler, SubscriptionOptions<T> options, MessageBroker broker, ILogger logger)
@@ -30,14 +32,39 @@ internal sealed partial class Subscription<T> : ISubscription
         {
             _orderingKey = orderingKey;
             _slots = new SemaphoreSlim(options.Concurrency, options.Concurrency);
+            _handling = [];
             _workers = [Task.Run(RunOrderedAsync)];
             return;
         }
 
+        _handling = new int[options.Concurrency];
         _workers = new Task[options.Concurrency];
         for (var i = 0; i < _workers.Length; i++)
         {
-            _workers[i] = Task.Run(RunAsync);
+            var index = i;
+            _workers[i] = Task.Run(() => RunAsync(index));
+        }
+    }
+
+    /// <inheritdoc/>
+    public bool HandlersRunning
+    {
+        get
+        {
+            if (Volatile.Read(ref _orderedRunning) > 0)
+            {
+                return true;
+            }
+
+            for (var i = 0; i < _handling.Length; i++)
+            {
+                if (Volatile.Read(ref _handling[i]) != 0)
+                {
+                    return true;
+                }
+            }
+
+            return false;
         }
     }
 
@@ -76,7 +103,7 @@ internal sealed partial class Subscription<T> : ISubscription
         _broker.Forget(this);
     }
 
-    private async Task RunAsync()
+    private async Task RunAsync(int index)
     {
         var reader = _core.Channel.Reader;
         // Acks of handlers that finished synchronously are settled together under one lock, which also takes the
@@ -126,39 +153,49 @@ internal sealed partial class Subscription<T> : ISubscription
 
                 var delivery = new Delivery<T>(handoff.Entry, _core, handoff.Tag, handoff.DeliveryCount);
                 Exception? failure = null;
+                Volatile.Write(ref _handling[index], 1); // a handler that settles early and publishes after is still work
                 try
                 {
-                    var pending = _handler(delivery, _abort.Token);
-                    if (!pending.IsCompletedSuccessfully)
+                    try
                     {
-                        Flush(acks, ref pendingAcks);
-                        await pending.ConfigureAwait(false);
+                        var pending = _handler(delivery, _abort.Token);
+                        if (!pending.IsCompletedSuccessfully)
+                        {
+                            Flush(acks, ref pendingAcks);
+                            await pending.ConfigureAwait(false);
+                        }
                     }
-                }
-                catch (OperationCanceledException) when (_abort.IsCancellationRequested)
-                {
-                    continue; // shutdown gave up waiting; the message returns to the queue
-                }
+                    catch (OperationCanceledException) when (_abort.IsCancellationRequested)
+                    {
+                        continue; // shutdown gave up waiting; the message returns to the queue
+                    }
 #pragma warning disable CA1031 // A handler's failure must become a retry or a dead letter, whatever it is.
-                catch (Exception ex)
+                    catch (Exception ex)
 #pragma warning restore CA1031
-                {
-                    failure = ex;
-                }
+                    {
+                        failure = ex;
+                    }
 
-                if (failure is null)
-                {
-                    // A handler may have settled the delivery itself: then this ack is skipped.
-                    acks[pendingAcks++] = handoff;
-                    if (pendingAcks == acks.Length)
+                    if (failure is null)
+                    {
+                        // A handler may have settled the delivery itself: then this ack is skipped. Until the ack is
+                        // flushed the delivery is unacked, which keeps the broker busy (see InFlight).
+                        acks[pendingAcks++] = handoff;
+                        if (pendingAcks == acks.Length)
+                        {
+                            Flush(acks, ref pendingAcks);
+                        }
+                    }
+                    else
                     {
                         Flush(acks, ref pendingAcks);
+                        Fail(delivery, failure);
                     }
                 }
-                else
+                finally
                 {
-                    Flush(acks, ref pendingAcks);
-                    Fail(delivery, failure);
+                    Volatile.Write(ref _handling[index], 0);
+                    _broker.Context.InFlight.Signal();
                 }
             }
         }

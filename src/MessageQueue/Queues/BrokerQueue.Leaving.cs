@@ -52,8 +52,16 @@ internal sealed partial class BrokerQueue
     {
         var dead = _deadLetters;
         _deadLetters = null;
+        if (dead is not null)
+        {
+            Interlocked.Add(ref _deadInTransit, dead.Count); // work until sent (see InFlight)
+        }
+
         return dead;
     }
+
+    /// <summary>Dead letters taken from this queue and not yet in their targets (see <see cref="InFlight"/>).</summary>
+    private int _deadInTransit;
 
     /// <summary>Sends dead letters taken under the lock on, once it is released (they enter other queues, whose
     /// locks must not nest in this one). Their rows here are deleted with their rows in their targets.</summary>
@@ -61,7 +69,14 @@ internal sealed partial class BrokerQueue
     {
         if (dead is not null)
         {
-            _context.DeadLetters.Send(this, dead);
+            try
+            {
+                _context.DeadLetters.Send(this, dead);
+            }
+            finally
+            {
+                Interlocked.Add(ref _deadInTransit, -dead.Count); // in their targets (or dropped) now
+            }
         }
 
         Notify();

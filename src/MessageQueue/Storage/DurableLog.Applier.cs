@@ -18,6 +18,22 @@ internal sealed partial class DurableLog
     /// <summary>A written (or failed) batch: its units, and the barriers that waited for it.</summary>
     private readonly record struct Written(List<StoreUnit> Units, Exception? Failure, List<TaskCompletionSource> Waiters);
 
+    /// <summary>Called after each written batch was applied (see <see cref="InFlight"/>).</summary>
+    internal Action? Applied { get; set; }
+
+    /// <summary>Whether units (publishes, dead-letter moves, redrives) were submitted and are not in their queues yet:
+    /// queued, being written, or written and not applied.</summary>
+    internal bool HasUnappliedUnits
+    {
+        get
+        {
+            lock (_gate)
+            {
+                return _units.Count > 0 || _writing || _pendingApply > 0;
+            }
+        }
+    }
+
     private void StartApplier()
     {
         _applier = new Thread(Apply) { IsBackground = true, Name = "MessageQueue store applier" };
@@ -79,6 +95,8 @@ internal sealed partial class DurableLog
                 _pendingApply--;
                 Monitor.PulseAll(_gate);
             }
+
+            Applied?.Invoke(); // the units are in their queues: whoever waits for the broker to be idle looks again
         }
     }
 

@@ -1,0 +1,107 @@
+using MessageQueue.Queues;
+
+namespace MessageQueue;
+
+/// <summary>
+/// Exact in-flight tracking: whether the broker has any work left, and an awaitable that completes exactly when it
+/// has none (never from an inactivity timer). Work is: ready messages (in memory or on a lazy queue's disk), delayed
+/// messages that are due, unacked deliveries (in prefetch windows or in code), handlers running, dead letters between
+/// their queue and their targets, and store units (publishes, dead-letter moves, redrives) submitted but not yet in
+/// their queues. Not work: delayed messages not yet due (a test clock moves them on), and acks waiting for
+/// <see cref="StorageOptions.AckDelay"/> (they change nothing a consumer or publisher can see).
+/// </summary>
+/// <remarks>
+/// The check takes every queue's lock (in id order, as admission does) and reads the in-between states while holding
+/// them. Every move of a message between queues is covered by one of those in-between states until the message is in
+/// its target (a dead letter is counted by its source queue until sent; a store unit by the log until applied; a
+/// handler is running until it returned and settled), so a check that sees no work saw a moment with none. Every
+/// change that can end work (a settle, a send, a handler returning, a unit applied) signals the waiters, which then
+/// check again.
+/// </remarks>
+internal sealed class InFlight(BrokerContext context)
+{
+    private int _watchers;
+    private TaskCompletionSource _changed = NewSignal();
+
+    /// <summary>Handler runners (subscriptions), to ask whether a handler is running.</summary>
+    internal Func<IEnumerable<IRunsHandlers>>? Runners { get; set; }
+
+    /// <summary>Wakes the waiters to check again (cheap when nobody waits).</summary>
+    internal void Signal()
+    {
+        if (Volatile.Read(ref _watchers) > 0)
+        {
+            Interlocked.Exchange(ref _changed, NewSignal()).TrySetResult();
+        }
+    }
+
+    /// <summary>Completes when the broker has no work left (see the class summary).</summary>
+    internal async Task WhenIdleAsync(CancellationToken cancellationToken)
+    {
+        Interlocked.Increment(ref _watchers);
+        try
+        {
+            while (true)
+            {
+                var changed = Volatile.Read(ref _changed).Task; // taken before the check: a change after it completes it
+                if (IsIdle())
+                {
+                    return;
+                }
+
+                await changed.WaitAsync(cancellationToken).ConfigureAwait(false);
+            }
+        }
+        finally
+        {
+            Interlocked.Decrement(ref _watchers);
+        }
+    }
+
+    /// <summary>Whether there is no work, at one moment (every queue's lock held at once).</summary>
+    internal bool IsIdle()
+    {
+        var queues = context.Topology.Queues.OrderBy(q => q.Id).ToArray();
+        var entered = 0;
+        try
+        {
+            foreach (var queue in queues)
+            {
+                queue.Sync.Enter();
+                entered++;
+            }
+
+            var now = context.Scheduler.NowTicks;
+            foreach (var queue in queues)
+            {
+                if (!queue.IsIdleLocked(now))
+                {
+                    return false;
+                }
+            }
+
+            if (context.Durable is { HasUnappliedUnits: true })
+            {
+                return false;
+            }
+
+            return Runners is null || !Runners().Any(r => r.HandlersRunning);
+        }
+        finally
+        {
+            for (var i = entered - 1; i >= 0; i--)
+            {
+                queues[i].Sync.Exit();
+            }
+        }
+    }
+
+    private static TaskCompletionSource NewSignal() => new(TaskCreationOptions.RunContinuationsAsynchronously);
+}
+
+/// <summary>Something that runs handlers on deliveries (a subscription): for <see cref="InFlight"/>.</summary>
+internal interface IRunsHandlers
+{
+    /// <summary>Whether a handler is running now (from its call until its delivery was settled).</summary>
+    bool HandlersRunning { get; }
+}
