@@ -59,7 +59,10 @@ internal sealed class InFlight(BrokerContext context)
     }
 
     /// <summary>Whether there is no work, at one moment (every queue's lock held at once).</summary>
-    internal bool IsIdle()
+    internal bool IsIdle() => Busy() is null;
+
+    /// <summary>What is still in flight (the first thing found), or null when nothing is: for error messages.</summary>
+    internal string? Busy()
     {
         var queues = context.Topology.Queues.OrderBy(q => q.Id).ToArray();
         var entered = 0;
@@ -74,18 +77,18 @@ internal sealed class InFlight(BrokerContext context)
             var now = context.Scheduler.NowTicks;
             foreach (var queue in queues)
             {
-                if (!queue.IsIdleLocked(now))
+                if (queue.BusyLocked(now) is { } busy)
                 {
-                    return false;
+                    return $"queue '{queue.Name}': {busy}";
                 }
             }
 
             if (context.Durable is { HasUnappliedUnits: true })
             {
-                return false;
+                return "store units written or being written, not yet in their queues";
             }
 
-            return Runners is null || !Runners().Any(r => r.HandlersRunning);
+            return Runners?.Invoke().FirstOrDefault(r => r.HandlersRunning) is { } runner ? $"a handler of {runner} is running" : null;
         }
         finally
         {

@@ -50,7 +50,15 @@ public sealed class DurableIdleTests : TempDatabaseFixture
             for (var round = 1; round <= 200; round++)
             {
                 await broker.SendAsync("level0", new Order(round));
-                await broker.Engine().WhenIdleAsync().WithSafety();
+                try
+                {
+                    await broker.Engine().WhenIdleAsync().WaitAsync(TimeSpan.FromSeconds(20));
+                }
+                catch (TimeoutException)
+                {
+                    Assert.Fail($"round {round}: never idle; busy: {broker.Engine().Context.InFlight.Busy()}");
+                }
+
                 Assert.That(Volatile.Read(ref done), Is.EqualTo(round), $"round {round}: idle before the cascade ended");
             }
         }

@@ -107,8 +107,7 @@ internal sealed partial class BrokerQueue
     /// deliveries in its code's hands stay with it until <see cref="RemoveConsumer"/>).</summary>
     internal void StopConsumer(ConsumerCore consumer)
     {
-        List<DeadLetter>? dead;
-        lock (_sync)
+        using (Lock())
         {
             if (!consumer.Active)
             {
@@ -117,18 +116,14 @@ internal sealed partial class BrokerQueue
 
             Deactivate(consumer);
             Dispatch();
-            dead = TakeDeadLetters();
         }
-
-        SendDeadLetters(dead);
     }
 
     /// <summary>Detaches a consumer in one step, returning every delivery it has not settled: those its code had
     /// come back Redelivered; those only prefetched come back as if never delivered.</summary>
     internal void RemoveConsumer(ConsumerCore consumer)
     {
-        List<DeadLetter>? dead;
-        lock (_sync)
+        using (Lock())
         {
             if (consumer.Removed)
             {
@@ -162,11 +157,7 @@ internal sealed partial class BrokerQueue
                 next.WaitWhenEligible = false;
                 MarkWaitingIfEmpty(next);
             }
-
-            dead = TakeDeadLetters();
         }
-
-        SendDeadLetters(dead);
     }
 
     private void Deactivate(ConsumerCore consumer)

@@ -77,8 +77,7 @@ internal sealed partial class BrokerQueue
             return true;
         }
 
-        List<DeadLetter>? dead;
-        lock (_sync)
+        using (Lock())
         {
             if (CheckSettle(consumer, entry, handoff.Tag) != SettleResult.Ok)
             {
@@ -90,10 +89,7 @@ internal sealed partial class BrokerQueue
 
             Expire(entry);
             Settled(consumer);
-            dead = TakeDeadLetters();
         }
-
-        SendDeadLetters(dead);
         return false;
     }
 
@@ -119,8 +115,7 @@ internal sealed partial class BrokerQueue
             return;
         }
 
-        List<DeadLetter>? dead;
-        lock (_sync)
+        using (Lock())
         {
             if (ttl == 0)
             {
@@ -132,11 +127,7 @@ internal sealed partial class BrokerQueue
             {
                 ScheduleSweep(expiry);
             }
-
-            dead = TakeDeadLetters();
         }
-
-        SendDeadLetters(dead);
     }
 
     /// <summary>Expires an entry that is still in the ready list, where it stands (caller holds the lock; the entry

@@ -146,8 +146,7 @@ internal sealed partial class BrokerQueue
     /// <summary>Puts a message taken for a move back at its place (its move was refused or failed).</summary>
     internal void PutBack(QueueEntry entry)
     {
-        List<DeadLetter>? dead;
-        lock (_sync)
+        using (Lock())
         {
             if (_deleted)
             {
@@ -159,10 +158,7 @@ internal sealed partial class BrokerQueue
             _ready.Return(entry);
             IndexExpiry(entry);
             Dispatch();
-            dead = TakeDeadLetters();
         }
-
-        SendDeadLetters(dead);
     }
 
     /// <summary>Pauses reading a lazy queue's disk part (a redrive reads it itself); returns the read under way, to
@@ -178,16 +174,12 @@ internal sealed partial class BrokerQueue
 
     internal void ResumeLoads()
     {
-        List<DeadLetter>? dead;
-        lock (_sync)
+        using (Lock())
         {
             _loadsPaused--;
             MaybeRefill();
             Dispatch();
-            dead = TakeDeadLetters();
         }
-
-        SendDeadLetters(dead);
     }
 
     /// <summary>The disk part's id range, for a redrive that reads it while loads are paused; null when it is empty.</summary>

@@ -34,8 +34,7 @@ internal sealed partial class BrokerQueue
     /// consumer reads): not counted as delivered.</summary>
     internal void RejectUnseen(ConsumerCore consumer, QueueEntry entry, int tag, string reason)
     {
-        List<DeadLetter>? dead;
-        lock (_sync)
+        using (Lock())
         {
             if (CheckSettle(consumer, entry, tag) != SettleResult.Ok)
             {
@@ -45,10 +44,7 @@ internal sealed partial class BrokerQueue
             UncountDelivery(entry);
             Kill(entry, DeathRecord.Rejected, reason, exception: null);
             Settled(consumer);
-            dead = TakeDeadLetters();
         }
-
-        SendDeadLetters(dead);
     }
 
     internal SettleResult Ack(ConsumerCore consumer, QueueEntry entry, int tag)
@@ -161,8 +157,7 @@ internal sealed partial class BrokerQueue
 
     internal SettleResult Nack(ConsumerCore consumer, QueueEntry entry, int tag, bool requeue, TimeSpan? delay)
     {
-        List<DeadLetter>? dead;
-        lock (_sync)
+        using (Lock())
         {
             var check = CheckSettle(consumer, entry, tag);
             if (check != SettleResult.Ok)
@@ -180,17 +175,13 @@ internal sealed partial class BrokerQueue
             }
 
             Settled(consumer);
-            dead = TakeDeadLetters();
         }
-
-        SendDeadLetters(dead);
         return SettleResult.Ok;
     }
 
     internal SettleResult Reject(ConsumerCore consumer, QueueEntry entry, int tag, string? reason, Exception? exception)
     {
-        List<DeadLetter>? dead;
-        lock (_sync)
+        using (Lock())
         {
             var check = CheckSettle(consumer, entry, tag);
             if (check != SettleResult.Ok)
@@ -199,10 +190,7 @@ internal sealed partial class BrokerQueue
             }
             Kill(entry, DeathRecord.Rejected, reason, exception);
             Settled(consumer);
-            dead = TakeDeadLetters();
         }
-
-        SendDeadLetters(dead);
         return SettleResult.Ok;
     }
 
@@ -211,8 +199,7 @@ internal sealed partial class BrokerQueue
     /// no longer the consumer's, or when the delivery limit is reached (then the message is dead-lettered).</summary>
     internal bool RedeliverInPlace(ConsumerCore consumer, QueueEntry entry, int tag, out int deliveryCount)
     {
-        List<DeadLetter>? dead;
-        lock (_sync)
+        using (Lock())
         {
             deliveryCount = entry.DeliveryCount;
             if (CheckSettle(consumer, entry, tag) != SettleResult.Ok)
@@ -235,10 +222,7 @@ internal sealed partial class BrokerQueue
             }
             Kill(entry, DeathRecord.DeliveryLimit, detail: null, exception: null);
             Settled(consumer);
-            dead = TakeDeadLetters();
         }
-
-        SendDeadLetters(dead);
         return false;
     }
 

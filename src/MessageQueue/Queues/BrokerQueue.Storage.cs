@@ -117,14 +117,10 @@ internal sealed partial class BrokerQueue
     internal void CompleteOffer(AdmissionItem item)
     {
         Span<AdmissionItem> items = [item];
-        List<DeadLetter>? dead;
-        lock (_sync)
+        using (Lock())
         {
             ApplyReserved(items);
-            dead = TakeDeadLetters();
         }
-
-        SendDeadLetters(dead);
     }
 
     /// <summary>An offered message's row could not be written: its place is given up.</summary>
@@ -171,8 +167,7 @@ internal sealed partial class BrokerQueue
     /// delayed rows have no body in memory: they join the disk part, to be read back in order.</summary>
     private void CompleteDue(List<Renumbering> due)
     {
-        List<DeadLetter>? dead;
-        lock (_sync)
+        using (Lock())
         {
             _becomingDue -= due.Count;
             foreach (var r in due)
@@ -202,10 +197,7 @@ internal sealed partial class BrokerQueue
             Dispatch();
             DropHeadToLimits();
             MaybeRefill();
-            dead = TakeDeadLetters();
         }
-
-        SendDeadLetters(dead);
     }
 
     /// <summary>Puts a recovered message back (before any consumer or publisher can see the queue): a delayed one
@@ -214,8 +206,7 @@ internal sealed partial class BrokerQueue
     internal void Recover(StoredMessage row, Envelope.Decoded decoded)
     {
         var entry = EntryOf(row, decoded);
-        List<DeadLetter>? dead;
-        lock (_sync)
+        using (Lock())
         {
             _published++;
             entry.StoreId = row.Id;
@@ -231,11 +222,7 @@ internal sealed partial class BrokerQueue
             {
                 JoinTail(entry);
             }
-
-            dead = TakeDeadLetters();
         }
-
-        SendDeadLetters(dead);
     }
 
     /// <summary>Records that code took a delivery of a stored message: the store's count is what code saw, so a

@@ -102,33 +102,6 @@ internal sealed partial class BrokerQueue : IDueTarget
         _context.InFlight.Signal();
     }
 
-    /// <summary>Whether this queue holds no work (caller holds the lock; see <see cref="InFlight"/>): nothing ready
-    /// (in memory, in the inbox or on disk), no delivery unsettled, no dead letter on its way out, nothing delayed that
-    /// is due or waiting for room.</summary>
-    internal bool IsIdleLocked(long nowTicks)
-    {
-        if (_deleted)
-        {
-            return Volatile.Read(ref _deadInTransit) == 0;
-        }
-
-        if (!_incoming.IsEmpty || ReadyCount > 0 || _deadLetters is { Count: > 0 } || Volatile.Read(ref _deadInTransit) > 0)
-        {
-            return false;
-        }
-
-        foreach (var c in _consumers)
-        {
-            if (c.InFlight > 0)
-            {
-                return false;
-            }
-        }
-
-        return !(_delayed.TryPeek(out _, out var due) && due.Due <= nowTicks)
-            && !(_delayedRows?.TryPeek(out _, out var dueRow) == true && dueRow.Due <= nowTicks)
-            && (_blockedDue?.Count ?? 0) == 0 && (_blockedDueRows?.Count ?? 0) == 0 && _becomingDue == 0;
-    }
 
     /// <summary>Entries left in the lock-free inbox (for tests: a deleted queue's inbox holds only publishes that were
     /// reported as not enqueued).</summary>
@@ -173,14 +146,10 @@ internal sealed partial class BrokerQueue : IDueTarget
 
         if (Volatile.Read(ref _waiting) > 0)
         {
-            List<DeadLetter>? dead;
-            lock (_sync)
+            using (Lock())
             {
                 Dispatch();
-                dead = TakeDeadLetters();
             }
-
-            SendDeadLetters(dead);
         }
         else
         {
@@ -326,8 +295,7 @@ internal sealed partial class BrokerQueue : IDueTarget
 
     public void OnDue(long nowTicks)
     {
-        List<DeadLetter>? dead;
-        lock (_sync)
+        using (Lock())
         {
             _wakeAt = long.MaxValue;
             if (_deleted)
@@ -388,10 +356,7 @@ internal sealed partial class BrokerQueue : IDueTarget
             Dispatch();
             DropHeadToLimits();
             WakeAt(next);
-            dead = TakeDeadLetters();
         }
-
-        SendDeadLetters(dead);
     }
 
     // ---- under the lock ----

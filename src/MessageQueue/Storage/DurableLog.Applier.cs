@@ -18,7 +18,8 @@ internal sealed partial class DurableLog
     /// <summary>A written (or failed) batch: its units, and the barriers that waited for it.</summary>
     private readonly record struct Written(List<StoreUnit> Units, Exception? Failure, List<TaskCompletionSource> Waiters);
 
-    /// <summary>Called after each written batch was applied (see <see cref="InFlight"/>).</summary>
+    /// <summary>Called after each write (its units handed to the applier) and after each applied batch: units in
+    /// flight went down (see <see cref="InFlight"/>).</summary>
     internal Action? Applied { get; set; }
 
     /// <summary>Whether units (publishes, dead-letter moves, redrives) were submitted and are not in their queues yet:

@@ -168,4 +168,31 @@ internal sealed partial class DurableLog
         to.MutableRemember.AddRange(from.MutableRemember);
         to.MutableForget.AddRange(from.MutableForget);
     }
+
+    /// <summary>Starts the AckDelay wait for the changes just queued (a later arming only moves it later; a stale
+    /// firing only writes early, never late).</summary>
+    private void ArmAckDelay()
+    {
+        try
+        {
+            _ackTimer.Change(_ackDelay, Timeout.InfiniteTimeSpan);
+        }
+        catch (ObjectDisposedException)
+        {
+            // Closing: the writer writes everything queued anyway.
+        }
+    }
+
+    /// <summary>The AckDelay timer: the changes nobody waits on have waited long enough.</summary>
+    private void BackgroundDue()
+    {
+        lock (_gate)
+        {
+            if (!_background.IsEmpty)
+            {
+                _backgroundDue = true;
+                Monitor.Pulse(_gate);
+            }
+        }
+    }
 }

@@ -183,33 +183,6 @@ internal sealed partial class DurableLog : IDisposable
         }
     }
 
-    /// <summary>Starts the AckDelay wait for the changes just queued (a later arming only moves it later; a stale
-    /// firing only writes early, never late).</summary>
-    private void ArmAckDelay()
-    {
-        try
-        {
-            _ackTimer.Change(_ackDelay, Timeout.InfiniteTimeSpan);
-        }
-        catch (ObjectDisposedException)
-        {
-            // Closing: the writer writes everything queued anyway.
-        }
-    }
-
-    /// <summary>The AckDelay timer: the changes nobody waits on have waited long enough.</summary>
-    private void BackgroundDue()
-    {
-        lock (_gate)
-        {
-            if (!_background.IsEmpty)
-            {
-                _backgroundDue = true;
-                Monitor.Pulse(_gate);
-            }
-        }
-    }
-
     /// <summary>Whether the writer has something to write now (caller holds the gate): publishes or barriers
     /// wait, the log is closing, or the changes nobody waits on are many or have waited long enough.</summary>
     private bool MustWrite()
@@ -318,6 +291,8 @@ internal sealed partial class DurableLog : IDisposable
                 _writing = false;
                 Monitor.PulseAll(_gate);
             }
+
+            Applied?.Invoke(); // units taken by this write are handed on (or failed): whoever waits for idle looks again
 
             if (failure is not null)
             {

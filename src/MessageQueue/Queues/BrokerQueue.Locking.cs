@@ -1,0 +1,75 @@
+using MessageQueue.Storage;
+
+namespace MessageQueue.Queues;
+
+/// <summary>The queue lock as a scope, and what the broker's in-flight tracking asks of a queue under it.</summary>
+internal sealed partial class BrokerQueue
+{
+    /// <summary>Takes the queue lock until the scope ends; then the dead letters made under it are taken, the lock is
+    /// released, and they are sent on (they enter other queues, whose locks must not nest in this one) and the queue's
+    /// watchers notified. The one hand-off of dead letters used by every locked operation:
+    /// <c>using (Lock()) { ... }</c>.</summary>
+    private Locked Lock() => new(this);
+
+    private readonly ref struct Locked
+    {
+        private readonly BrokerQueue _queue;
+
+        internal Locked(BrokerQueue queue)
+        {
+            _queue = queue;
+            queue._sync.Enter();
+        }
+
+        public void Dispose()
+        {
+            List<DeadLetter>? dead;
+            try
+            {
+                dead = _queue.TakeDeadLetters();
+            }
+            finally
+            {
+                _queue._sync.Exit();
+            }
+
+            _queue.SendDeadLetters(dead);
+        }
+    }
+
+    /// <summary>What work this queue holds (caller holds the lock; see <see cref="InFlight"/>), or null for none:
+    /// something ready (in memory, in the inbox or on disk), a delivery unsettled, a dead letter on its way out,
+    /// something delayed that is due or waiting for room.</summary>
+    internal string? BusyLocked(long nowTicks)
+    {
+        var transit = Volatile.Read(ref _deadInTransit);
+        if (_deleted)
+        {
+            return transit == 0 ? null : $"{transit} dead letter(s) on their way out";
+        }
+
+        if (!_incoming.IsEmpty || ReadyCount > 0)
+        {
+            return $"{ReadyCount + _incoming.Count} ready";
+        }
+
+        if (_deadLetters is { Count: > 0 } || transit > 0)
+        {
+            return $"{(_deadLetters?.Count ?? 0) + transit} dead letter(s) on their way out";
+        }
+
+        var unacked = _consumers.Sum(c => c.InFlight);
+        if (unacked > 0)
+        {
+            return $"{unacked} unacked";
+        }
+
+        if ((_delayed.TryPeek(out _, out var due) && due.Due <= nowTicks) || (_delayedRows?.TryPeek(out _, out var dueRow) == true && dueRow.Due <= nowTicks))
+        {
+            return "delayed messages due";
+        }
+
+        var waiting = (_blockedDue?.Count ?? 0) + (_blockedDueRows?.Count ?? 0) + _becomingDue;
+        return waiting > 0 ? $"{waiting} due message(s) joining" : null;
+    }
+}
