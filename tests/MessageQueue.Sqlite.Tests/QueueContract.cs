@@ -145,6 +145,66 @@ public abstract class QueueContract : TempDatabaseFixture
     }
 
     [Test]
+    public async Task MaxLength_RejectPublishDeadLetter_RefusesAndDeadLettersTheNewest()
+    {
+        await using var broker = Build(b => Queue(Queue(b, "dead"), "q", o => { o.MaxLength = 2; o.Overflow = OverflowPolicy.RejectPublishDeadLetter; o.DeadLetterQueue = "dead"; }));
+        await PublishAsync(broker, "q", 1, 2);
+        await Assert.ThrowsAsync<QueueFullException>(async () => await broker.SendAsync("q", new Order(3)));
+        var dead = await PeekWhenAsync(broker, "dead", 1);
+        Assert.Multiple(() =>
+        {
+            Assert.That(((Order)dead[0].Body).Id, Is.EqualTo(3));
+            Assert.That(dead[0].Properties.Deaths[0].Reason, Is.EqualTo(DeathRecord.MaxLength));
+        });
+    }
+
+    [Test]
+    public async Task MaxLength_Block_WaitsForRoom_ThenEnqueuesInOrder()
+    {
+        await using var broker = Build(b => Queue(b, "q", o => { o.MaxLength = 2; o.Overflow = OverflowPolicy.Block; }));
+        await PublishAsync(broker, "q", 1, 2);
+        var blocked = broker.SendAsync("q", new Order(3)).AsTask();
+        await Task.Delay(50);
+        Assert.That(blocked.IsCompleted, Is.False, "a full Block queue makes the publisher wait");
+        await using var consumer = broker.Consume<Order>("q", o => o.Prefetch = 1);
+        var first = await ReceiveAsync(consumer);
+        await first.AckAsync();
+        await blocked.WithSafety();
+        Assert.That(await ReceiveIdsAsync(consumer, 2), Is.EqualTo(new[] { 2, 3 }));
+    }
+
+    [Test]
+    public async Task NackWithDelay_RedeliversOnlyWhenTheDelayPassed()
+    {
+        var time = new ManualTimeProvider();
+        await using var broker = Build(b => Queue(b, "q"), time);
+        await PublishAsync(broker, "q", 1, 1);
+        await using var consumer = broker.Consume<Order>("q");
+        await (await ReceiveAsync(consumer)).NackAsync(requeue: true, delay: TimeSpan.FromMinutes(1));
+        Assert.That(broker.Management.GetQueueInfo("q").Delayed, Is.EqualTo(1));
+        Assert.That(consumer.TryReceive(out _), Is.False);
+        time.Advance(TimeSpan.FromMinutes(1));
+        var again = await ReceiveAsync(consumer);
+        Assert.That((again.Message.Id, again.DeliveryCount), Is.EqualTo((1, 2)));
+    }
+
+    [Test]
+    public async Task AckTimeout_ReturnsTheDelivery_AndALateAckSaysSo()
+    {
+        var time = new ManualTimeProvider();
+        await using var broker = Build(b => Queue(b, "q", o => o.AckTimeout = TimeSpan.FromMinutes(1)), time);
+        await PublishAsync(broker, "q", 1, 1);
+        await using var consumer = broker.Consume<Order>("q", o => o.Prefetch = 1);
+        var late = await ReceiveAsync(consumer);
+        time.Advance(TimeSpan.FromMinutes(2));
+        var again = await ReceiveAsync(consumer);
+        Assert.That((again.Message.Id, again.Redelivered), Is.EqualTo((1, true)));
+        var ex = await Assert.ThrowsAsync<InvalidOperationException>(async () => await late.AckAsync());
+        Assert.That(ex!.Message, Does.Contain("ack timeout"));
+        await again.AckAsync();
+    }
+
+    [Test]
     public async Task Priorities_HigherFirst_FifoWithinAPriority()
     {
         if (Lazy)
