@@ -12,19 +12,44 @@ namespace MessageQueue;
 /// </summary>
 /// <remarks>
 /// The check takes every queue's lock (in id order, as admission does) and reads the in-between states while holding
-/// them. Every move of a message between queues is covered by one of those in-between states until the message is in
-/// its target (a dead letter is counted by its source queue until sent; a store unit by the log until applied; a
-/// handler is running until it returned and settled), so a check that sees no work saw a moment with none. Every
-/// change that can end work (a settle, a send, a handler returning, a unit applied) signals the waiters, which then
-/// check again.
+/// them. Every move of a message between places is covered by an in-between state until the message is in its target
+/// (a dead letter is counted by its source queue until sent; a store unit by the log until applied; a publish being
+/// admitted or a redrive by an operation count; a handler is running until it returned and settled). Arrivals through
+/// the lock-free publish path are not held back by the locks, so each one, while a check runs, bumps a count the
+/// check compares before and after: a check that sees no work and no arrival saw a moment with none. Every change
+/// that can end work (a settle, a send, a handler returning, a unit applied, an operation ending, a queue deleted)
+/// signals the waiters, which then check again.
 /// </remarks>
 internal sealed class InFlight(BrokerContext context)
 {
     private int _watchers;
+    private int _operations;
+    private long _arrivals;
     private TaskCompletionSource _changed = NewSignal();
+
+    /// <summary>An operation that moves messages outside any queue's state starts (a publish being admitted, which may
+    /// wait for room in a Block queue; a redrive): work until <see cref="EndOperation"/>.</summary>
+    internal void BeginOperation() => Interlocked.Increment(ref _operations);
+
+    /// <summary>The operation's messages are where it put them (or it failed).</summary>
+    internal void EndOperation()
+    {
+        Interlocked.Decrement(ref _operations);
+        Signal();
+    }
 
     /// <summary>Handler runners (subscriptions), to ask whether a handler is running.</summary>
     internal Func<IEnumerable<IRunsHandlers>>? Runners { get; set; }
+
+    /// <summary>A message entered a queue without its lock (the lock-free publish path), after a full fence: a check
+    /// running meanwhile cannot trust its snapshot and looks again (cheap when nobody checks).</summary>
+    internal void Arrived()
+    {
+        if (Volatile.Read(ref _watchers) > 0)
+        {
+            Interlocked.Increment(ref _arrivals);
+        }
+    }
 
     /// <summary>Wakes the waiters to check again (cheap when nobody waits).</summary>
     internal void Signal()
@@ -64,6 +89,22 @@ internal sealed class InFlight(BrokerContext context)
     /// <summary>What is still in flight (the first thing found), or null when nothing is: for error messages.</summary>
     internal string? Busy()
     {
+        // Registered while checking, so lock-free arrivals count (see Arrived); they are not blocked by the locks below.
+        Interlocked.Increment(ref _watchers);
+        try
+        {
+            var arrivals = Volatile.Read(ref _arrivals);
+            var busy = BusyUnderLocks();
+            return busy ?? (Volatile.Read(ref _arrivals) != arrivals ? "messages arrived during the check" : null);
+        }
+        finally
+        {
+            Interlocked.Decrement(ref _watchers);
+        }
+    }
+
+    private string? BusyUnderLocks()
+    {
         var queues = context.Topology.Queues.OrderBy(q => q.Id).ToArray();
         var entered = 0;
         try
@@ -81,6 +122,11 @@ internal sealed class InFlight(BrokerContext context)
                 {
                     return $"queue '{queue.Name}': {busy}";
                 }
+            }
+
+            if (Volatile.Read(ref _operations) > 0)
+            {
+                return "publishes being admitted or messages being redriven";
             }
 
             if (context.Durable is { HasUnappliedUnits: true })

@@ -57,6 +57,10 @@ internal sealed class ConsumerCore : IDeliverySource
 
     internal bool HasCapacity => Active && InFlight < Prefetch;
 
+    /// <summary>Deliveries in an ordered subscription's in-place retry, with when the retry is due: unacked, but not
+    /// work until due (see <see cref="InFlight"/>).</summary>
+    internal System.Collections.Concurrent.ConcurrentDictionary<QueueEntry, long> RetryWaits { get; } = new(ReferenceEqualityComparer.Instance);
+
     // ---- IDeliverySource: what a Delivery<T> of this consumer reaches (the message handle is the queue entry) ----
     string IDeliverySource.Queue => Queue.Name;
 

@@ -171,8 +171,12 @@ internal sealed partial class Subscription<T>
                     LogRetry(_logger, Queue, count, delay, ex);
                     if (delay > TimeSpan.Zero)
                     {
-                        // Waiting frees the handler slot for other keys; this key's later messages stay behind.
+                        // Waiting frees the handler slot for other keys; this key's later messages stay behind. While it
+                        // waits, the delivery is a retry not yet due, not work (as a nacked one with a delay): see InFlight.
                         slots.Release();
+                        _core.RetryWaits[handoff.Entry] = Scheduling.Durations.After(_broker.Context.Scheduler.NowTicks, delay.Ticks);
+                        Interlocked.Decrement(ref _orderedRunning);
+                        _broker.Context.InFlight.Signal();
                         try
                         {
                             await Scheduling.Durations.DelayAsync(delay, _broker.Time, _stopping.Token).ConfigureAwait(false);
@@ -181,6 +185,11 @@ internal sealed partial class Subscription<T>
                         {
                             await slots.WaitAsync().ConfigureAwait(false);
                             return; // stopping: the message returns to the queue when the subscription leaves it
+                        }
+                        finally
+                        {
+                            Interlocked.Increment(ref _orderedRunning); // running again before it stops waiting
+                            _core.RetryWaits.TryRemove(handoff.Entry, out _);
                         }
 
                         await slots.WaitAsync().ConfigureAwait(false);

@@ -21,6 +21,19 @@ internal sealed class Redrive(BrokerContext context, BrokerQueue source, Redrive
 
     internal async Task<int> RunAsync(int max)
     {
+        context.InFlight.BeginOperation(); // taken messages are in no queue until their copies are (see InFlight)
+        try
+        {
+            return await RunPagesAsync(max).ConfigureAwait(false);
+        }
+        finally
+        {
+            context.InFlight.EndOperation();
+        }
+    }
+
+    private async Task<int> RunPagesAsync(int max)
+    {
         if (source.IsLazy)
         {
             await source.PauseLoads().ConfigureAwait(false);

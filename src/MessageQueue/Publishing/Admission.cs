@@ -28,17 +28,44 @@ internal static class Admission
 
     private static ValueTask RunAsync(AdmissionItem[] items, bool atomic, bool reserve, CancellationToken cancellationToken)
     {
-        var wait = TryAdmit(items, atomic, reserve);
-        return wait is null ? ValueTask.CompletedTask : WaitAndRetryAsync(items, atomic, reserve, wait, cancellationToken);
+        // The publish is work from now until its messages are in their queues (or reserved there): a publisher woken by
+        // room in a Block queue has its message in no queue until it is admitted (see InFlight).
+        var inFlight = items[0].Queue.InFlight;
+        inFlight.BeginOperation();
+        Task? wait;
+        try
+        {
+            wait = TryAdmit(items, atomic, reserve);
+        }
+        catch
+        {
+            inFlight.EndOperation();
+            throw;
+        }
+
+        if (wait is null)
+        {
+            inFlight.EndOperation();
+            return ValueTask.CompletedTask;
+        }
+
+        return WaitAndRetryAsync(items, atomic, reserve, wait, inFlight, cancellationToken);
     }
 
-    private static async ValueTask WaitAndRetryAsync(AdmissionItem[] items, bool atomic, bool reserve, Task wait, CancellationToken cancellationToken)
+    private static async ValueTask WaitAndRetryAsync(AdmissionItem[] items, bool atomic, bool reserve, Task wait, InFlight inFlight, CancellationToken cancellationToken)
     {
-        Task? next = wait;
-        while (next is not null)
+        try
         {
-            await next.WaitAsync(cancellationToken).ConfigureAwait(false);
-            next = TryAdmit(items, atomic, reserve);
+            Task? next = wait;
+            while (next is not null)
+            {
+                await next.WaitAsync(cancellationToken).ConfigureAwait(false);
+                next = TryAdmit(items, atomic, reserve);
+            }
+        }
+        finally
+        {
+            inFlight.EndOperation();
         }
     }
 

@@ -11,6 +11,9 @@ internal sealed partial class BrokerQueue
     /// <c>using (Lock()) { ... }</c>.</summary>
     private Locked Lock() => new(this);
 
+    /// <summary>The broker's in-flight tracking.</summary>
+    internal InFlight InFlight => _context.InFlight;
+
     private readonly ref struct Locked
     {
         private readonly BrokerQueue _queue;
@@ -53,12 +56,36 @@ internal sealed partial class BrokerQueue
             return $"{ReadyCount + _incoming.Count} ready";
         }
 
+        if (_owedDrops > 0 || _loading)
+        {
+            return _owedDrops > 0 ? $"{_owedDrops} head drop(s) owed on disk" : "a read of the backlog on disk";
+        }
+
+        if (_reservedCount > 0)
+        {
+            return $"{_reservedCount} place(s) reserved for publishes being written";
+        }
+
         if (_deadLetters is { Count: > 0 } || transit > 0)
         {
             return $"{(_deadLetters?.Count ?? 0) + transit} dead letter(s) on their way out";
         }
 
-        var unacked = _consumers.Sum(c => c.InFlight);
+        var unacked = 0;
+        foreach (var c in _consumers)
+        {
+            unacked += c.InFlight;
+            foreach (var (_, retryDue) in c.RetryWaits)
+            {
+                if (retryDue <= nowTicks)
+                {
+                    return "an in-place retry due";
+                }
+
+                unacked--; // an in-place retry not yet due is not work
+            }
+        }
+
         if (unacked > 0)
         {
             return $"{unacked} unacked";

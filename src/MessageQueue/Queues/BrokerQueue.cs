@@ -137,6 +137,7 @@ internal sealed partial class BrokerQueue : IDueTarget
 
         _incoming.Enqueue(entry);
         Interlocked.MemoryBarrier();
+        _context.InFlight.Arrived(); // without the lock: an idle check running now must look again
         if (Volatile.Read(ref _deleted))
         {
             // Deleted meanwhile: Delete sets the flag, then drains _incoming. Seen here, the entry may or may not have been

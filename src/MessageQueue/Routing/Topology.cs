@@ -235,6 +235,7 @@ internal sealed class Topology
         }
 
         queue.Delete();
+        _context.InFlight.Signal(); // its messages are gone: whoever waits for idle looks again
         return true;
     }
 

@@ -113,14 +113,14 @@ public sealed class IdleReviewTests
 
         var stop = 0;
         string? seen = null;
-        var blocked = 0; // 1 from before the second publish starts until its message is received
+        var blocked = 0; // the round's number (from 1) from before the third publish starts until its message is received, else 0
         var falseIdle = 0;
         var checker = Task.Run(() =>
         {
             while (Volatile.Read(ref stop) == 0)
             {
                 var before = Volatile.Read(ref blocked);
-                if (tracker.IsIdle() && before == 1 && Volatile.Read(ref blocked) == 1)
+                if (tracker.IsIdle() && before != 0 && Volatile.Read(ref blocked) == before) // the same round: no ABA across rounds
                 {
                     if (Interlocked.Increment(ref falseIdle) == 1)
                     {
@@ -137,7 +137,7 @@ public sealed class IdleReviewTests
                 // m1 goes into the consumer's window (prefetch 1), m2 fills the queue (MaxLength 1), m3 waits for room.
                 await broker.SendAsync("q", new Order(1)).AsTask().WithSafety();
                 await broker.SendAsync("q", new Order(2)).AsTask().WithSafety();
-                Volatile.Write(ref blocked, 1);
+                Volatile.Write(ref blocked, round + 1);
                 var third = broker.SendAsync("q", new Order(3)).AsTask();
                 Assert.That(third.IsCompleted, Is.False, "the third publish waits for room");
                 await (await consumer.ReceiveAsync().AsTask().WithSafety()).AckAsync(); // m2 moves to the window: room for m3
