@@ -201,47 +201,14 @@ internal sealed partial class DurableLog : IDisposable
         {
             var units = new List<StoreUnit>();
             var waiters = new List<TaskCompletionSource>();
-            StoreBatch background;
-            lock (_gate)
+            if (TakeNext(units, waiters) is not { } background)
             {
-                while (!MustWrite())
-                {
-                    if (_stopping && _background.IsEmpty && _units.Count == 0 && _pendingApply == 0)
-                    {
-                        return; // nothing left, and the applier has nothing left that could queue more (it pulses the gate)
-                    }
-
-                    Monitor.Wait(_gate);
-                }
-
-                // Whole units up to the batch limit (at least one), then changes nobody waits on in the room left.
-                var count = 0;
-                while (_units.First is { } next && (units.Count == 0 || count + next.Value.Count <= _maxBatch))
-                {
-                    _units.RemoveFirst();
-                    units.Add(next.Value);
-                    count += next.Value.Count;
-                }
-
-                background = TakeBackground(Math.Max(0, _maxBatch - count));
-                if (_background.IsEmpty)
-                {
-                    _backgroundDue = false; // what is queued from now on waits its own AckDelay
-                }
-
-                if (_background.IsEmpty && _units.Count == 0)
-                {
-                    waiters.AddRange(_barriers); // everything queued before them is in this batch
-                    _barriers = [];
-                }
-
-                _writing = true;
+                return; // nothing left, and the applier has nothing left that could queue more (it pulses the gate)
             }
 
             Coalesce(background);
             var batch = Compose(units, background);
             Exception? failure = null;
-            var rearm = false;
             try
             {
                 if (!batch.IsEmpty)
@@ -254,32 +221,7 @@ internal sealed partial class DurableLog : IDisposable
             {
                 failure = ex as MessageStoreException ?? new MessageStoreException($"The message store failed: {ex.Message} The publish did not happen.", ex);
                 LogWriteFailed(_logger, batch.Count, ex);
-                lock (_gate)
-                {
-                    // Keep what nobody waits on, ahead of newer changes, for the next write (unless closing with a
-                    // broken store: what is not written is then lost as a crash would lose it).
-                    if (!_stopping)
-                    {
-                        Append(background, _background);
-                        _background = background;
-                        _backgroundDue = _ackDelay == TimeSpan.Zero;
-                        rearm = !_backgroundDue;
-                        for (var i = units.Count - 1; i >= 0; i--)
-                        {
-                            if (units[i].Retry)
-                            {
-                                _units.AddFirst(units[i]);
-                            }
-                        }
-
-                        units.RemoveAll(u => u.Retry);
-                    }
-                }
-
-                if (rearm)
-                {
-                    ArmAckDelay(); // the kept changes wait another AckDelay (or the next publish)
-                }
+                KeepForRetry(units, background);
             }
 
             // The applier puts the units in place (in order) while this thread writes the next batch; a barrier
@@ -293,26 +235,101 @@ internal sealed partial class DurableLog : IDisposable
             }
 
             Applied?.Invoke(); // units taken by this write are handed on (or failed): whoever waits for idle looks again
-
-            if (failure is not null)
+            if (failure is not null && PauseAfterFailure())
             {
-                bool stopping;
-                lock (_gate)
+                FailAll(failure);
+                return;
+            }
+        }
+    }
+
+    /// <summary>Waits until there is something to write, then takes it: whole units up to the batch limit (at least
+    /// one), the changes nobody waits on in the room left, and the barriers everything before them is in. Null when
+    /// the log is closing and nothing is left.</summary>
+    private StoreBatch? TakeNext(List<StoreUnit> units, List<TaskCompletionSource> waiters)
+    {
+        lock (_gate)
+        {
+            while (!MustWrite())
+            {
+                if (_stopping && _background.IsEmpty && _units.Count == 0 && _pendingApply == 0)
                 {
-                    stopping = _stopping;
-                    if (!stopping)
+                    return null;
+                }
+
+                Monitor.Wait(_gate);
+            }
+
+            var count = 0;
+            while (_units.First is { } next && (units.Count == 0 || count + next.Value.Count <= _maxBatch))
+            {
+                _units.RemoveFirst();
+                units.Add(next.Value);
+                count += next.Value.Count;
+            }
+
+            var background = TakeBackground(Math.Max(0, _maxBatch - count));
+            if (_background.IsEmpty)
+            {
+                _backgroundDue = false; // what is queued from now on waits its own AckDelay
+            }
+
+            if (_background.IsEmpty && _units.Count == 0)
+            {
+                waiters.AddRange(_barriers); // everything queued before them is in this batch
+                _barriers = [];
+            }
+
+            _writing = true;
+            return background;
+        }
+    }
+
+    /// <summary>After a failed write: keeps what nobody waits on, ahead of newer changes, and the units to retry, for
+    /// the next write (unless closing with a broken store: what is not written is then lost as a crash would lose it).
+    /// The units not kept fail.</summary>
+    private void KeepForRetry(List<StoreUnit> units, StoreBatch background)
+    {
+        var rearm = false;
+        lock (_gate)
+        {
+            if (!_stopping)
+            {
+                Append(background, _background);
+                _background = background;
+                _backgroundDue = _ackDelay == TimeSpan.Zero;
+                rearm = !_backgroundDue;
+                for (var i = units.Count - 1; i >= 0; i--)
+                {
+                    if (units[i].Retry)
                     {
-                        // Do not spin on a broken store: retry queued changes after a pause, or when a publish arrives.
-                        Monitor.Wait(_gate, TimeSpan.FromMilliseconds(100));
+                        _units.AddFirst(units[i]);
                     }
                 }
 
-                if (stopping)
-                {
-                    FailAll(failure);
-                    return;
-                }
+                units.RemoveAll(u => u.Retry);
             }
+        }
+
+        if (rearm)
+        {
+            ArmAckDelay(); // the kept changes wait another AckDelay (or the next publish)
+        }
+    }
+
+    /// <summary>Does not spin on a broken store: pauses before retrying queued changes, or until a publish arrives.
+    /// True when the log is closing instead (the caller fails what is left).</summary>
+    private bool PauseAfterFailure()
+    {
+        lock (_gate)
+        {
+            if (_stopping)
+            {
+                return true;
+            }
+
+            Monitor.Wait(_gate, TimeSpan.FromMilliseconds(100));
+            return false; // the original check said "not closing"; a close during the pause is seen by the next TakeNext
         }
     }
 
