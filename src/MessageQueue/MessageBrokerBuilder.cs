@@ -234,6 +234,16 @@ public sealed partial class MessageBrokerBuilder
     private List<string> Validate()
     {
         var problems = new List<string>();
+        var exchanges = ValidateExchanges(problems);
+        var queues = ValidateQueues(problems);
+        ValidateReferences(problems, exchanges, queues);
+        ValidateBindings(problems, exchanges, queues);
+        return problems;
+    }
+
+    /// <summary>Checks the exchanges' names and repeated declarations; returns them by name.</summary>
+    private Dictionary<string, (ExchangeType Type, ExchangeOptions Options)> ValidateExchanges(List<string> problems)
+    {
         var exchanges = new Dictionary<string, (ExchangeType Type, ExchangeOptions Options)>(StringComparer.Ordinal);
         foreach (var (name, type, options) in _exchanges)
         {
@@ -254,6 +264,12 @@ public sealed partial class MessageBrokerBuilder
             }
         }
 
+        return exchanges;
+    }
+
+    /// <summary>Checks the queues' names, options and repeated declarations; returns them by name.</summary>
+    private Dictionary<string, QueueOptions> ValidateQueues(List<string> problems)
+    {
         var queues = new Dictionary<string, QueueOptions>(StringComparer.Ordinal);
         foreach (var (name, options) in _queues)
         {
@@ -278,6 +294,13 @@ public sealed partial class MessageBrokerBuilder
             }
         }
 
+        return queues;
+    }
+
+    /// <summary>Checks that alternate exchanges and dead-letter targets are declared (the whole topology is in view at
+    /// Build(), so a missing one is a typo; at run time RabbitMQ's leniency applies).</summary>
+    private static void ValidateReferences(List<string> problems, Dictionary<string, (ExchangeType Type, ExchangeOptions Options)> exchanges, Dictionary<string, QueueOptions> queues)
+    {
         foreach (var (name, (_, options)) in exchanges)
         {
             if (options.AlternateExchange is { } ae && !exchanges.ContainsKey(ae))
@@ -298,7 +321,11 @@ public sealed partial class MessageBrokerBuilder
                 problems.Add($"Queue '{name}' names dead-letter queue '{dlq}', which is not declared.");
             }
         }
+    }
 
+    /// <summary>Checks each binding's routing key, source, arguments and destination.</summary>
+    private void ValidateBindings(List<string> problems, Dictionary<string, (ExchangeType Type, ExchangeOptions Options)> exchanges, Dictionary<string, QueueOptions> queues)
+    {
         foreach (var (source, destination, toExchange, routingKey, arguments) in _bindings)
         {
             var what = $"Binding '{source}' -> {(toExchange ? "exchange" : "queue")} '{destination}'";
@@ -325,8 +352,6 @@ public sealed partial class MessageBrokerBuilder
                 problems.Add($"{what}: destination {(toExchange ? "exchange" : "queue")} '{destination}' is not declared.");
             }
         }
-
-        return problems;
     }
 
     [LoggerMessage(EventId = 26, Level = LogLevel.Error, Message = "Build failed ({Failure}), and releasing what it had opened failed too")]
