@@ -122,6 +122,60 @@ public abstract class QueueContract : TempDatabaseFixture
     }
 
     [Test]
+    public async Task PerMessageTtl_ExpiresOnlyThatMessage()
+    {
+        var time = new ManualTimeProvider();
+        await using var broker = Build(b => Queue(Queue(b, "dead"), "q", o => o.DeadLetterQueue = "dead"), time);
+        await broker.SendAsync("q", new Order(1), new PublishOptions { TimeToLive = TimeSpan.FromSeconds(10) });
+        await broker.SendAsync("q", new Order(2));
+        time.Advance(TimeSpan.FromSeconds(11));
+        var dead = await PeekWhenAsync(broker, "dead", 1);
+        Assert.Multiple(() =>
+        {
+            Assert.That(((Order)dead[0].Body).Id, Is.EqualTo(1));
+            Assert.That(dead[0].Properties.Deaths[0].Reason, Is.EqualTo(DeathRecord.Expired));
+        });
+        Assert.That(await ReceiveIdsAsync(broker, "q", 1), Is.EqualTo(new[] { 2 }));
+    }
+
+    [Test]
+    public async Task Redrive_MovesDeadLettersBackToTheirQueue_WithACleanDeliveryCount()
+    {
+        await using var broker = Build(b => Queue(Queue(b, "dead"), "q", o => o.DeadLetterQueue = "dead"));
+        await PublishAsync(broker, "q", 1, 3);
+        await using (var consumer = broker.Consume<Order>("q"))
+        {
+            for (var i = 0; i < 3; i++)
+            {
+                await (await ReceiveAsync(consumer)).RejectAsync("bad");
+            }
+        }
+
+        await PeekWhenAsync(broker, "dead", 3);
+        Assert.That(await broker.Management.RedriveAsync("dead"), Is.EqualTo(3));
+        await using var again = broker.Consume<Order>("q");
+        var first = await ReceiveAsync(again);
+        Assert.That((first.Message.Id, first.Redelivered), Is.EqualTo((1, false)));
+        await first.AckAsync();
+        Assert.That(await ReceiveIdsAsync(again, 2), Is.EqualTo(new[] { 2, 3 }));
+        Assert.That(broker.Management.GetQueueInfo("dead").Ready, Is.Zero);
+    }
+
+    [Test]
+    public async Task Purge_RemovesReadyMessages_NotUnackedOnes()
+    {
+        await using var broker = Build(b => Queue(b, "q"));
+        await PublishAsync(broker, "q", 1, 10);
+        await using var consumer = broker.Consume<Order>("q", o => o.Prefetch = 1);
+        var held = await ReceiveAsync(consumer);
+        await broker.WaitForQueueAsync("q", i => i.Unacked == 1);
+        Assert.That(await broker.Management.PurgeAsync("q"), Is.EqualTo(9));
+        var info = broker.Management.GetQueueInfo("q");
+        Assert.That((info.Ready, info.Unacked), Is.EqualTo((0, 1)));
+        await held.AckAsync();
+    }
+
+    [Test]
     public async Task MaxLength_RejectPublish_RefusesTheNewest()
     {
         await using var broker = Build(b => Queue(b, "q", o => { o.MaxLength = 3; o.Overflow = OverflowPolicy.RejectPublish; }));
