@@ -17,6 +17,10 @@ internal sealed class StoreFileOwner : IDisposable
 
     private StoreFileOwner(FileStream lockFile) => _lock = lockFile;
 
+    /// <summary>Raised with the lock file's path each time a broker finds it held and waits (for tests: a signal that
+    /// the second broker is waiting, instead of a sleep).</summary>
+    internal static event Action<string>? Waiting;
+
     /// <summary>Takes ownership of <paramref name="databasePath"/>, waiting up to <paramref name="wait"/> for another
     /// owner to release it.</summary>
     /// <exception cref="MessageStoreException">Another broker kept it for longer, or the lock file cannot be made.</exception>
@@ -43,6 +47,7 @@ internal sealed class StoreFileOwner : IDisposable
                         ex);
                 }
 
+                Waiting?.Invoke(lockPath);
                 Thread.Sleep(left < Poll ? left : Poll);
                 continue;
             }

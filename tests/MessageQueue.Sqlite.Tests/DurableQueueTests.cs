@@ -259,9 +259,13 @@ public sealed class DurableQueueTests : TempDatabaseFixture
         await using var consumer = broker.Consume<Order>("q");
         await (await consumer.ReceiveAsync().AsTask().WithSafety()).AckAsync();
 
-        time.Advance(TimeSpan.FromSeconds(9.9));
-        await Task.Delay(300); // real time passes: the ack must still wait for the broker's clock
-        Assert.That(acksWritten.Task.IsCompleted, Is.False, "written before AckDelay passed on the broker's clock");
+        await time.WaitForArmedTimersAsync(1); // the ack's AckDelay wait, on the broker's clock
+        time.Advance(TimeSpan.FromSeconds(9.9)); // fires what is due, synchronously: not the AckDelay wait
+        Assert.Multiple(() =>
+        {
+            Assert.That(time.ActiveTimers, Is.EqualTo(1), "the AckDelay wait is still armed after 9.9 s of the broker's clock");
+            Assert.That(acksWritten.Task.IsCompleted, Is.False, "written before AckDelay passed on the broker's clock");
+        });
 
         time.Advance(TimeSpan.FromSeconds(0.1));
         await acksWritten.Task.WaitAsync(TimeSpan.FromSeconds(5)); // well before 10 real seconds

@@ -40,10 +40,33 @@ public sealed class StoreOwnershipTests : TempDatabaseFixture
     {
         await using var owner = await Owner.StartAsync(Database, Owned);
         var clock = Stopwatch.StartNew();
-        var building = Task.Run(() => Declare(new MessageBrokerBuilder()
-            .UseSqlite(Database, o => o.OwnerWaitTimeout = TimeSpan.FromSeconds(60))).Build());
-        await Task.Delay(500);
-        Assert.That(building.IsCompleted, Is.False, "the second broker waits while the first owns the file");
+        var waiting = new TaskCompletionSource(TaskCreationOptions.RunContinuationsAsynchronously);
+        var lockPath = Path.GetFullPath(Database) + ".lock";
+        void OnWaiting(string path)
+        {
+            if (path == lockPath)
+            {
+                waiting.TrySetResult();
+            }
+        }
+
+        StoreFileOwner.Waiting += OnWaiting;
+        try
+        {
+            var building = Task.Run(() => Declare(new MessageBrokerBuilder()
+                .UseSqlite(Database, o => o.OwnerWaitTimeout = TimeSpan.FromSeconds(60))).Build());
+            await waiting.Task.WithSafety(); // the second broker found the file owned and waits
+            Assert.That(building.IsCompleted, Is.False, "the second broker waits while the first owns the file");
+            await TakeOverAsync(owner, building, clock);
+        }
+        finally
+        {
+            StoreFileOwner.Waiting -= OnWaiting;
+        }
+    }
+
+    private static async Task TakeOverAsync(Owner owner, Task<IMessageBroker> building, Stopwatch clock)
+    {
 
         Assert.That(await owner.ReleaseAsync(), Is.EqualTo(Owned));
         await using var successor = await building.WithSafety();
