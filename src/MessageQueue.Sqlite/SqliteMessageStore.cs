@@ -59,7 +59,7 @@ public sealed partial class SqliteMessageStore : IMessageStore
         builder.DefaultTimeout = (int)Math.Max(1, Math.Ceiling(_options.BusyTimeout.TotalSeconds));
         _connectionString = builder.ToString();
         _lockedPath = builder.Mode == SqliteOpenMode.Memory ? null : DatabaseFile.Resolve(builder.DataSource);
-        _name = $"SQLite message store '{_lockedPath ?? FullPath(builder.DataSource)}'";
+        _name = $"SQLite message store '{_lockedPath ?? builder.DataSource}'"; // a file by its canonical path, else as given
     }
 
     /// <summary>Limits the database to this many pages beyond what it holds when opened (tests of a full disk).</summary>
@@ -216,23 +216,6 @@ public sealed partial class SqliteMessageStore : IMessageStore
     /// <summary>A failure of SQLite, or a row whose values are not of the types this store writes (a damaged or
     /// hand-edited database).</summary>
     private static bool IsReadFailure(Exception ex) => ex is SqliteException or InvalidCastException or FormatException or OverflowException;
-
-    private static string FullPath(string dataSource)
-    {
-        if (dataSource.Length == 0 || dataSource.StartsWith(':') || dataSource.StartsWith("file:", StringComparison.OrdinalIgnoreCase))
-        {
-            return dataSource; // in memory, temporary, or a URI: as given
-        }
-
-        try
-        {
-            return Path.GetFullPath(dataSource);
-        }
-        catch (Exception ex) when (ex is ArgumentException or NotSupportedException or PathTooLongException or System.Security.SecurityException)
-        {
-            return dataSource;
-        }
-    }
 
     private static StoredMessage ToMessage(SqliteDataReader row, bool withEnvelope)
     {

@@ -23,7 +23,7 @@ public sealed record SharedNameTwo(int Id);
 /// </summary>
 [TestFixture]
 [CancelAfter(60_000)]
-public sealed class MessageTypeNameReviewTests : TempDatabaseFixture
+public sealed class MessageTypeNameReviewTests : StoredTypeNameFixture
 {
     /// <summary>The default name of a closed generic type is its FullName, which holds the type arguments
     /// assembly-qualified (commas and all). Read back by a process that has not published that type yet (any
@@ -154,16 +154,5 @@ public sealed class MessageTypeNameReviewTests : TempDatabaseFixture
         }
 
         return path;
-    }
-
-    private MessageBrokerBuilder Declare() => new MessageBrokerBuilder().UseSqlite(Database)
-        .AddQueue("dead", o => o.Durable = true)
-        .AddQueue("q", o => { o.Durable = true; o.DeadLetterQueue = "dead"; });
-
-    private void StoreRows(params byte[][] envelopes)
-    {
-        using var store = new SqliteMessageStore(Database);
-        var next = store.Open().MaxId;
-        store.Write(new StoreBatch(inserts: envelopes.Select(e => new StoredMessage(++next, "q", 0, 0, e)).ToList(), mustBeDurable: true));
     }
 }

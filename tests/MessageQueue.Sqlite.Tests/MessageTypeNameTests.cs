@@ -28,7 +28,7 @@ public sealed record ClashTwo(int Id);
 /// </summary>
 [TestFixture]
 [CancelAfter(60_000)]
-public sealed class MessageTypeNameTests : TempDatabaseFixture
+public sealed class MessageTypeNameTests : StoredTypeNameFixture
 {
     [Test]
     public async Task DeclaredName_IsStored_AndIsTheMessageTypeProperty()
@@ -130,17 +130,6 @@ public sealed class MessageTypeNameTests : TempDatabaseFixture
     public void Attribute_LongerThan255_IsRefused() =>
         Assert.Throws<ArgumentException>(() => _ = new MessageTypeAttribute(new string('a', 256)));
 
-    private MessageBrokerBuilder Declare() => new MessageBrokerBuilder().UseSqlite(Database)
-        .AddQueue("dead", o => o.Durable = true)
-        .AddQueue("q", o => { o.Durable = true; o.DeadLetterQueue = "dead"; });
-
-    private void StoreRows(params byte[][] envelopes)
-    {
-        using var store = new SqliteMessageStore(Database);
-        var next = store.Open().MaxId;
-        store.Write(new StoreBatch(inserts: envelopes.Select(e => new StoredMessage(++next, "q", 0, 0, e)).ToList(), mustBeDurable: true));
-    }
-
     private List<byte[]> ReadEnvelopes()
     {
         using var store = new SqliteMessageStore(Database);
@@ -150,4 +139,20 @@ public sealed class MessageTypeNameTests : TempDatabaseFixture
 
     private static bool Contains(byte[] envelope, string text) =>
         envelope.AsSpan().IndexOf(Encoding.UTF8.GetBytes(text)) >= 0;
+}
+
+/// <summary>A database with a durable queue "q" (dead letters to "dead"), and rows written to it as another process
+/// (an earlier version, a renamed type) would have written them.</summary>
+public abstract class StoredTypeNameFixture : TempDatabaseFixture
+{
+    protected MessageBrokerBuilder Declare() => new MessageBrokerBuilder().UseSqlite(Database)
+        .AddQueue("dead", o => o.Durable = true)
+        .AddQueue("q", o => { o.Durable = true; o.DeadLetterQueue = "dead"; });
+
+    protected void StoreRows(params byte[][] envelopes)
+    {
+        using var store = new SqliteMessageStore(Database);
+        var next = store.Open().MaxId;
+        store.Write(new StoreBatch(inserts: envelopes.Select(e => new StoredMessage(++next, "q", 0, 0, e)).ToList(), mustBeDurable: true));
+    }
 }

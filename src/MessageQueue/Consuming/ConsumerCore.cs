@@ -59,7 +59,13 @@ internal sealed class ConsumerCore : IDeliverySource
 
     /// <summary>Deliveries in an ordered subscription's in-place retry, with when the retry is due: unacked, but not
     /// work until due (see <see cref="InFlight"/>).</summary>
-    internal System.Collections.Concurrent.ConcurrentDictionary<QueueEntry, long> RetryWaits { get; } = new(ReferenceEqualityComparer.Instance);
+    internal System.Collections.Concurrent.ConcurrentDictionary<QueueEntry, long> RetryWaits =>
+        LazyInitializer.EnsureInitialized(ref _retryWaits, static () => new(ReferenceEqualityComparer.Instance));
+
+    /// <summary>Whether an ordered in-place retry waits (read by the idle check; allocates nothing for other consumers).</summary>
+    internal bool HasRetryWaits => Volatile.Read(ref _retryWaits) is { IsEmpty: false };
+
+    private System.Collections.Concurrent.ConcurrentDictionary<QueueEntry, long>? _retryWaits;
 
     // ---- IDeliverySource: what a Delivery<T> of this consumer reaches (the message handle is the queue entry) ----
     string IDeliverySource.Queue => Queue.Name;

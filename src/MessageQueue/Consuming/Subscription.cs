@@ -17,7 +17,8 @@ internal sealed partial class Subscription<T> : ISubscription, IRunsHandlers
     private readonly CancellationTokenSource _abort = new();
     private readonly CancellationTokenSource _stopping = new();
     private readonly Task[] _workers;
-    private readonly int[] _handling; // per worker: 1 while its handler runs (see InFlight); plain stores, no contention
+    private const int Stride = 16; // one 64-byte cache line per worker's flag: workers on other cores do not share it
+    private readonly int[] _handling; // per worker (at index * Stride): 1 while its handler runs (see InFlight); plain stores
     private int _orderedRunning;
     private Task? _disposing;
 
@@ -37,7 +38,7 @@ internal sealed partial class Subscription<T> : ISubscription, IRunsHandlers
             return;
         }
 
-        _handling = new int[options.Concurrency];
+        _handling = new int[options.Concurrency * Stride];
         _workers = new Task[options.Concurrency];
         for (var i = 0; i < _workers.Length; i++)
         {
@@ -56,7 +57,7 @@ internal sealed partial class Subscription<T> : ISubscription, IRunsHandlers
                 return true;
             }
 
-            for (var i = 0; i < _handling.Length; i++)
+            for (var i = 0; i < _handling.Length; i += Stride)
             {
                 if (Volatile.Read(ref _handling[i]) != 0)
                 {
@@ -153,7 +154,7 @@ internal sealed partial class Subscription<T> : ISubscription, IRunsHandlers
 
                 var delivery = new Delivery<T>(handoff.Entry, _core, handoff.Tag, handoff.DeliveryCount);
                 Exception? failure = null;
-                Volatile.Write(ref _handling[index], 1); // a handler that settles early and publishes after is still work
+                Volatile.Write(ref _handling[index * Stride], 1); // a handler that settles early and publishes after is still work
                 try
                 {
                     try
@@ -194,7 +195,7 @@ internal sealed partial class Subscription<T> : ISubscription, IRunsHandlers
                 }
                 finally
                 {
-                    Volatile.Write(ref _handling[index], 0);
+                    Volatile.Write(ref _handling[index * Stride], 0);
                     _broker.Context.InFlight.Signal();
                 }
             }

@@ -75,6 +75,11 @@ internal sealed partial class BrokerQueue
         foreach (var c in _consumers)
         {
             unacked += c.InFlight;
+            if (!c.HasRetryWaits)
+            {
+                continue;
+            }
+
             foreach (var (_, retryDue) in c.RetryWaits)
             {
                 if (retryDue <= nowTicks)

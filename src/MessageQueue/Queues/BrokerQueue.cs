@@ -102,7 +102,6 @@ internal sealed partial class BrokerQueue : IDueTarget
         _context.InFlight.Signal();
     }
 
-
     /// <summary>Entries left in the lock-free inbox (for tests: a deleted queue's inbox holds only publishes that were
     /// reported as not enqueued).</summary>
     internal int InboxCount => _incoming.Count;

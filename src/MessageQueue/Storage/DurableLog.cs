@@ -329,7 +329,7 @@ internal sealed partial class DurableLog : IDisposable
             }
 
             Monitor.Wait(_gate, TimeSpan.FromMilliseconds(100));
-            return false; // the original check said "not closing"; a close during the pause is seen by the next TakeNext
+            return false; // a close during the pause is seen by the next TakeNext
         }
     }
 
