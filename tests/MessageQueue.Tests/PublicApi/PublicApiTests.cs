@@ -43,5 +43,20 @@ public sealed class PublicApiTests
                     $"Added:\n  {string.Join("\n  ", added)}\nRemoved:\n  {string.Join("\n  ", removed)}");
     }
 
-    private static string Folder([CallerFilePath] string path = "") => Path.GetDirectoryName(path)!;
+    /// <summary>
+    /// This file's folder. The compiler's path is used when it exists; a CI build (<c>ContinuousIntegrationBuild</c>)
+    /// maps source paths to <c>/_/</c>, so then the folder is found from the test binaries up to the solution.
+    /// </summary>
+    private static string Folder([CallerFilePath] string path = "")
+    {
+        var compiled = Path.GetDirectoryName(path)!;
+        if (Directory.Exists(compiled)) return compiled;
+        for (var dir = new DirectoryInfo(AppContext.BaseDirectory); dir is not null; dir = dir.Parent)
+        {
+            if (File.Exists(Path.Combine(dir.FullName, "MessageQueue.sln")))
+                return Path.Combine(dir.FullName, "tests", "MessageQueue.Tests", "PublicApi");
+        }
+
+        throw new DirectoryNotFoundException($"Neither {compiled} nor a folder holding MessageQueue.sln above {AppContext.BaseDirectory} exists.");
+    }
 }
