@@ -46,6 +46,9 @@ internal sealed class BrokerContext
     /// <summary>The writer to the message store, when the broker has one (durable queues).</summary>
     internal Storage.DurableLog? Durable { get; set; }
 
+    /// <summary>What this broker's backend can honour (queue options are checked against it).</summary>
+    internal Backend Backend => Durable is null ? Backend.InMemory : Backend.Store;
+
     /// <summary>Queues with stored messages that are not (yet) declared durable, kept for when they are.</summary>
     internal System.Collections.Concurrent.ConcurrentDictionary<string, int> Orphans { get; } = new(StringComparer.Ordinal);
 

@@ -154,42 +154,8 @@ public sealed partial class MessageBrokerBuilder
         IMessageStore? opened = null;
         try
         {
-            StoreContents? stored = null;
-            if (_store is not null)
-            {
-                var store = _store() ?? throw new InvalidOperationException("UseStore's factory returned null.");
-                try
-                {
-                    stored = store.Open();
-                }
-                catch
-                {
-                    store.Dispose();
-                    throw;
-                }
-
-                opened = store;
-                context.Durable = new Storage.DurableLog(store, _serializer, _storageOptions, context.Logger, stored.MaxId, _time);
-                context.Durable.Applied = context.InFlight.Signal;
-                LastDurableLog = context.Durable;
-            }
-
-            var topology = context.Topology;
-            foreach (var (name, type, options) in _exchanges)
-            {
-                topology.DeclareExchange(name, type, options.Clone(), checkReferences: false);
-            }
-
-            foreach (var (name, options) in _queues)
-            {
-                topology.DeclareQueue(name, options.Clone(), checkReferences: false);
-            }
-
-            foreach (var (source, destination, toExchange, routingKey, arguments) in _bindings)
-            {
-                topology.Bind(source, toExchange ? null : destination, toExchange ? destination : null, routingKey, arguments);
-            }
-
+            var stored = OpenStore(context, ref opened);
+            DeclareTopology(context.Topology);
             if (stored is not null)
             {
                 Storage.Recovery.Run(context, stored);
@@ -202,6 +168,53 @@ public sealed partial class MessageBrokerBuilder
         {
             Release(context, opened, ex);
             throw;
+        }
+    }
+
+    /// <summary>Opens the store, if there is one, and starts its writer. Returns what the store holds (null without a
+    /// store); <paramref name="opened"/> is the store, to be released if the build fails after this.</summary>
+    private StoreContents? OpenStore(BrokerContext context, ref IMessageStore? opened)
+    {
+        if (_store is null)
+        {
+            return null;
+        }
+
+        var store = _store() ?? throw new InvalidOperationException("UseStore's factory returned null.");
+        StoreContents stored;
+        try
+        {
+            stored = store.Open();
+        }
+        catch
+        {
+            store.Dispose();
+            throw;
+        }
+
+        opened = store;
+        context.Durable = new Storage.DurableLog(store, _serializer, _storageOptions, context.Logger, stored.MaxId, _time);
+        context.Durable.Applied = context.InFlight.Signal;
+        LastDurableLog = context.Durable;
+        return stored;
+    }
+
+    /// <summary>Declares the validated exchanges, queues and bindings.</summary>
+    private void DeclareTopology(Routing.Topology topology)
+    {
+        foreach (var (name, type, options) in _exchanges)
+        {
+            topology.DeclareExchange(name, type, options.Clone(), checkReferences: false);
+        }
+
+        foreach (var (name, options) in _queues)
+        {
+            topology.DeclareQueue(name, options.Clone(), checkReferences: false);
+        }
+
+        foreach (var (source, destination, toExchange, routingKey, arguments) in _bindings)
+        {
+            topology.Bind(source, toExchange ? null : destination, toExchange ? destination : null, routingKey, arguments);
         }
     }
 
@@ -279,7 +292,7 @@ public sealed partial class MessageBrokerBuilder
                 continue;
             }
 
-            problems.AddRange(options.Validate(name, hasStore: _store is not null));
+            problems.AddRange(options.Validate(name, _store is null ? Backend.InMemory : Backend.Store));
 
             if (queues.TryGetValue(name, out var earlier))
             {

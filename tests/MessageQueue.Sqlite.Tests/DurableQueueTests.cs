@@ -50,7 +50,7 @@ public sealed class DurableQueueTests : TempDatabaseFixture
     public void DurableQueueWithoutStore_IsATopologyProblem()
     {
         var ex = Assert.Throws<TopologyException>(() => new MessageBrokerBuilder().AddQueue("q", o => o.Durable = true).Build());
-        Assert.That(ex!.Message, Does.Contain("'q' is durable but the broker has no message store"));
+        Assert.That(ex!.Message, Does.Contain("Queue 'q' sets Durable = true, which the in-memory backend (no message store) cannot honour"));
     }
 
     [Test]

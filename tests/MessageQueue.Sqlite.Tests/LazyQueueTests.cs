@@ -249,7 +249,7 @@ public sealed class LazyQueueTests : TempDatabaseFixture
         var priorities = Assert.Throws<TopologyException>(() => Build(o => o.MaxPriority = 5));
         using (Assert.EnterMultipleScope())
         {
-            Assert.That(noStore!.Message, Does.Contain("'q' is lazy but the broker has no message store"));
+            Assert.That(noStore!.Message, Does.Contain("Queue 'q' sets Mode = Lazy, which the in-memory backend (no message store) cannot honour"));
             Assert.That(priorities!.Message, Does.Contain("'lazy' is lazy and has MaxPriority"));
         }
     }

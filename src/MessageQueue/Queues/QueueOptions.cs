@@ -113,14 +113,18 @@ public sealed class QueueOptions
         && MaxLength == o.MaxLength && MaxLengthBytes == o.MaxLengthBytes && Overflow == o.Overflow
         && DeduplicationWindow == o.DeduplicationWindow && DeduplicationCapacity == o.DeduplicationCapacity;
 
-    /// <summary>Lists every problem with these options (empty when valid).</summary>
-    internal IEnumerable<string> Validate(string queue, bool hasStore)
-    {
-        if (!hasStore && (Durable || Mode == QueueMode.Lazy))
-        {
-            yield return $"Queue '{queue}' is {(Durable ? "durable" : "lazy")} but the broker has no message store; call UseSqlite (package MessageQueue.Sqlite) or UseStore.";
-        }
+    /// <summary>Lists every problem with these options (empty when valid), including the options
+    /// <paramref name="backend"/> cannot honour.</summary>
+    internal IEnumerable<string> Validate(string queue, Backend backend) =>
+        backend.Refuse(queue, this)
+            .Concat(ValidateDeadLettering(queue))
+            .Concat(ValidateTimes(queue))
+            .Concat(ValidateLimits(queue))
+            .Concat(ValidateDeduplication(queue))
+            .Concat(ValidateMode(queue));
 
+    private IEnumerable<string> ValidateDeadLettering(string queue)
+    {
         if (DeadLetterQueue is not null && DeadLetterExchange is not null)
         {
             yield return $"Queue '{queue}' sets both DeadLetterQueue and DeadLetterExchange; set one.";
@@ -135,7 +139,10 @@ public sealed class QueueOptions
         {
             yield return $"Queue '{queue}' has MaxDeliveryCount {MaxDeliveryCount}; it must be 1 or more.";
         }
+    }
 
+    private IEnumerable<string> ValidateTimes(string queue)
+    {
         if (AckTimeout is { } t && t <= TimeSpan.Zero && t != Timeout.InfiniteTimeSpan)
         {
             yield return $"Queue '{queue}' has AckTimeout {t}; it must be positive (Timeout.InfiniteTimeSpan or TimeSpan.MaxValue for no timeout).";
@@ -146,6 +153,14 @@ public sealed class QueueOptions
             yield return $"Queue '{queue}' has MessageTtl {ttl}; it must be zero or positive (Timeout.InfiniteTimeSpan or TimeSpan.MaxValue for no expiry).";
         }
 
+        if (Redelivery is null)
+        {
+            yield return $"Queue '{queue}' has a null Redelivery policy; use RetryPolicy.None for no wait.";
+        }
+    }
+
+    private IEnumerable<string> ValidateLimits(string queue)
+    {
         if (MaxPriority is < 1 or > 255)
         {
             yield return $"Queue '{queue}' has MaxPriority {MaxPriority}; it must be 1-255.";
@@ -169,7 +184,10 @@ public sealed class QueueOptions
         {
             yield return $"Queue '{queue}' has Overflow Block with a limit of zero; publishers would wait forever. Raise the limit or choose another policy.";
         }
+    }
 
+    private IEnumerable<string> ValidateDeduplication(string queue)
+    {
         if (DeduplicationWindow is { } window && window <= TimeSpan.Zero && window != Timeout.InfiniteTimeSpan)
         {
             yield return $"Queue '{queue}' has DeduplicationWindow {window}; it must be positive (Timeout.InfiniteTimeSpan or TimeSpan.MaxValue to remember ids until DeduplicationCapacity pushes them out).";
@@ -179,7 +197,10 @@ public sealed class QueueOptions
         {
             yield return $"Queue '{queue}' has DeduplicationCapacity {DeduplicationCapacity}; it must be 1 or more.";
         }
+    }
 
+    private IEnumerable<string> ValidateMode(string queue)
+    {
         if (!Enum.IsDefined(Mode))
         {
             yield return $"Queue '{queue}' has Mode {(int)Mode}, which is not a QueueMode.";
@@ -187,11 +208,6 @@ public sealed class QueueOptions
         else if (Mode == QueueMode.Lazy && MaxPriority is not null)
         {
             yield return $"Queue '{queue}' is lazy and has MaxPriority; a lazy queue keeps its backlog on disk in publish order, so it cannot have priorities. Choose one.";
-        }
-
-        if (Redelivery is null)
-        {
-            yield return $"Queue '{queue}' has a null Redelivery policy; use RetryPolicy.None for no wait.";
         }
     }
 }

@@ -101,7 +101,7 @@ internal sealed class Topology
     internal void DeclareQueue(string name, QueueOptions options, bool checkReferences = true)
     {
         NameRules.ThrowIfInvalid(name, "queue");
-        var problems = options.Validate(name, hasStore: _context.Durable is not null).ToList();
+        var problems = options.Validate(name, _context.Backend).ToList();
 
         if (problems.Count > 0)
         {
