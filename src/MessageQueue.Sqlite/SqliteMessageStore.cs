@@ -122,53 +122,9 @@ public sealed partial class SqliteMessageStore : IMessageStore
             }
 
             using var transaction = connection.BeginTransaction();
-            var insert = Prepare(ref _insert, "INSERT INTO mq_messages (id, queue, delivery_count, due, flags, envelope) VALUES ($id, $queue, $count, $due, $flags, $envelope);", transaction, "$id", "$queue", "$count", "$due", "$flags", "$envelope");
-            foreach (var m in batch.Inserts)
-            {
-                insert.Parameters[0].Value = m.Id;
-                insert.Parameters[1].Value = m.Queue;
-                insert.Parameters[2].Value = m.DeliveryCount;
-                insert.Parameters[3].Value = m.DueTicks;
-                insert.Parameters[4].Value = m.Transient ? TransientFlag : 0L;
-                insert.Parameters[5].Value = System.Runtime.InteropServices.MemoryMarshal.TryGetArray(m.Envelope, out var whole) && whole.Offset == 0 && whole.Count == whole.Array!.Length
-                    ? whole.Array
-                    : m.Envelope.ToArray();
-                insert.ExecuteNonQuery();
-            }
-
-            var renumber = Prepare(ref _renumber, "UPDATE mq_messages SET id = $new, due = 0 WHERE id = $id;", transaction, "$id", "$new");
-            foreach (var (id, newId) in batch.Renumbered)
-            {
-                renumber.Parameters[0].Value = id;
-                renumber.Parameters[1].Value = newId;
-                renumber.ExecuteNonQuery();
-            }
-
-            var deliver = Prepare(ref _deliver, "UPDATE mq_messages SET delivery_count = $count WHERE id = $id AND delivery_count < $count;", transaction, "$id", "$count");
-            foreach (var (id, count) in batch.Deliveries)
-            {
-                deliver.Parameters[0].Value = id;
-                deliver.Parameters[1].Value = count;
-                deliver.ExecuteNonQuery();
-            }
-
-            var delete = Prepare(ref _delete, "DELETE FROM mq_messages WHERE id = $id;", transaction, "$id");
-            foreach (var id in batch.Deletes)
-            {
-                delete.Parameters[0].Value = id;
-                delete.ExecuteNonQuery();
-            }
-
-            foreach (var (queue, after, upTo) in batch.Purges)
-            {
-                using var purge = CreateCommand(connection, "DELETE FROM mq_messages WHERE queue = $queue AND due = 0 AND id > $after AND id <= $upto;", "$queue", "$after", "$upto");
-                purge.Transaction = transaction;
-                purge.Parameters[0].Value = queue;
-                purge.Parameters[1].Value = after;
-                purge.Parameters[2].Value = upTo;
-                purge.ExecuteNonQuery();
-            }
-
+            WriteInserts(batch.Inserts, transaction);
+            WriteUpdates(batch, transaction);
+            WriteDeletes(batch, connection, transaction);
             WriteIds(ref _forget, "DELETE FROM mq_dedup WHERE queue = $queue AND message_id = $id AND seen = $seen;", batch.Forget, transaction);
             WriteIds(ref _remember, "INSERT INTO mq_dedup (queue, message_id, seen) VALUES ($queue, $id, $seen) ON CONFLICT (queue, message_id) DO UPDATE SET seen = excluded.seen;", batch.Remember, transaction);
             transaction.Commit();
@@ -176,6 +132,63 @@ public sealed partial class SqliteMessageStore : IMessageStore
         catch (SqliteException ex)
         {
             throw new MessageStoreException($"Writing to the {_name} failed ({ex.Message}); nothing of the batch was written.", ex);
+        }
+    }
+
+    private void WriteInserts(IReadOnlyList<StoredMessage> inserts, SqliteTransaction transaction)
+    {
+        var insert = Prepare(ref _insert, "INSERT INTO mq_messages (id, queue, delivery_count, due, flags, envelope) VALUES ($id, $queue, $count, $due, $flags, $envelope);", transaction, "$id", "$queue", "$count", "$due", "$flags", "$envelope");
+        foreach (var m in inserts)
+        {
+            insert.Parameters[0].Value = m.Id;
+            insert.Parameters[1].Value = m.Queue;
+            insert.Parameters[2].Value = m.DeliveryCount;
+            insert.Parameters[3].Value = m.DueTicks;
+            insert.Parameters[4].Value = m.Transient ? TransientFlag : 0L;
+            insert.Parameters[5].Value = System.Runtime.InteropServices.MemoryMarshal.TryGetArray(m.Envelope, out var whole) && whole.Offset == 0 && whole.Count == whole.Array!.Length
+                ? whole.Array
+                : m.Envelope.ToArray();
+            insert.ExecuteNonQuery();
+        }
+    }
+
+    /// <summary>Renumbered rows (delayed ones joining the tail) and delivery counts (which only grow).</summary>
+    private void WriteUpdates(StoreBatch batch, SqliteTransaction transaction)
+    {
+        var renumber = Prepare(ref _renumber, "UPDATE mq_messages SET id = $new, due = 0 WHERE id = $id;", transaction, "$id", "$new");
+        foreach (var (id, newId) in batch.Renumbered)
+        {
+            renumber.Parameters[0].Value = id;
+            renumber.Parameters[1].Value = newId;
+            renumber.ExecuteNonQuery();
+        }
+
+        var deliver = Prepare(ref _deliver, "UPDATE mq_messages SET delivery_count = $count WHERE id = $id AND delivery_count < $count;", transaction, "$id", "$count");
+        foreach (var (id, count) in batch.Deliveries)
+        {
+            deliver.Parameters[0].Value = id;
+            deliver.Parameters[1].Value = count;
+            deliver.ExecuteNonQuery();
+        }
+    }
+
+    private void WriteDeletes(StoreBatch batch, SqliteConnection connection, SqliteTransaction transaction)
+    {
+        var delete = Prepare(ref _delete, "DELETE FROM mq_messages WHERE id = $id;", transaction, "$id");
+        foreach (var id in batch.Deletes)
+        {
+            delete.Parameters[0].Value = id;
+            delete.ExecuteNonQuery();
+        }
+
+        foreach (var (queue, after, upTo) in batch.Purges)
+        {
+            using var purge = CreateCommand(connection, "DELETE FROM mq_messages WHERE queue = $queue AND due = 0 AND id > $after AND id <= $upto;", "$queue", "$after", "$upto");
+            purge.Transaction = transaction;
+            purge.Parameters[0].Value = queue;
+            purge.Parameters[1].Value = after;
+            purge.Parameters[2].Value = upTo;
+            purge.ExecuteNonQuery();
         }
     }
 

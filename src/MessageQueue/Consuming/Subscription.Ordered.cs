@@ -160,39 +160,9 @@ internal sealed partial class Subscription<T>
                 catch (Exception ex)
 #pragma warning restore CA1031
                 {
-                    if (count > _retry.MaxRetries)
+                    if (!await WaitToRetryAsync(delivery, handoff, ex).ConfigureAwait(false))
                     {
-                        LogDeadLetter(_logger, Queue, count, ex);
-                        delivery.TryFail(ex);
-                        return;
-                    }
-
-                    var delay = _retry.GetDelay(count);
-                    LogRetry(_logger, Queue, count, delay, ex);
-                    if (delay > TimeSpan.Zero)
-                    {
-                        // Waiting frees the handler slot for other keys; this key's later messages stay behind. While it
-                        // waits, the delivery is a retry not yet due, not work (as a nacked one with a delay): see InFlight.
-                        slots.Release();
-                        _core.RetryWaits[handoff.Entry] = Scheduling.Durations.After(_broker.Context.Scheduler.NowTicks, delay.Ticks);
-                        Interlocked.Decrement(ref _orderedRunning);
-                        _broker.Context.InFlight.Signal();
-                        try
-                        {
-                            await Scheduling.Durations.DelayAsync(delay, _broker.Time, _stopping.Token).ConfigureAwait(false);
-                        }
-                        catch (OperationCanceledException)
-                        {
-                            await slots.WaitAsync().ConfigureAwait(false);
-                            return; // stopping: the message returns to the queue when the subscription leaves it
-                        }
-                        finally
-                        {
-                            Interlocked.Increment(ref _orderedRunning); // running again before it stops waiting
-                            _core.RetryWaits.TryRemove(handoff.Entry, out _);
-                        }
-
-                        await slots.WaitAsync().ConfigureAwait(false);
+                        return; // dead-lettered, or stopping while it waited
                     }
 
                     if (!_core.Queue.RedeliverInPlace(_core, handoff.Entry, handoff.Tag, out count))
@@ -211,6 +181,52 @@ internal sealed partial class Subscription<T>
                 _broker.Context.InFlight.Signal();
             }
         }
+    }
+
+    /// <summary>Dead-letters a delivery whose retries are spent (false), or waits the retry policy's delay holding the
+    /// key's place (true: redeliver it now). False too when the subscription stops while it waits; the handler slot is
+    /// held again on return either way.</summary>
+    private async Task<bool> WaitToRetryAsync(Delivery<T> delivery, Handoff handoff, Exception exception)
+    {
+        var count = delivery.DeliveryCount;
+        if (count > _retry.MaxRetries)
+        {
+            LogDeadLetter(_logger, Queue, count, exception);
+            delivery.TryFail(exception);
+            return false;
+        }
+
+        var delay = _retry.GetDelay(count);
+        LogRetry(_logger, Queue, count, delay, exception);
+        if (delay <= TimeSpan.Zero)
+        {
+            return true;
+        }
+
+        // Waiting frees the handler slot for other keys; this key's later messages stay behind. While it
+        // waits, the delivery is a retry not yet due, not work (as a nacked one with a delay): see InFlight.
+        var slots = _slots!;
+        slots.Release();
+        _core.RetryWaits[handoff.Entry] = Scheduling.Durations.After(_broker.Context.Scheduler.NowTicks, delay.Ticks);
+        Interlocked.Decrement(ref _orderedRunning);
+        _broker.Context.InFlight.Signal();
+        try
+        {
+            await Scheduling.Durations.DelayAsync(delay, _broker.Time, _stopping.Token).ConfigureAwait(false);
+        }
+        catch (OperationCanceledException)
+        {
+            await slots.WaitAsync().ConfigureAwait(false);
+            return false; // stopping: the message returns to the queue when the subscription leaves it
+        }
+        finally
+        {
+            Interlocked.Increment(ref _orderedRunning); // running again before it stops waiting
+            _core.RetryWaits.TryRemove(handoff.Entry, out _);
+        }
+
+        await slots.WaitAsync().ConfigureAwait(false);
+        return true;
     }
 
     [LoggerMessage(EventId = 5, Level = LogLevel.Error, Message = "The ordering key function of the subscription to queue '{Queue}' threw; dead-lettering the message")]

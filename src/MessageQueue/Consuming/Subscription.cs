@@ -106,99 +106,10 @@ internal sealed partial class Subscription<T> : ISubscription, IRunsHandlers
 
     private async Task RunAsync(int index)
     {
-        var reader = _core.Channel.Reader;
-        // Acks of handlers that finished synchronously are settled together under one lock, which also takes the
-        // next ready messages straight into `local` when the window channel is empty (no channel hop under load).
-        // Acks are flushed before the worker awaits anything (a slow handler, an empty queue): none is held back.
-        var size = Math.Clamp(_core.Prefetch, 1, 64);
-        var acks = new Handoff[size];
-        var local = _workers.Length == 1 ? new Handoff[size] : [];
-        int pendingAcks = 0, localCount = 0, localNext = 0;
+        var batch = new WorkerBatch(_core, ownsWindow: _workers.Length == 1);
         try
         {
-            while (true)
-            {
-                Handoff handoff;
-                if (localNext < localCount)
-                {
-                    handoff = local[localNext];
-                    local[localNext++] = default;
-                }
-                else if (reader.TryRead(out handoff))
-                {
-                    if (local.Length == 0 && reader.Count == 0)
-                    {
-                        // Several workers share the window: whoever empties it asks for more (or marks the
-                        // consumer waiting), so idle siblings are fed. Under load this is once per window-full.
-                        Flush(acks, ref pendingAcks, wait: true);
-                    }
-                }
-                else
-                {
-                    localCount = _core.Queue.AckAndRefill(_core, acks.AsSpan(0, pendingAcks), local, wait: true);
-                    Array.Clear(acks, 0, pendingAcks);
-                    pendingAcks = 0;
-                    localNext = 0;
-                    if (localCount == 0 && !await reader.WaitToReadAsync().ConfigureAwait(false))
-                    {
-                        return;
-                    }
-
-                    continue;
-                }
-
-                if (!_core.TryClaim<T>(handoff))
-                {
-                    continue; // returned meanwhile (stop, ack timeout), expired in the window, or of another type
-                }
-
-                var delivery = new Delivery<T>(handoff.Entry, _core, handoff.Tag, handoff.DeliveryCount);
-                Exception? failure = null;
-                Volatile.Write(ref _handling[index * Stride], 1); // a handler that settles early and publishes after is still work
-                try
-                {
-                    try
-                    {
-                        var pending = _handler(delivery, _abort.Token);
-                        if (!pending.IsCompletedSuccessfully)
-                        {
-                            Flush(acks, ref pendingAcks);
-                            await pending.ConfigureAwait(false);
-                        }
-                    }
-                    catch (OperationCanceledException) when (_abort.IsCancellationRequested)
-                    {
-                        continue; // shutdown gave up waiting; the message returns to the queue
-                    }
-#pragma warning disable CA1031 // A handler's failure must become a retry or a dead letter, whatever it is.
-                    catch (Exception ex)
-#pragma warning restore CA1031
-                    {
-                        failure = ex;
-                    }
-
-                    if (failure is null)
-                    {
-                        // A handler may have settled the delivery itself: then this ack is skipped. Until the ack is
-                        // flushed the delivery is unacked, which keeps the broker busy (see InFlight).
-                        acks[pendingAcks++] = handoff;
-                        if (pendingAcks == acks.Length)
-                        {
-                            Flush(acks, ref pendingAcks);
-                        }
-                    }
-                    else
-                    {
-                        Flush(acks, ref pendingAcks);
-                        Fail(delivery, failure);
-                    }
-                }
-                finally
-                {
-                    Volatile.Write(ref _handling[index * Stride], 0);
-                    _broker.Context.InFlight.Signal();
-                }
-            }
+            await WorkAsync(index, batch).ConfigureAwait(false);
         }
         catch (Exception ex) when (ex is ChannelClosedException or TopologyException)
         {
@@ -207,17 +118,159 @@ internal sealed partial class Subscription<T> : ISubscription, IRunsHandlers
         }
         finally
         {
-            Flush(acks, ref pendingAcks);
+            batch.Flush();
         }
     }
 
-    private void Flush(Handoff[] acks, ref int count, bool wait = false)
+    /// <summary>One worker: takes deliveries until the window completes, and calls the handler on each.</summary>
+    private async Task WorkAsync(int index, WorkerBatch batch)
     {
-        if (count > 0 || wait)
+        while (true)
         {
-            _core.Queue.AckAndRefill(_core, acks.AsSpan(0, count), [], wait);
-            Array.Clear(acks, 0, count);
-            count = 0;
+            if (!batch.TryTake(out var handoff))
+            {
+                if (!batch.Refill() && !await batch.Reader.WaitToReadAsync().ConfigureAwait(false))
+                {
+                    return;
+                }
+
+                continue;
+            }
+
+            if (!_core.TryClaim<T>(handoff))
+            {
+                continue; // returned meanwhile (stop, ack timeout), expired in the window, or of another type
+            }
+
+            var delivery = new Delivery<T>(handoff.Entry, _core, handoff.Tag, handoff.DeliveryCount);
+            Exception? failure = null;
+            Volatile.Write(ref _handling[index * Stride], 1); // a handler that settles early and publishes after is still work
+            try
+            {
+                try
+                {
+                    var pending = _handler(delivery, _abort.Token);
+                    if (!pending.IsCompletedSuccessfully)
+                    {
+                        batch.Flush();
+                        await pending.ConfigureAwait(false);
+                    }
+                }
+                catch (OperationCanceledException) when (_abort.IsCancellationRequested)
+                {
+                    continue; // shutdown gave up waiting; the message returns to the queue
+                }
+#pragma warning disable CA1031 // A handler's failure must become a retry or a dead letter, whatever it is.
+                catch (Exception ex)
+#pragma warning restore CA1031
+                {
+                    failure = ex;
+                }
+
+                Settle(batch, handoff, delivery, failure);
+            }
+            finally
+            {
+                Volatile.Write(ref _handling[index * Stride], 0);
+                _broker.Context.InFlight.Signal();
+            }
+        }
+    }
+
+    private void Settle(WorkerBatch batch, in Handoff handoff, Delivery<T> delivery, Exception? failure)
+    {
+        if (failure is null)
+        {
+            // A handler may have settled the delivery itself: then this ack is skipped. Until the ack is
+            // flushed the delivery is unacked, which keeps the broker busy (see InFlight).
+            batch.Ack(handoff);
+        }
+        else
+        {
+            batch.Flush();
+            Fail(delivery, failure);
+        }
+    }
+
+    /// <summary>
+    /// One worker's deliveries and acks. Acks of handlers that finished synchronously are settled together under one
+    /// lock, which also takes the next ready messages straight into the local buffer when the window channel is empty
+    /// (no channel hop under load). Acks are flushed before the worker awaits anything (a slow handler, an empty
+    /// queue): none is held back. Owned by one worker; never shared.
+    /// </summary>
+    private sealed class WorkerBatch
+    {
+        private readonly ConsumerCore _core;
+        private readonly Handoff[] _acks;
+        private readonly Handoff[] _local; // empty when several workers share the window
+        private int _pendingAcks;
+        private int _localCount;
+        private int _localNext;
+
+        internal WorkerBatch(ConsumerCore core, bool ownsWindow)
+        {
+            _core = core;
+            Reader = core.Channel.Reader;
+            var size = Math.Clamp(core.Prefetch, 1, 64);
+            _acks = new Handoff[size];
+            _local = ownsWindow ? new Handoff[size] : [];
+        }
+
+        internal ChannelReader<Handoff> Reader { get; }
+
+        /// <summary>The next delivery from the local buffer or the window, without waiting.</summary>
+        internal bool TryTake(out Handoff handoff)
+        {
+            if (_localNext < _localCount)
+            {
+                handoff = _local[_localNext];
+                _local[_localNext++] = default;
+                return true;
+            }
+
+            if (!Reader.TryRead(out handoff))
+            {
+                return false;
+            }
+
+            if (_local.Length == 0 && Reader.Count == 0)
+            {
+                // Several workers share the window: whoever empties it asks for more (or marks the
+                // consumer waiting), so idle siblings are fed. Under load this is once per window-full.
+                Flush(wait: true);
+            }
+
+            return true;
+        }
+
+        /// <summary>Settles the pending acks and takes ready messages into the local buffer (or marks the consumer
+        /// waiting). False when nothing was taken: the worker then waits on <see cref="Reader"/>.</summary>
+        internal bool Refill()
+        {
+            _localCount = _core.Queue.AckAndRefill(_core, _acks.AsSpan(0, _pendingAcks), _local, wait: true);
+            Array.Clear(_acks, 0, _pendingAcks);
+            _pendingAcks = 0;
+            _localNext = 0;
+            return _localCount > 0;
+        }
+
+        internal void Ack(in Handoff handoff)
+        {
+            _acks[_pendingAcks++] = handoff;
+            if (_pendingAcks == _acks.Length)
+            {
+                Flush();
+            }
+        }
+
+        internal void Flush(bool wait = false)
+        {
+            if (_pendingAcks > 0 || wait)
+            {
+                _core.Queue.AckAndRefill(_core, _acks.AsSpan(0, _pendingAcks), [], wait);
+                Array.Clear(_acks, 0, _pendingAcks);
+                _pendingAcks = 0;
+            }
         }
     }
 

@@ -105,51 +105,12 @@ internal sealed class Redrive(BrokerContext context, BrokerQueue source, Redrive
         var now = context.Time.GetUtcNow().UtcTicks;
         foreach (var candidate in candidates)
         {
-            var entry = candidate.Entry;
             if (candidate.OnDisk && !source.TakeFromDisk(candidate.Size, taken: true, _generation))
             {
                 continue; // purged meanwhile: not the dead-letter queue's to move any more
             }
 
-            var origin = Origin(entry);
-            var copy = origin?.NewEntry(entry.Body, entry.GetProperties(), "", origin.Name, now, entry.Priority);
-            byte[]? envelope = null;
-            var result = origin is null || copy is null ? OfferResult.Deleted
-                : origin.NeedsOffer ? origin.Offer(copy, ref envelope, handover, deadLetterRefused: false)
-                : origin.Enqueue(copy) ? OfferResult.Joined : OfferResult.Deleted;
-            switch (result)
-            {
-                case OfferResult.Joined:
-                    _moved++;
-                    if (entry.StoreId > 0)
-                    {
-                        context.Durable!.Delete(entry.StoreId);
-                        _deletedRows = true;
-                    }
-
-                    break;
-                case OfferResult.Pending:
-                    _moved++;
-                    pending.Add(candidate);
-                    if (entry.StoreId > 0)
-                    {
-                        handover.Unit.Deletes.Add(entry.StoreId); // with the copy's row, in one transaction
-                    }
-
-                    break;
-                default:
-                    if (candidate.OnDisk)
-                    {
-                        source.TakeFromDisk(candidate.Size, taken: false, _generation); // it stays on disk, in its place
-                    }
-                    else
-                    {
-                        _stayed.Add(entry); // not taken again by this redrive
-                        source.PutBack(entry); // refused, or its queue is gone: it stays, in its place
-                    }
-
-                    break;
-            }
+            Settle(candidate, OfferToOrigin(candidate.Entry, handover, now), handover, pending);
         }
 
         if (handover.Pending == 0)
@@ -167,18 +128,71 @@ internal sealed class Redrive(BrokerContext context, BrokerQueue source, Redrive
             foreach (var candidate in pending)
             {
                 _moved--;
-                if (candidate.OnDisk)
-                {
-                    source.TakeFromDisk(candidate.Size, taken: false, _generation);
-                }
-                else
-                {
-                    source.PutBack(candidate.Entry);
-                }
+                StayInPlace(candidate, remember: false);
             }
 
             throw;
         }
+    }
+
+    /// <summary>Offers a copy of the dead letter to the queue it goes back to.</summary>
+    private OfferResult OfferToOrigin(QueueEntry entry, Handover handover, long now)
+    {
+        var origin = Origin(entry);
+        var copy = origin?.NewEntry(entry.Body, entry.GetProperties(), "", origin.Name, now, entry.Priority);
+        byte[]? envelope = null;
+        return origin is null || copy is null ? OfferResult.Deleted
+            : origin.NeedsOffer ? origin.Offer(copy, ref envelope, handover, deadLetterRefused: false)
+            : origin.Enqueue(copy) ? OfferResult.Joined : OfferResult.Deleted;
+    }
+
+    /// <summary>Settles a candidate after its offer: moved (its row deleted now, or with the copy's row in one
+    /// transaction when the copy needs one), or left in its place.</summary>
+    private void Settle(Candidate candidate, OfferResult result, Handover handover, List<Candidate> pending)
+    {
+        var entry = candidate.Entry;
+        switch (result)
+        {
+            case OfferResult.Joined:
+                _moved++;
+                if (entry.StoreId > 0)
+                {
+                    context.Durable!.Delete(entry.StoreId);
+                    _deletedRows = true;
+                }
+
+                break;
+            case OfferResult.Pending:
+                _moved++;
+                pending.Add(candidate);
+                if (entry.StoreId > 0)
+                {
+                    handover.Unit.Deletes.Add(entry.StoreId);
+                }
+
+                break;
+            default:
+                StayInPlace(candidate, remember: true); // refused, or its queue is gone
+                break;
+        }
+    }
+
+    /// <summary>Puts a candidate back in its place: on disk, or in memory (then, when <paramref name="remember"/>, not
+    /// taken again by this redrive).</summary>
+    private void StayInPlace(Candidate candidate, bool remember)
+    {
+        if (candidate.OnDisk)
+        {
+            source.TakeFromDisk(candidate.Size, taken: false, _generation);
+            return;
+        }
+
+        if (remember)
+        {
+            _stayed.Add(candidate.Entry);
+        }
+
+        source.PutBack(candidate.Entry);
     }
 
     /// <summary>The queue a dead letter goes back to, if it still exists.</summary>

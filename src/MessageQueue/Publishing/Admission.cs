@@ -80,117 +80,128 @@ internal static class Admission
 
     private static void UnderLocks(AdmissionItem[] items, RangeAction action)
     {
-        var ranges = Ranges(items);
-        var dead = new List<DeadLetter>?[ranges.Count];
-        var entered = 0;
-        try
+        using var locks = new QueueLocks(items);
+        for (var i = 0; i < locks.Count; i++)
         {
-            foreach (var (queue, _, _) in ranges)
-            {
-                queue.Sync.Enter();
-                entered++;
-            }
-
-            for (var i = 0; i < ranges.Count; i++)
-            {
-                var (queue, start, length) = ranges[i];
-                action(queue, items.AsSpan(start, length));
-                dead[i] = queue.TakeDeadLettersForAdmission();
-            }
-        }
-        finally
-        {
-            for (var i = entered - 1; i >= 0; i--)
-            {
-                ranges[i].Queue.Sync.Exit();
-            }
-        }
-
-        for (var i = 0; i < ranges.Count; i++)
-        {
-            ranges[i].Queue.SendDeadLettersAfterAdmission(dead[i]);
+            var (queue, start, length) = locks[i];
+            action(queue, items.AsSpan(start, length));
+            locks.TakeDeadLetters(i);
         }
     }
 
     /// <summary>One attempt. Returns a task to wait on when a blocking queue is full, or null when done.</summary>
     private static Task? TryAdmit(AdmissionItem[] items, bool atomic, bool reserve)
     {
-        var ranges = Ranges(items);
-        List<(string Queue, string Limit)>? full = null;
-        Task? wait = null;
-        var dead = new List<DeadLetter>?[ranges.Count];
-        var entered = 0;
-        try
+        using var locks = new QueueLocks(items);
+        if (PlanAll(items, locks, atomic) is { } wait)
         {
-            foreach (var (queue, _, _) in ranges)
-            {
-                queue.Sync.Enter();
-                entered++;
-            }
-
-            foreach (var (queue, start, length) in ranges)
-            {
-                var span = items.AsSpan(start, length);
-                switch (queue.PlanAdmission(span, atomic, canWait: true, out var waitHere, out var limit))
-                {
-                    case Plan.Deleted when atomic:
-                        throw new TopologyException($"Queue '{queue.Name}' was deleted before the transaction committed; nothing was enqueued.");
-                    case Plan.Deleted:
-                        foreach (ref var item in span)
-                        {
-                            item.Verdict = Verdict.QueueDeleted;
-                        }
-
-                        break;
-                    case Plan.Wait:
-                        wait ??= waitHere;
-                        break;
-                    case Plan.Full:
-                        (full ??= []).Add((queue.Name, limit!));
-                        break;
-                }
-            }
-
-            if (full is not null)
-            {
-                throw new QueueFullException(full, [], deadLettered: false, transaction: atomic);
-            }
-
-            if (wait is not null)
-            {
-                return wait;
-            }
-
-            for (var i = 0; i < ranges.Count; i++)
-            {
-                var (queue, start, length) = ranges[i];
-                if (reserve)
-                {
-                    queue.Reserve(items.AsSpan(start, length));
-                }
-                else
-                {
-                    queue.ApplyAdmission(items.AsSpan(start, length));
-                }
-
-                dead[i] = queue.TakeDeadLettersForAdmission();
-            }
-        }
-        finally
-        {
-            for (var i = entered - 1; i >= 0; i--)
-            {
-                ranges[i].Queue.Sync.Exit();
-            }
+            return wait;
         }
 
-        // Dead letters enter other queues, so they are sent once every lock here is released.
-        for (var i = 0; i < ranges.Count; i++)
+        for (var i = 0; i < locks.Count; i++)
         {
-            ranges[i].Queue.SendDeadLettersAfterAdmission(dead[i]);
+            var (queue, start, length) = locks[i];
+            if (reserve)
+            {
+                queue.Reserve(items.AsSpan(start, length));
+            }
+            else
+            {
+                queue.ApplyAdmission(items.AsSpan(start, length));
+            }
+
+            locks.TakeDeadLetters(i);
         }
 
         return null;
+    }
+
+    /// <summary>Every queue plans its part (changing nothing but the items' verdicts). Throws when a queue refuses
+    /// (or, <paramref name="atomic"/>, was deleted); returns a task to wait on when a blocking queue is full.</summary>
+    private static Task? PlanAll(AdmissionItem[] items, in QueueLocks locks, bool atomic)
+    {
+        List<(string Queue, string Limit)>? full = null;
+        Task? wait = null;
+        for (var i = 0; i < locks.Count; i++)
+        {
+            var (queue, start, length) = locks[i];
+            var span = items.AsSpan(start, length);
+            switch (queue.PlanAdmission(span, atomic, canWait: true, out var waitHere, out var limit))
+            {
+                case Plan.Deleted when atomic:
+                    throw new TopologyException($"Queue '{queue.Name}' was deleted before the transaction committed; nothing was enqueued.");
+                case Plan.Deleted:
+                    foreach (ref var item in span)
+                    {
+                        item.Verdict = Verdict.QueueDeleted;
+                    }
+
+                    break;
+                case Plan.Wait:
+                    wait ??= waitHere;
+                    break;
+                case Plan.Full:
+                    (full ??= []).Add((queue.Name, limit!));
+                    break;
+            }
+        }
+
+        return full is not null ? throw new QueueFullException(full, [], deadLettered: false, transaction: atomic) : wait;
+    }
+
+    /// <summary>
+    /// The locks of every queue the items touch, taken in ascending queue id (the items' order) when made. Disposing
+    /// releases them, then sends the dead letters taken under them: they enter other queues, so they are sent once
+    /// every lock here is released.
+    /// </summary>
+    private readonly ref struct QueueLocks
+    {
+        private readonly List<(BrokerQueue Queue, int Start, int Length)> _ranges;
+        private readonly List<DeadLetter>?[] _dead;
+
+        internal QueueLocks(AdmissionItem[] items)
+        {
+            _ranges = Ranges(items);
+            _dead = new List<DeadLetter>?[_ranges.Count];
+            var entered = 0;
+            try
+            {
+                foreach (var (queue, _, _) in _ranges)
+                {
+                    queue.Sync.Enter();
+                    entered++;
+                }
+            }
+            catch
+            {
+                Exit(entered);
+                throw;
+            }
+        }
+
+        internal int Count => _ranges.Count;
+
+        internal (BrokerQueue Queue, int Start, int Length) this[int index] => _ranges[index];
+
+        /// <summary>Takes the dead letters the queue at <paramref name="index"/> made under its lock.</summary>
+        internal void TakeDeadLetters(int index) => _dead[index] = _ranges[index].Queue.TakeDeadLettersForAdmission();
+
+        public void Dispose()
+        {
+            Exit(_ranges.Count);
+            for (var i = 0; i < _ranges.Count; i++)
+            {
+                _ranges[i].Queue.SendDeadLettersAfterAdmission(_dead[i]);
+            }
+        }
+
+        private void Exit(int entered)
+        {
+            for (var i = entered - 1; i >= 0; i--)
+            {
+                _ranges[i].Queue.Sync.Exit();
+            }
+        }
     }
 
     private static List<(BrokerQueue Queue, int Start, int Length)> Ranges(AdmissionItem[] items)

@@ -54,41 +54,50 @@ internal sealed partial class MessageBroker
                 guarded |= queue.IsGuarded;
             }
 
-            if (guarded)
-            {
-                var items = new List<AdmissionItem>(queues.Count);
-                foreach (var queue in queues)
-                {
-                    var entry = queue.NewEntry(message, properties, exchange.Name, routingKey, now, properties?.Priority ?? 0);
-                    items.Add(new AdmissionItem(queue, entry, due, options?.MessageId, queue.CountsBytes ? BodySize.Of(message) : 0, 0));
-                }
-
-                return Admit(Admission.Order(items), properties, options is { Mandatory: true } ? exchange.Name : null, routingKey, cancellationToken);
-            }
-
-            var routed = 0;
-            QueueEntry? last = null;
-            foreach (var queue in queues)
-            {
-                var entry = queue.NewEntry(message, properties, exchange.Name, routingKey, now, properties?.Priority ?? 0);
-                if (due == 0 ? queue.Enqueue(entry) : queue.EnqueueDelayed(entry, due))
-                {
-                    routed++;
-                    last = entry;
-                }
-            }
-
-            if (routed == 0 && options is { Mandatory: true })
-            {
-                throw new UnroutableMessageException(exchange.Name, routingKey);
-            }
-
-            return new ValueTask<PublishResult>(new PublishResult((object?)properties?.MessageId ?? (object?)last ?? MessageIds.New(), routed));
+            return guarded
+                ? Admit(AdmissionItems(queues, exchange, routingKey, message, properties, options, now, due), properties, options is { Mandatory: true } ? exchange.Name : null, routingKey, cancellationToken)
+                : new ValueTask<PublishResult>(EnqueueAll(queues, exchange, routingKey, message, properties, options, now, due));
         }
         finally
         {
             collector.Return();
         }
+    }
+
+    /// <summary>The admission items of a message routed to guarded queues, ordered by queue id.</summary>
+    private static AdmissionItem[] AdmissionItems(List<BrokerQueue> queues, Exchange exchange, string routingKey, object message, MessageProperties? properties, PublishOptions? options, long now, long due)
+    {
+        var items = new List<AdmissionItem>(queues.Count);
+        foreach (var queue in queues)
+        {
+            var entry = queue.NewEntry(message, properties, exchange.Name, routingKey, now, properties?.Priority ?? 0);
+            items.Add(new AdmissionItem(queue, entry, due, options?.MessageId, queue.CountsBytes ? BodySize.Of(message) : 0, 0));
+        }
+
+        return Admission.Order(items);
+    }
+
+    /// <summary>Enqueues a message routed to queues without limits, deduplication or storage (lock-free).</summary>
+    private static PublishResult EnqueueAll(List<BrokerQueue> queues, Exchange exchange, string routingKey, object message, MessageProperties? properties, PublishOptions? options, long now, long due)
+    {
+        var routed = 0;
+        QueueEntry? last = null;
+        foreach (var queue in queues)
+        {
+            var entry = queue.NewEntry(message, properties, exchange.Name, routingKey, now, properties?.Priority ?? 0);
+            if (due == 0 ? queue.Enqueue(entry) : queue.EnqueueDelayed(entry, due))
+            {
+                routed++;
+                last = entry;
+            }
+        }
+
+        if (routed == 0 && options is { Mandatory: true })
+        {
+            throw new UnroutableMessageException(exchange.Name, routingKey);
+        }
+
+        return new PublishResult((object?)properties?.MessageId ?? (object?)last ?? MessageIds.New(), routed);
     }
 
     private ValueTask<PublishResult> Send(BrokerQueue target, object message, PublishOptions? options, CancellationToken cancellationToken)
@@ -182,6 +191,24 @@ internal sealed partial class MessageBroker
     internal async ValueTask<IReadOnlyList<PublishResult>> CommitAsync(IReadOnlyList<StagedMessage> staged, CancellationToken cancellationToken)
     {
         ThrowIfDisposed();
+        var items = RouteStaged(staged);
+        var ordered = Admission.Order(items);
+        if (PrepareRows(ordered) is not null)
+        {
+            await AdmitStoredAsync(ordered, atomic: true, cancellationToken).ConfigureAwait(false); // one store transaction for the whole commit
+        }
+        else
+        {
+            await Admission.RunAsync(ordered, atomic: true, cancellationToken).ConfigureAwait(false);
+        }
+
+        return Results(staged, ordered);
+    }
+
+    /// <summary>Routes a transaction's staged messages: one admission item per queue each reaches. Throws when an
+    /// exchange was deleted or a mandatory message is unroutable: nothing is enqueued then.</summary>
+    private List<AdmissionItem> RouteStaged(IReadOnlyList<StagedMessage> staged)
+    {
         var now = _context.Clock.UtcNowTicks();
         var items = new List<AdmissionItem>(staged.Count);
         var collector = RouteCollector.Rent();
@@ -190,25 +217,7 @@ internal sealed partial class MessageBroker
             for (var i = 0; i < staged.Count; i++)
             {
                 var message = staged[i];
-                collector.Clear();
-                if (message.Queue is { } queueName)
-                {
-                    collector.AddQueue(_context.Topology.GetQueue(queueName));
-                }
-                else
-                {
-                    if (!_context.Topology.TryGetExchange(message.Exchange, out var exchange))
-                    {
-                        throw new TopologyException($"Exchange '{message.Exchange}' was deleted before the transaction committed; nothing was enqueued.");
-                    }
-
-                    _context.Topology.Route(exchange, message.RoutingKey, message.Properties, collector);
-                    if (collector.Queues.Count == 0 && message.Options?.Mandatory == true)
-                    {
-                        throw new UnroutableMessageException(message.Exchange, message.RoutingKey);
-                    }
-                }
-
+                RouteOne(message, collector);
                 var due = message.Options is null ? 0 : DueTicks(message.Options);
                 foreach (var queue in collector.Queues)
                 {
@@ -222,16 +231,33 @@ internal sealed partial class MessageBroker
             collector.Return();
         }
 
-        var ordered = Admission.Order(items);
-        if (PrepareRows(ordered) is not null)
+        return items;
+    }
+
+    private void RouteOne(StagedMessage message, RouteCollector collector)
+    {
+        collector.Clear();
+        if (message.Queue is { } queueName)
         {
-            await AdmitStoredAsync(ordered, atomic: true, cancellationToken).ConfigureAwait(false); // one store transaction for the whole commit
-        }
-        else
-        {
-            await Admission.RunAsync(ordered, atomic: true, cancellationToken).ConfigureAwait(false);
+            collector.AddQueue(_context.Topology.GetQueue(queueName));
+            return;
         }
 
+        if (!_context.Topology.TryGetExchange(message.Exchange, out var exchange))
+        {
+            throw new TopologyException($"Exchange '{message.Exchange}' was deleted before the transaction committed; nothing was enqueued.");
+        }
+
+        _context.Topology.Route(exchange, message.RoutingKey, message.Properties, collector);
+        if (collector.Queues.Count == 0 && message.Options?.Mandatory == true)
+        {
+            throw new UnroutableMessageException(message.Exchange, message.RoutingKey);
+        }
+    }
+
+    /// <summary>Each staged message's result: how many queues took it, how many found it a duplicate.</summary>
+    private static PublishResult[] Results(IReadOnlyList<StagedMessage> staged, AdmissionItem[] ordered)
+    {
         var routed = new int[staged.Count];
         var duplicates = new int[staged.Count];
         foreach (var item in ordered)

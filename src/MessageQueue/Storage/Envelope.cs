@@ -42,35 +42,43 @@ internal static class Envelope
             WriteNullable(w, properties.ContentType ?? serializer.ContentType);
             WriteNullable(w, properties.MessageType);
             w.Write(properties.Persistent);
-            w.Write(properties.Headers.Count);
-            foreach (var (key, value) in properties.Headers)
-            {
-                w.Write(key);
-                WriteValue(w, value);
-            }
-
-            w.Write(properties.Deaths.Count);
-            foreach (var d in properties.Deaths)
-            {
-                w.Write(d.Queue);
-                w.Write(d.Reason);
-                w.Write(d.Count);
-                w.Write(d.Time.UtcTicks);
-                w.Write(d.Exchange);
-                w.Write(d.RoutingKeys.Count);
-                foreach (var k in d.RoutingKeys)
-                {
-                    w.Write(k);
-                }
-
-                w.Write(d.OriginalExpiration?.Ticks ?? -1);
-            }
-
+            WriteHeaders(w, properties.Headers);
+            WriteDeaths(w, properties.Deaths);
             w.Write(bytes.Length);
             w.Write(bytes);
         }
 
         return stream.ToArray();
+    }
+
+    private static void WriteHeaders(BinaryWriter w, IReadOnlyDictionary<string, object?> headers)
+    {
+        w.Write(headers.Count);
+        foreach (var (key, value) in headers)
+        {
+            w.Write(key);
+            WriteValue(w, value);
+        }
+    }
+
+    private static void WriteDeaths(BinaryWriter w, IReadOnlyList<DeathRecord> deaths)
+    {
+        w.Write(deaths.Count);
+        foreach (var d in deaths)
+        {
+            w.Write(d.Queue);
+            w.Write(d.Reason);
+            w.Write(d.Count);
+            w.Write(d.Time.UtcTicks);
+            w.Write(d.Exchange);
+            w.Write(d.RoutingKeys.Count);
+            foreach (var k in d.RoutingKeys)
+            {
+                w.Write(k);
+            }
+
+            w.Write(d.OriginalExpiration?.Ticks ?? -1);
+        }
     }
 
     /// <summary>Decodes a stored message's envelope. Anything that cannot be read (an envelope cut short, of another
@@ -141,58 +149,8 @@ internal static class Envelope
             var exchange = r.ReadString();
             var routingKey = r.ReadString();
             var timestampTicks = r.ReadInt64();
-            var messageId = r.ReadString();
-            var correlationId = ReadNullable(r);
-            var replyTo = ReadNullable(r);
-            var priority = r.ReadByte();
-            var timestamp = new DateTimeOffset(r.ReadInt64(), TimeSpan.Zero);
-            var expiration = r.ReadInt64();
-            var contentType = ReadNullable(r);
-            var messageType = ReadNullable(r);
-            var persistent = r.ReadBoolean();
-            var headerCount = ReadCount(r, "header count");
-            var headers = new Dictionary<string, object?>(headerCount, StringComparer.Ordinal);
-            for (var i = 0; i < headerCount; i++)
-            {
-                var key = r.ReadString();
-                headers[key] = ReadValue(r);
-            }
-
-            var deathCount = ReadCount(r, "death count");
-            var deaths = new List<DeathRecord>(deathCount);
-            for (var i = 0; i < deathCount; i++)
-            {
-                var queue = r.ReadString();
-                var reason = r.ReadString();
-                var count = r.ReadInt64();
-                var time = new DateTimeOffset(r.ReadInt64(), TimeSpan.Zero);
-                var ex = r.ReadString();
-                var keys = new string[ReadCount(r, "routing key count")];
-                for (var k = 0; k < keys.Length; k++)
-                {
-                    keys[k] = r.ReadString();
-                }
-
-                var original = r.ReadInt64();
-                deaths.Add(new DeathRecord(queue, reason, count, time, ex, keys) { OriginalExpiration = original < 0 ? null : TimeSpan.FromTicks(original) });
-            }
-
+            var properties = ReadProperties(r);
             var bytes = ReadExactly(r, ReadCount(r, "body length"));
-            var properties = new MessageProperties
-            {
-                MessageId = messageId,
-                CorrelationId = correlationId,
-                ReplyTo = replyTo,
-                Priority = priority,
-                Timestamp = timestamp,
-                Expiration = expiration < 0 ? null : TimeSpan.FromTicks(expiration),
-                ContentType = contentType,
-                MessageType = messageType,
-                Persistent = persistent,
-                Headers = headers.Count == 0 ? MessageProperties.NoHeaders : headers,
-                Deaths = deaths,
-            };
-
             return (new Decoded(bytes, properties, exchange, routingKey, timestampTicks, null), typeName);
         }
         catch (Exception ex) when (ex is IOException or InvalidDataException or ArgumentException or FormatException or OverflowException)
@@ -201,6 +159,72 @@ internal static class Envelope
             // and offsets and undecodable text.
             throw new MessageStoreException($"Its envelope is damaged: {ex.Message}", ex);
         }
+    }
+
+    /// <summary>Reads the message's properties, in the order <see cref="Encode"/> writes them.</summary>
+    private static MessageProperties ReadProperties(BinaryReader r)
+    {
+        var messageId = r.ReadString();
+        var correlationId = ReadNullable(r);
+        var replyTo = ReadNullable(r);
+        var priority = r.ReadByte();
+        var timestamp = new DateTimeOffset(r.ReadInt64(), TimeSpan.Zero);
+        var expiration = r.ReadInt64();
+        var contentType = ReadNullable(r);
+        var messageType = ReadNullable(r);
+        var persistent = r.ReadBoolean();
+        var headers = ReadHeaders(r);
+        return new MessageProperties
+        {
+            MessageId = messageId,
+            CorrelationId = correlationId,
+            ReplyTo = replyTo,
+            Priority = priority,
+            Timestamp = timestamp,
+            Expiration = expiration < 0 ? null : TimeSpan.FromTicks(expiration),
+            ContentType = contentType,
+            MessageType = messageType,
+            Persistent = persistent,
+            Headers = headers.Count == 0 ? MessageProperties.NoHeaders : headers,
+            Deaths = ReadDeaths(r),
+        };
+    }
+
+    private static Dictionary<string, object?> ReadHeaders(BinaryReader r)
+    {
+        var headerCount = ReadCount(r, "header count");
+        var headers = new Dictionary<string, object?>(headerCount, StringComparer.Ordinal);
+        for (var i = 0; i < headerCount; i++)
+        {
+            var key = r.ReadString();
+            headers[key] = ReadValue(r);
+        }
+
+        return headers;
+    }
+
+    private static List<DeathRecord> ReadDeaths(BinaryReader r)
+    {
+        var deathCount = ReadCount(r, "death count");
+        var deaths = new List<DeathRecord>(deathCount);
+        for (var i = 0; i < deathCount; i++)
+        {
+            var queue = r.ReadString();
+            var reason = r.ReadString();
+            var count = r.ReadInt64();
+            var time = new DateTimeOffset(r.ReadInt64(), TimeSpan.Zero);
+            var ex = r.ReadString();
+            var keys = new string[ReadCount(r, "routing key count")];
+            for (var k = 0; k < keys.Length; k++)
+            {
+                keys[k] = r.ReadString();
+            }
+
+            var original = r.ReadInt64();
+            deaths.Add(new DeathRecord(queue, reason, count, time, ex, keys) { OriginalExpiration = original < 0 ? null : TimeSpan.FromTicks(original) });
+        }
+
+        return deaths;
     }
 
     /// <summary>Reads a count and checks it against the bytes left (every counted item takes at least one), so a
