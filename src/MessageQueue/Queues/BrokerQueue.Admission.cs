@@ -16,15 +16,10 @@ internal sealed partial class BrokerQueue
     private readonly bool _limited;
     private readonly int _maxLength;
     private readonly long _maxBytes;
-    private readonly long _dedupWindowTicks;
     private TaskCompletionSource? _roomSignal;
     private Exception? _waitersFailed;
     private Queue<QueueEntry>? _blockedDue;
     private readonly bool _stored;
-    private Dictionary<string, long>? _seen;
-    private Queue<(string Id, long At)>? _seenOrder;
-    private long _rejected;
-    private long _duplicates;
 
     // Admitted messages waiting for their rows to be written (see Reserve): they count against the limits, and their
     // deduplication ids make a concurrent publish of the same id wait for the outcome.
@@ -34,8 +29,6 @@ internal sealed partial class BrokerQueue
     // A lazy queue's delayed rows admitted when due, being renumbered to the tail (see AdmitDueRow).
     private int _dueRows;
     private long _dueRowsBytes;
-    private Dictionary<string, int>? _pendingIds;
-    private TaskCompletionSource? _pendingSignal;
 
     /// <summary>Orders queue locks: several are always taken in ascending id, so they cannot deadlock.</summary>
     internal int Id { get; } = Interlocked.Increment(ref s_nextId);
@@ -43,7 +36,7 @@ internal sealed partial class BrokerQueue
     internal Lock Sync => _sync;
 
     /// <summary>Whether every message into this queue must be admitted under its lock.</summary>
-    internal bool IsGuarded => _limited || _dedupWindowTicks > 0 || _stored;
+    internal bool IsGuarded => _limited || _dedup is not null || _stored;
 
     /// <summary>Whether messages of this queue are written to the store (persistent ones of a durable queue, all of a lazy one).</summary>
     internal bool IsStored => _stored;
@@ -92,27 +85,42 @@ internal sealed partial class BrokerQueue
         }
 
         DrainIncoming();
-        HashSet<string>? batchIds = null;
-        if (_dedupWindowTicks > 0)
+        if (!PlanDuplicates(items, canWait, out wait, out var adding, out var addingBytes))
         {
-            ForgetOldIds(_context.Clock.UtcNowTicks());
+            return Plan.Wait;
         }
 
-        long adding = 0, addingBytes = 0;
+        if (!_limited || adding == 0 || HasRoomFor(adding, addingBytes))
+        {
+            return Plan.Ok;
+        }
+
+        return PlanOverflow(items, atomic, canWait, adding, addingBytes, out wait, out limit);
+    }
+
+    /// <summary>Marks the duplicates among <paramref name="items"/> (of ids remembered, or repeated in the batch) and
+    /// counts the others that join the ready list now. False when an id's publish is being written and the caller can
+    /// wait: <paramref name="wait"/> completes on its outcome.</summary>
+    private bool PlanDuplicates(Span<AdmissionItem> items, bool canWait, out Task? wait, out long adding, out long addingBytes)
+    {
+        wait = null;
+        adding = addingBytes = 0;
+        HashSet<string>? batchIds = null;
+        _dedup?.ForgetExpired(_context.Clock.UtcNowTicks());
         for (var i = 0; i < items.Length; i++)
         {
             ref var item = ref items[i];
             item.Verdict = Verdict.Enqueue;
-            if (item.DedupId is { } id && _seen is not null)
+            if (item.DedupId is { } id && _dedup is { } dedup)
             {
-                if (_pendingIds?.ContainsKey(id) == true && canWait)
+                if (dedup.IsPending(id) && canWait)
                 {
                     // The same id is being written by another publish: its outcome decides whether this is a duplicate.
-                    wait = (_pendingSignal ??= new TaskCompletionSource(TaskCreationOptions.RunContinuationsAsynchronously)).Task;
-                    return Plan.Wait;
+                    wait = dedup.PendingOutcome();
+                    return false;
                 }
 
-                if (_seen.ContainsKey(id) || (items.Length > 1 && !(batchIds ??= new(StringComparer.Ordinal)).Add(id)))
+                if (dedup.Contains(id) || (items.Length > 1 && !(batchIds ??= new(StringComparer.Ordinal)).Add(id)))
                 {
                     item.Verdict = Verdict.Duplicate;
                     continue;
@@ -126,11 +134,15 @@ internal sealed partial class BrokerQueue
             }
         }
 
-        if (!_limited || adding == 0 || HasRoomFor(adding, addingBytes))
-        {
-            return Plan.Ok;
-        }
+        return true;
+    }
 
+    /// <summary>The verdicts when the items do not fit: by the overflow policy, wait for room, refuse the publish, or
+    /// refuse (and possibly dead-letter) each item joining the ready list.</summary>
+    private Plan PlanOverflow(Span<AdmissionItem> items, bool atomic, bool canWait, long adding, long addingBytes, out Task? wait, out string? limit)
+    {
+        wait = null;
+        limit = null;
         var overflow = Options.Overflow;
         if (overflow == OverflowPolicy.DropHead)
         {
@@ -189,13 +201,13 @@ internal sealed partial class BrokerQueue
             switch (item.Verdict)
             {
                 case Verdict.Duplicate:
-                    _duplicates++;
+                    _counters.Duplicates++;
                     break;
                 case Verdict.Rejected:
-                    _rejected++;
+                    _counters.Rejected++;
                     break;
                 case Verdict.RejectedDeadLetter:
-                    _rejected++;
+                    _counters.Rejected++;
                     Kill(item.Entry, DeathRecord.MaxLength, detail: null, exception: null);
                     break;
             }
@@ -216,12 +228,12 @@ internal sealed partial class BrokerQueue
             }
 
             var entry = item.Entry;
-            _published++;
-            if (item.DedupId is { } id && _dedupWindowTicks > 0)
+            _counters.Published++;
+            if (item.DedupId is { } id && _dedup is { } dedup)
             {
                 // The time the store remembers (taken before the write) is the time memory remembers, so forgetting it
                 // later deletes the stored id.
-                RememberId(id, item.SeenAt != 0 ? item.SeenAt : _context.Clock.UtcNowTicks(), rememberInStore);
+                dedup.Remember(id, item.SeenAt != 0 ? item.SeenAt : _context.Clock.UtcNowTicks(), rememberInStore);
             }
 
             var storeId = item.Row?.Id ?? 0;

@@ -64,10 +64,10 @@ internal sealed partial class BrokerQueue
         var tag = entry.BeginDelivery();
         var count = ++entry.DeliveryCount;
         consumer.InFlight++;
-        _delivered++;
+        _counters.Delivered++;
         if (count > 1)
         {
-            _redelivered++;
+            _counters.Redelivered++;
         }
 
         if (_ackTimeoutTicks > 0)

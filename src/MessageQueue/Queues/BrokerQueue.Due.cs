@@ -20,7 +20,7 @@ internal sealed partial class BrokerQueue
             }
             else
             {
-                _rejected++;
+                _counters.Rejected++;
                 Kill(entry, DeathRecord.MaxLength, detail: null, exception: null);
             }
 
@@ -48,7 +48,7 @@ internal sealed partial class BrokerQueue
         }
         else
         {
-            _rejected++;
+            _counters.Rejected++;
             _becomingDue++;
             _ = Task.Run(() => DeadLetterRowAsync(id));
         }
@@ -101,7 +101,7 @@ internal sealed partial class BrokerQueue
     {
         entry.Sequence = 0;
         entry.SetState(EntryState.Delayed);
-        _delayed.Enqueue(entry, (dueTicks, ++_delayOrder));
+        _delayed.Add(entry, dueTicks);
         WakeAt(dueTicks);
     }
 

@@ -18,10 +18,7 @@ internal sealed partial class BrokerQueue
     /// <summary>The shortest time between two sweeps of the ready list.</summary>
     internal static readonly TimeSpan SweepInterval = TimeSpan.FromSeconds(1);
 
-    private long _expired;
-    private long _sweepAt = long.MaxValue;
-    private long _lastSweep;
-    private PriorityQueue<QueueEntry, long>? _expiries;
+    private readonly ExpiryIndex _expiries = new(SweepInterval);
 
     private readonly long _queueTtlTicks;
 
@@ -95,7 +92,7 @@ internal sealed partial class BrokerQueue
 
     private void Expire(QueueEntry entry)
     {
-        _expired++;
+        _counters.Expired++;
         Kill(entry, DeathRecord.Expired, detail: null, exception: null);
     }
 
@@ -110,7 +107,7 @@ internal sealed partial class BrokerQueue
         }
 
         var expiry = Durations.After(entry.TimestampTicks, ttl);
-        if (ttl > 0 && expiry >= Volatile.Read(ref _sweepAt))
+        if (ttl > 0 && expiry >= _expiries.SweepAt)
         {
             return;
         }
@@ -155,9 +152,8 @@ internal sealed partial class BrokerQueue
             return;
         }
 
-        var index = _expiries ??= new PriorityQueue<QueueEntry, long>();
-        index.Enqueue(entry, expiry);
-        if (index.Count > (2 * _ready.Count) + 1024)
+        _expiries.Add(entry, expiry);
+        if (_expiries.NeedsRebuild(_ready.Count))
         {
             RebuildExpiries(); // mostly records of entries that left: start again from the list
         }
@@ -167,28 +163,21 @@ internal sealed partial class BrokerQueue
 
     private void RebuildExpiries()
     {
-        var index = _expiries!;
+        var index = _expiries;
         index.Clear();
         _ready.ForEach(e =>
         {
             if (MayExpire(e) && ExpiryOf(e) is var expiry && expiry != long.MaxValue)
             {
-                index.Enqueue(e, expiry);
+                index.Add(e, expiry);
             }
         });
     }
 
     private void ScheduleSweep(long expiry)
     {
-        if (expiry == long.MaxValue)
+        if (_expiries.AskSweep(expiry) is { } due)
         {
-            return;
-        }
-
-        var due = Math.Max(expiry, _lastSweep + SweepInterval.Ticks);
-        if (due < _sweepAt)
-        {
-            Volatile.Write(ref _sweepAt, due);
             WakeAt(due);
         }
     }
@@ -197,25 +186,16 @@ internal sealed partial class BrokerQueue
     /// lock). Pops the expiry index, never scans the ready list.</summary>
     private void SweepIfDue(long schedulerNow)
     {
-        if (schedulerNow < _sweepAt)
+        if (!_expiries.TryStartSweep(schedulerNow))
         {
             return;
         }
 
-        Volatile.Write(ref _sweepAt, long.MaxValue);
-        _lastSweep = schedulerNow;
         var now = NowForTtl;
         DrainIncoming();
-        var index = _expiries;
-        if (index is null)
-        {
-            return;
-        }
-
         var expired = 0;
-        while (index.TryPeek(out var entry, out var expiry) && expiry <= now)
+        while (_expiries.TryTakeExpired(now, out var entry))
         {
-            index.Dequeue();
             if (entry.State == EntryState.Ready && IsExpired(entry, now))
             {
                 ExpireIfStillReady(entry);
@@ -228,9 +208,6 @@ internal sealed partial class BrokerQueue
             RoomFreed();
         }
 
-        if (index.TryPeek(out _, out var next))
-        {
-            ScheduleSweep(next);
-        }
+        ScheduleSweep(_expiries.NextExpiry);
     }
 }

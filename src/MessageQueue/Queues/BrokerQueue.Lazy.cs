@@ -8,7 +8,7 @@ namespace MessageQueue.Queues;
 /// Lazy queues: every message has a row in the store before it joins. While the queue's backlog fits the window,
 /// messages stay in memory as in any queue; once it is full, newer ones stay on disk only, and memory keeps no trace
 /// of them but a count, their total size and an id range: the disk part is every ready row of the queue (due time 0)
-/// with an id in (<c>_cursor</c>, <c>_diskMaxId</c>]. That works because messages join a lazy queue's tail in id
+/// with an id in (<c>Cursor</c>, <c>MaxId</c>] of its <see cref="DiskBacklog"/>. That works because messages join a lazy queue's tail in id
 /// order (rows get their ids when their unit is submitted and join when it is written, in that order; a delayed
 /// message that falls due is renumbered to the tail). When consumers have taken half of the window, the next rows
 /// are read back (one load at a time, outside the lock) and join the tail, so the queue stays FIFO. A head that
@@ -19,16 +19,11 @@ internal sealed partial class BrokerQueue
 {
     private readonly bool _lazy;
     private readonly int _window;
-    private int _diskCount;
-    private long _diskBytes;
-    private long _cursor;
-    private long _diskMaxId;
+    private readonly DiskBacklog _disk = new(0); // empty unless lazy
     private bool _loading;
     private int _loadGeneration;
     private int _loadsPaused;
     private Task _loader = Task.CompletedTask;
-    private int _owedDrops;
-    private long _owedBytes;
     private PriorityQueue<(long Id, int Size), (long Due, long Id)>? _delayedRows; // equal due times in row order
     private Queue<(long Id, int Size)>? _blockedDueRows;
 
@@ -47,14 +42,14 @@ internal sealed partial class BrokerQueue
     }
 
     /// <summary>Ready messages, counting those on disk only (caller holds the lock).</summary>
-    private int ReadyCount => _lazy ? _ready.Count + _diskCount - _owedDrops : _ready.Count;
+    private int ReadyCount => _lazy ? _ready.Count + _disk.ReadyCount : _ready.Count;
 
     /// <summary>Ready bytes: in memory as measured, on disk by their stored size (caller holds the lock).</summary>
-    private long ReadyBytes => _lazy ? _ready.Bytes + _diskBytes - _owedBytes : _ready.Bytes;
+    private long ReadyBytes => _lazy ? _ready.Bytes + _disk.ReadyBytes : _ready.Bytes;
 
     /// <summary>Whether a message joining the tail now must stay on disk: the window is full, or older messages
     /// are on disk or being read (caller holds the lock).</summary>
-    private bool MustSpill => _lazy && (_diskCount > 0 || _loading || _ready.Count >= _window);
+    private bool MustSpill => _lazy && (!_disk.IsEmpty || _loading || _ready.Count >= _window);
 
     /// <summary>Puts a message at the tail, leaving it on disk when <see cref="MustSpill"/> and it has a row (caller
     /// holds the lock). A lazy queue's row id is above every other id in the queue (see the type's remarks).</summary>
@@ -63,25 +58,17 @@ internal sealed partial class BrokerQueue
         if (_lazy && storeId > 0 && MustSpill)
         {
             entry.SetState(EntryState.Gone); // the object is dropped; the row stands for it
-            Spill(storeId, size);
+            _disk.Spill(storeId, size);
             return;
         }
 
         entry.StoreId = storeId;
-        if (_lazy && storeId > _cursor)
+        if (_lazy)
         {
-            _cursor = storeId; // nothing is on disk: every row up to this one is in memory or gone
+            _disk.PassedInMemory(storeId); // nothing is on disk: every row up to this one is in memory or gone
         }
 
         JoinTail(entry);
-    }
-
-    /// <summary>Counts a row as part of the disk backlog, at its tail (caller holds the lock).</summary>
-    private void Spill(long storeId, long size)
-    {
-        _diskCount++;
-        _diskBytes += size;
-        _diskMaxId = Math.Max(_diskMaxId, storeId);
     }
 
     /// <summary>Whether a message without a row can join this queue now (caller holds the lock): a lazy queue takes it
@@ -94,7 +81,7 @@ internal sealed partial class BrokerQueue
     {
         lock (_sync)
         {
-            _cursor = 0;
+            _disk.StartBelowEverything();
         }
     }
 
@@ -104,8 +91,8 @@ internal sealed partial class BrokerQueue
     {
         lock (_sync)
         {
-            _published++;
-            Spill(row.Id, row.Length);
+            _counters.Published++;
+            _disk.Spill(row.Id, row.Length);
         }
     }
 
@@ -114,7 +101,7 @@ internal sealed partial class BrokerQueue
     {
         lock (_sync)
         {
-            _published++;
+            _counters.Published++;
             AddDelayedRow(row.Id, row.Length, row.DueTicks);
         }
     }
@@ -138,14 +125,14 @@ internal sealed partial class BrokerQueue
     /// way (caller holds the lock).</summary>
     private void MaybeRefill()
     {
-        if (!_lazy || _diskCount <= 0 || _loading || _deleted || _loadsPaused > 0 || _ready.Count > _window / 2)
+        if (!_lazy || _disk.IsEmpty || _loading || _deleted || _loadsPaused > 0 || _ready.Count > _window / 2)
         {
             return;
         }
 
-        var n = Math.Max(1, Math.Min(_diskCount, _window - _ready.Count));
+        var n = Math.Max(1, Math.Min(_disk.Count, _window - _ready.Count));
         _loading = true;
-        var load = new Load(_cursor, _diskMaxId, n, _diskCount, _loadGeneration);
+        var load = new Load(_disk.Cursor, _disk.MaxId, n, _disk.Count, _loadGeneration);
 
         // Never on this thread: it holds the lock (which is reentrant), and a read that completes at once would put
         // the new messages in place in the middle of the caller's own take.
@@ -246,52 +233,12 @@ internal sealed partial class BrokerQueue
             _loading = false;
             for (var i = 0; i < rows.Count; i++)
             {
-                var row = rows[i];
-                _cursor = row.Id;
-                _diskCount--;
-                _diskBytes -= row.Length;
-                if (decoded[i] is not { } d)
-                {
-                    Interlocked.Increment(ref _dropped);
-                    _context.Durable!.Delete(row.Id);
-                    if (_owedDrops > 0)
-                    {
-                        OweNoMore(row.Length);
-                    }
-
-                    continue;
-                }
-
-                var entry = EntryOf(row, d);
-                entry.StoreId = row.Id;
-                if (_owedDrops > 0)
-                {
-                    OweNoMore(row.Length);
-                    Kill(entry, DeathRecord.MaxLength, detail: null, exception: null);
-                }
-                else if (d.Failure is { } failure)
-                {
-                    Kill(entry, DeathRecord.Rejected, failure, exception: null);
-                }
-                else
-                {
-                    JoinTail(entry);
-                }
+                TakeLoaded(rows[i], decoded[i]);
             }
 
             if (rows.Count < load.Count)
             {
-                // The range is exhausted with fewer rows than it held: the rest were deleted behind the queue's back.
-                lost = Math.Max(0, load.Held - rows.Count);
-                _cursor = Math.Max(_cursor, load.UpTo);
-                _diskCount = Math.Max(0, _diskCount - lost);
-                if (_diskCount == 0)
-                {
-                    _diskBytes = 0;
-                }
-
-                _owedDrops = Math.Min(_owedDrops, _diskCount);
-                _owedBytes = _owedDrops == 0 ? 0 : _owedBytes;
+                lost = _disk.ForgetMissing(load.Held, rows.Count, load.UpTo); // the rest were deleted behind the queue's back
             }
 
             Dispatch();
@@ -313,11 +260,38 @@ internal sealed partial class BrokerQueue
         SendDeadLetters(dead);
     }
 
-    /// <summary>A row the head-drop owed has been dealt with (caller holds the lock).</summary>
-    private void OweNoMore(int size)
+    /// <summary>A loaded row leaves the disk backlog: it joins the tail, or is dead-lettered (a head-drop owed it, or
+    /// its type cannot be read), or dropped when it is damaged (caller holds the lock).</summary>
+    private void TakeLoaded(StoredMessage row, Envelope.Decoded? decoded)
     {
-        _owedDrops--;
-        _owedBytes = _owedDrops == 0 ? 0 : Math.Max(0, _owedBytes - size);
+        _disk.Read(row.Id, row.Length);
+        if (decoded is not { } d)
+        {
+            Interlocked.Increment(ref _counters.Dropped);
+            _context.Durable!.Delete(row.Id);
+            if (_disk.OwedDrops > 0)
+            {
+                _disk.OweNoMore(row.Length);
+            }
+
+            return;
+        }
+
+        var entry = EntryOf(row, d);
+        entry.StoreId = row.Id;
+        if (_disk.OwedDrops > 0)
+        {
+            _disk.OweNoMore(row.Length);
+            Kill(entry, DeathRecord.MaxLength, detail: null, exception: null);
+        }
+        else if (d.Failure is { } failure)
+        {
+            Kill(entry, DeathRecord.Rejected, failure, exception: null);
+        }
+        else
+        {
+            JoinTail(entry);
+        }
     }
 
     /// <summary>Drops the oldest ready message when it is still on disk: owed, dead-lettered when read back (caller
@@ -325,13 +299,11 @@ internal sealed partial class BrokerQueue
     /// nothing more to drop.</summary>
     private bool OweDrop()
     {
-        if (!_lazy || _owedDrops >= _diskCount)
+        if (!_lazy || !_disk.TryOweDrop())
         {
             return false;
         }
 
-        _owedBytes += _diskBytes / Math.Max(1, _diskCount);
-        _owedDrops++;
         MaybeRefill();
         return true;
     }
@@ -345,19 +317,15 @@ internal sealed partial class BrokerQueue
             return 0;
         }
 
-        var count = _diskCount - _owedDrops;
-        if (_diskCount > 0)
+        var hadRows = !_disk.IsEmpty;
+        var count = _disk.Clear(out var after, out var upTo);
+        if (hadRows)
         {
-            _context.Durable!.Purge(Name, _cursor, _diskMaxId);
+            _context.Durable!.Purge(Name, after, upTo);
         }
 
-        _cursor = Math.Max(_cursor, _diskMaxId);
         _loadGeneration++;
         _loading = false;
-        _diskCount = 0;
-        _diskBytes = 0;
-        _owedDrops = 0;
-        _owedBytes = 0;
         return count;
     }
 

@@ -19,7 +19,7 @@ internal sealed partial class BrokerQueue
         {
             var due = Durations.After(_context.Scheduler.NowTicks, delay);
             entry.SetState(EntryState.Delayed);
-            _delayed.Enqueue(entry, (due, ++_delayOrder));
+            _delayed.Add(entry, due);
             WakeAt(due);
             return;
         }
@@ -86,11 +86,11 @@ internal sealed partial class BrokerQueue
     {
         if (routed)
         {
-            Interlocked.Increment(ref _deadLettered);
+            Interlocked.Increment(ref _counters.DeadLettered);
         }
         else
         {
-            Interlocked.Increment(ref _dropped);
+            Interlocked.Increment(ref _counters.Dropped);
         }
 
         Notify();

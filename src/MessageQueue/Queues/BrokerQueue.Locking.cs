@@ -56,9 +56,9 @@ internal sealed partial class BrokerQueue
             return $"{ReadyCount + _incoming.Count} ready";
         }
 
-        if (_owedDrops > 0 || _loading)
+        if (_disk.OwedDrops > 0 || _loading)
         {
-            return _owedDrops > 0 ? $"{_owedDrops} head drop(s) owed on disk" : "a read of the backlog on disk";
+            return _disk.OwedDrops > 0 ? $"{_disk.OwedDrops} head drop(s) owed on disk" : "a read of the backlog on disk";
         }
 
         if (_reservedCount > 0)
@@ -71,6 +71,24 @@ internal sealed partial class BrokerQueue
             return $"{(_deadLetters?.Count ?? 0) + transit} dead letter(s) on their way out";
         }
 
+        if (UnsettledWork(nowTicks) is { } unsettled)
+        {
+            return unsettled;
+        }
+
+        if (_delayed.NextDue <= nowTicks || (_delayedRows?.TryPeek(out _, out var dueRow) == true && dueRow.Due <= nowTicks))
+        {
+            return "delayed messages due";
+        }
+
+        var waiting = (_blockedDue?.Count ?? 0) + (_blockedDueRows?.Count ?? 0) + _becomingDue;
+        return waiting > 0 ? $"{waiting} due message(s) joining" : null;
+    }
+
+    /// <summary>The consumers' unsettled deliveries that are work (caller holds the lock): an in-place retry not yet due
+    /// is not.</summary>
+    private string? UnsettledWork(long nowTicks)
+    {
         var unacked = 0;
         foreach (var c in _consumers)
         {
@@ -91,17 +109,6 @@ internal sealed partial class BrokerQueue
             }
         }
 
-        if (unacked > 0)
-        {
-            return $"{unacked} unacked";
-        }
-
-        if ((_delayed.TryPeek(out _, out var due) && due.Due <= nowTicks) || (_delayedRows?.TryPeek(out _, out var dueRow) == true && dueRow.Due <= nowTicks))
-        {
-            return "delayed messages due";
-        }
-
-        var waiting = (_blockedDue?.Count ?? 0) + (_blockedDueRows?.Count ?? 0) + _becomingDue;
-        return waiting > 0 ? $"{waiting} due message(s) joining" : null;
+        return unacked > 0 ? $"{unacked} unacked" : null;
     }
 }

@@ -37,15 +37,15 @@ internal sealed partial class BrokerQueue
                 Unacked = unacked,
                 Delayed = _delayed.Count + (_blockedDue?.Count ?? 0) + (_delayedRows?.Count ?? 0) + (_blockedDueRows?.Count ?? 0) + _becomingDue,
                 Consumers = active,
-                Published = _published,
-                Delivered = _delivered,
-                Acked = _acked,
-                Redelivered = _redelivered,
-                DeadLettered = Interlocked.Read(ref _deadLettered),
-                Dropped = Interlocked.Read(ref _dropped),
-                Expired = _expired,
-                Rejected = _rejected,
-                Duplicates = _duplicates,
+                Published = _counters.Published,
+                Delivered = _counters.Delivered,
+                Acked = _counters.Acked,
+                Redelivered = _counters.Redelivered,
+                DeadLettered = Interlocked.Read(ref _counters.DeadLettered),
+                Dropped = Interlocked.Read(ref _counters.Dropped),
+                Expired = _counters.Expired,
+                Rejected = _counters.Rejected,
+                Duplicates = _counters.Duplicates,
             };
         }
     }
@@ -59,7 +59,7 @@ internal sealed partial class BrokerQueue
         {
             DrainIncoming();
             removed = _ready.Clear();
-            _expiries?.Clear();
+            _expiries.Clear();
             foreach (var e in removed)
             {
                 e.SetState(EntryState.Gone);
@@ -86,7 +86,7 @@ internal sealed partial class BrokerQueue
         {
             DrainIncoming();
             seen = _ready.Snapshot(max);
-            disk = _lazy && _diskCount > 0 ? DiskRange : (0, 0, 0);
+            disk = _lazy && !_disk.IsEmpty ? DiskRange : (0, 0, 0);
         }
 
         seen.AddRange(ReadSpilled(disk.After, disk.UpTo, disk.Owed, max - seen.Count));
@@ -95,7 +95,7 @@ internal sealed partial class BrokerQueue
 
     /// <summary>The disk part's id range and how many of its head rows are owed to the head-drop, for browsing and
     /// redrive (caller holds the lock).</summary>
-    private (long After, long UpTo, int Owed) DiskRange => (_cursor, _diskMaxId, _owedDrops);
+    private (long After, long UpTo, int Owed) DiskRange => (_disk.Cursor, _disk.MaxId, _disk.OwedDrops);
 
     /// <summary>Reads rows of the disk part for browsing (no lock held).</summary>
     private List<QueueEntry> ReadSpilled(long after, long upTo, int skip, int max)
@@ -189,7 +189,7 @@ internal sealed partial class BrokerQueue
         {
             lock (_sync)
             {
-                return _lazy && _diskCount > 0 ? (_cursor, _diskMaxId, _loadGeneration) : null;
+                return _lazy && !_disk.IsEmpty ? (_disk.Cursor, _disk.MaxId, _loadGeneration) : null;
             }
         }
     }
@@ -219,14 +219,12 @@ internal sealed partial class BrokerQueue
     {
         lock (_sync)
         {
-            if (generation != _loadGeneration || _deleted || (taken && _diskCount == 0))
+            if (generation != _loadGeneration || _deleted || (taken && _disk.IsEmpty))
             {
                 return false;
             }
 
-            _diskCount += taken ? -1 : 1;
-            _diskBytes = Math.Max(0, _diskBytes + (taken ? -size : size));
-            _owedDrops = Math.Min(_owedDrops, _diskCount);
+            _disk.Move(size, taken);
             if (_limited && taken)
             {
                 RoomFreed();
@@ -253,70 +251,86 @@ internal sealed partial class BrokerQueue
             Interlocked.MemoryBarrier();
             while (_incoming.TryDequeue(out _))
             {
-                _published++;
+                _counters.Published++;
             }
 
             var count = ReadyCount + _delayed.Count + (_blockedDue?.Count ?? 0) + (_delayedRows?.Count ?? 0) + (_blockedDueRows?.Count ?? 0);
             ClearSpilled();
             _waiting = 0;
-            foreach (var e in _ready.Clear())
-            {
-                ForgetStored(e);
-            }
-
-            _expiries?.Clear();
-            foreach (var (e, _) in _delayed.UnorderedItems)
-            {
-                ForgetStored(e);
-            }
-
-            _delayed.Clear();
-            while (_blockedDue?.TryDequeue(out var e) == true)
-            {
-                ForgetStored(e);
-            }
-
+            DropEntries();
             if (_stored)
             {
-                if (_delayedRows is { } delayedRows)
-                {
-                    foreach (var (row, _) in delayedRows.UnorderedItems)
-                    {
-                        _context.Durable!.Delete(row.Id);
-                    }
-                }
-
-                while (_blockedDueRows?.TryDequeue(out var row) == true)
-                {
-                    _context.Durable!.Delete(row.Id);
-                }
-
-                foreach (var c in _consumers)
-                {
-                    foreach (var t in c.Unacked)
-                    {
-                        if (t.IsLive)
-                        {
-                            ForgetStored(t.Entry);
-                        }
-                    }
-                }
+                DropRowsOfDeletedQueue();
             }
 
             _delayedRows?.Clear();
-
-            var signal = _roomSignal;
-            _roomSignal = null;
-            signal?.TrySetException(new TopologyException($"Queue '{Name}' was deleted while a publisher waited for room in it; the message was not enqueued."));
-            foreach (var c in _consumers)
-            {
-                c.Active = false;
-                c.Removed = true;
-                c.Channel.Writer.TryComplete(new TopologyException($"Queue '{Name}' was deleted while this consumer was reading it."));
-            }
-
-            _consumers.Clear();
+            EndWaitersOfDeletedQueue();
             return count;
         }
+    }
+
+    /// <summary>Drops the ready, delayed and blocked entries of a deleted queue, with their rows (caller holds the lock).</summary>
+    private void DropEntries()
+    {
+        foreach (var e in _ready.Clear())
+        {
+            ForgetStored(e);
+        }
+
+        _expiries.Clear();
+        foreach (var e in _delayed.Clear())
+        {
+            ForgetStored(e);
+        }
+        while (_blockedDue?.TryDequeue(out var e) == true)
+        {
+            ForgetStored(e);
+        }
+    }
+
+    /// <summary>Deletes the rows of a deleted queue that have no entry in memory (a lazy queue's delayed and blocked rows)
+    /// and those of its unacked deliveries (caller holds the lock).</summary>
+    private void DropRowsOfDeletedQueue()
+    {
+        if (_delayedRows is { } delayedRows)
+        {
+            foreach (var (row, _) in delayedRows.UnorderedItems)
+            {
+                _context.Durable!.Delete(row.Id);
+            }
+        }
+
+        while (_blockedDueRows?.TryDequeue(out var row) == true)
+        {
+            _context.Durable!.Delete(row.Id);
+        }
+
+        foreach (var c in _consumers)
+        {
+            foreach (var t in c.Unacked)
+            {
+                if (t.IsLive)
+                {
+                    ForgetStored(t.Entry);
+                }
+            }
+        }
+    }
+
+    /// <summary>Fails the publishers waiting for room and completes the consumers' channels with a
+    /// <see cref="TopologyException"/> (caller holds the lock).</summary>
+    private void EndWaitersOfDeletedQueue()
+    {
+        var signal = _roomSignal;
+        _roomSignal = null;
+        signal?.TrySetException(new TopologyException($"Queue '{Name}' was deleted while a publisher waited for room in it; the message was not enqueued."));
+        foreach (var c in _consumers)
+        {
+            c.Active = false;
+            c.Removed = true;
+            c.Channel.Writer.TryComplete(new TopologyException($"Queue '{Name}' was deleted while this consumer was reading it."));
+        }
+
+        _consumers.Clear();
     }
 }

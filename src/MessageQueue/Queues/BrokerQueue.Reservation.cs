@@ -23,10 +23,9 @@ internal sealed partial class BrokerQueue
                 _reservedBytes += item.Size;
             }
 
-            if (item.DedupId is { } id && _seen is not null)
+            if (item.DedupId is { } id)
             {
-                var pending = _pendingIds ??= new(StringComparer.Ordinal);
-                pending[id] = pending.GetValueOrDefault(id) + 1;
+                _dedup?.Hold(id);
             }
         }
     }
@@ -77,20 +76,9 @@ internal sealed partial class BrokerQueue
                 _reservedBytes -= item.Size;
             }
 
-            if (item.DedupId is { } id && _pendingIds is { } pending && pending.TryGetValue(id, out var n))
+            if (item.DedupId is { } id)
             {
-                if (n <= 1)
-                {
-                    pending.Remove(id);
-                }
-                else
-                {
-                    pending[id] = n - 1;
-                }
-
-                var signal = _pendingSignal;
-                _pendingSignal = null;
-                signal?.TrySetResult(); // publishes of the same id waiting for this outcome plan again
+                _dedup?.Release(id); // publishes of the same id waiting for this outcome plan again
             }
         }
     }

@@ -59,7 +59,7 @@ internal sealed partial class BrokerQueue
             }
 
             entry.SetState(EntryState.Gone);
-            _acked++;
+            _counters.Acked++;
             ForgetStored(entry);
             Settled(consumer); // refills, which may dead-letter messages at their delivery limit
             dead = TakeDeadLetters();
@@ -94,7 +94,7 @@ internal sealed partial class BrokerQueue
                 }
             }
 
-            _acked += settled;
+            _counters.Acked += settled;
             Release(consumer, settled);
 
             // Taking from the ready list directly keeps queue order only while nothing older waits in the channel;
@@ -145,7 +145,7 @@ internal sealed partial class BrokerQueue
         {
             if (entry.TryTransition(tag, EntryState.InHand, EntryState.Gone))
             {
-                _acked++;
+                _counters.Acked++;
                 ForgetStored(entry);
                 Settled(consumer); // refills, which may dead-letter messages at their delivery limit
                 dead = TakeDeadLetters();
@@ -210,8 +210,8 @@ internal sealed partial class BrokerQueue
             if (entry.DeliveryCount < _maxDeliveries)
             {
                 deliveryCount = ++entry.DeliveryCount;
-                _delivered++;
-                _redelivered++;
+                _counters.Delivered++;
+                _counters.Redelivered++;
                 RecordDelivery(entry, deliveryCount);
                 if (_ackTimeoutTicks > 0)
                 {
@@ -259,10 +259,10 @@ internal sealed partial class BrokerQueue
     /// <summary>Undoes the counters of a delivery that never reached the consumer's code (caller holds the lock).</summary>
     private void UncountDelivery(QueueEntry entry)
     {
-        _delivered--;
+        _counters.Delivered--;
         if (entry.DeliveryCount > 1)
         {
-            _redelivered--;
+            _counters.Redelivered--;
         }
     }
 

@@ -36,41 +36,15 @@ internal sealed partial class BrokerQueue
     /// <param name="deadLetterRefused">Whether a refusal under RejectPublishDeadLetter dead-letters the message.</param>
     internal OfferResult Offer(QueueEntry entry, ref byte[]? envelope, Handover handover, bool deadLetterRefused)
     {
-        long size;
-        try
+        if (!TryMeasure(entry, out var size))
         {
-            size = CountsBytes ? BodySize.Of(entry.Body) : 0;
-        }
-        catch (MessageQueueException)
-        {
-            lock (_sync)
-            {
-                _rejected++;
-            }
-
-            Notify();
             return OfferResult.Refused; // cannot be measured against MaxLengthBytes: refused like a message that does not fit
         }
 
-        var needsRow = NeedsRow(entry.GetProperties().Persistent);
-        if (needsRow && envelope is null)
-        {
-            try
-            {
-                envelope = Envelope.Encode(entry.Body, entry.GetProperties(), entry.Exchange, entry.RoutingKey, entry.TimestampTicks, _context.Durable!.Serializer);
-            }
-            catch (MessageSerializationException ex)
-            {
-                LogNotStored(_context.Logger, Name, ex);
-                needsRow = false; // in memory only (a lazy queue takes it only while nothing is on disk)
-            }
-        }
-
+        var needsRow = NeedsRow(entry.GetProperties().Persistent) && TryEncode(entry, ref envelope);
         Span<AdmissionItem> items = [new AdmissionItem(this, entry, 0, null, size, 0)];
         ref var item = ref items[0];
-        List<DeadLetter>? dead;
-        OfferResult result;
-        lock (_sync)
+        using (Lock())
         {
             if (PlanAdmission(items, atomic: false, canWait: false, out _, out _) == Plan.Deleted)
             {
@@ -91,26 +65,63 @@ internal sealed partial class BrokerQueue
             if (item.Verdict != Verdict.Enqueue)
             {
                 ApplyRefusals(items);
-                result = OfferResult.Refused;
+                return OfferResult.Refused;
             }
-            else if (needsRow)
+
+            if (needsRow)
             {
                 item.Row = CreateRow(entry, 0, envelope);
                 Reserve(items);
                 handover.Add(this, item);
-                result = OfferResult.Pending;
-            }
-            else
-            {
-                ApplyAdmission(items);
-                result = OfferResult.Joined;
+                return OfferResult.Pending;
             }
 
-            dead = TakeDeadLetters();
+            ApplyAdmission(items);
+            return OfferResult.Joined;
+        }
+    }
+
+    /// <summary>The body's size when the queue limits bytes (else 0). False, counted as a refusal, when it cannot be
+    /// measured.</summary>
+    private bool TryMeasure(QueueEntry entry, out long size)
+    {
+        try
+        {
+            size = CountsBytes ? BodySize.Of(entry.Body) : 0;
+            return true;
+        }
+        catch (MessageQueueException)
+        {
+            size = 0;
+            lock (_sync)
+            {
+                _counters.Rejected++;
+            }
+
+            Notify();
+            return false;
+        }
+    }
+
+    /// <summary>Encodes the message's row on first need. False when its body cannot be serialized: it is then kept in
+    /// memory only (a lazy queue takes it only while nothing is on disk).</summary>
+    private bool TryEncode(QueueEntry entry, ref byte[]? envelope)
+    {
+        if (envelope is not null)
+        {
+            return true;
         }
 
-        SendDeadLetters(dead);
-        return result;
+        try
+        {
+            envelope = Envelope.Encode(entry.Body, entry.GetProperties(), entry.Exchange, entry.RoutingKey, entry.TimestampTicks, _context.Durable!.Serializer);
+            return true;
+        }
+        catch (MessageSerializationException ex)
+        {
+            LogNotStored(_context.Logger, Name, ex);
+            return false;
+        }
     }
 
     /// <summary>An offered message's row is written: it takes its place (on the writer's thread).</summary>
@@ -190,7 +201,7 @@ internal sealed partial class BrokerQueue
                 {
                     _dueRows--;
                     _dueRowsBytes -= r.Size;
-                    Spill(r.NewId, r.Size);
+                    _disk.Spill(r.NewId, r.Size);
                 }
             }
 
@@ -208,7 +219,7 @@ internal sealed partial class BrokerQueue
         var entry = EntryOf(row, decoded);
         using (Lock())
         {
-            _published++;
+            _counters.Published++;
             entry.StoreId = row.Id;
             if (decoded.Failure is { } failure)
             {

@@ -25,9 +25,7 @@ internal sealed partial class BrokerQueue : IDueTarget
 
     // How many consumers wait on an empty window with room in it; producers take the lock only then.
     private int _waiting;
-    // Delayed messages and redeliveries by due time; equal due times in the order they were delayed.
-    private readonly PriorityQueue<QueueEntry, (long Due, long Order)> _delayed = new();
-    private long _delayOrder;
+    private readonly DelayedSet _delayed = new();
     private readonly List<ConsumerCore> _consumers = [];
     private readonly long _ackTimeoutTicks;
     private readonly bool _extended;
@@ -38,13 +36,7 @@ internal sealed partial class BrokerQueue : IDueTarget
     private readonly bool _prioritized;
     private int _roundRobin;
     private bool _deleted;
-
-    private long _published;
-    private long _delivered;
-    private long _acked;
-    private long _redelivered;
-    private long _deadLettered;
-    private long _dropped;
+    private QueueCounters _counters;
 
     internal BrokerQueue(string name, QueueOptions options, BrokerContext context)
     {
@@ -60,7 +52,6 @@ internal sealed partial class BrokerQueue : IDueTarget
         _limited = options.MaxLength is not null || options.MaxLengthBytes is not null;
         _maxLength = options.MaxLength ?? int.MaxValue;
         _maxBytes = options.MaxLengthBytes ?? long.MaxValue;
-        _dedupWindowTicks = options.DeduplicationWindow is { } window ? (Durations.IsInfinite(window) ? long.MaxValue : window.Ticks) : 0;
         if ((options.Durable || options.Mode == QueueMode.Lazy) && context.Durable is not null)
         {
             _stored = true;
@@ -68,15 +59,11 @@ internal sealed partial class BrokerQueue : IDueTarget
             {
                 _lazy = true;
                 _window = context.Durable.Options.LazyWindow;
-                _cursor = context.Durable.LastId; // rows already stored belong to others (or are recovered: see PrepareRecovery)
+                _disk = new DiskBacklog(context.Durable.LastId); // rows already stored belong to others (or are recovered: see PrepareRecovery)
             }
         }
 
-        if (_dedupWindowTicks > 0)
-        {
-            _seen = new(StringComparer.Ordinal);
-            _seenOrder = new();
-        }
+        _dedup = DeduplicationWindow.For(name, options, RemembersDurably ? context.Durable : null);
     }
 
     internal string Name { get; }
@@ -175,7 +162,7 @@ internal sealed partial class BrokerQueue : IDueTarget
                 return false;
             }
 
-            _published++;
+            _counters.Published++;
             AddDelayed(entry, dueTicks);
         }
 
@@ -228,7 +215,7 @@ internal sealed partial class BrokerQueue : IDueTarget
             }
 
             entry.Sequence = ++_sequence;
-            _published++;
+            _counters.Published++;
             return true;
         }
 
@@ -287,7 +274,7 @@ internal sealed partial class BrokerQueue : IDueTarget
             }
 
             entry.Sequence = ++_sequence;
-            _published++;
+            _counters.Published++;
             _ready.Append(entry);
             IndexExpiry(entry);
         }
@@ -304,59 +291,79 @@ internal sealed partial class BrokerQueue : IDueTarget
             }
 
             List<Renumbering>? renumber = null;
-            while (_delayed.TryPeek(out var entry, out var due) && due.Due <= nowTicks)
-            {
-                _delayed.Dequeue();
-                if (entry.Sequence != 0)
-                {
-                    entry.SetState(EntryState.Ready);
-                    ReturnToReady(entry); // a delayed redelivery goes back to its place
-                }
-                else if (entry.StoreId > 0)
-                {
-                    (renumber ??= []).Add(new Renumbering(entry, entry.StoreId, 0)); // joins the tail once its row is renumbered
-                }
-                else
-                {
-                    AdmitDue(entry); // a delayed publish joins the tail, if the queue has room
-                }
-            }
-
-            if (_delayedRows is { } rows)
-            {
-                while (rows.TryPeek(out var row, out var due) && due.Due <= nowTicks)
-                {
-                    rows.Dequeue();
-                    if (AdmitDueRow(row.Id, row.Size))
-                    {
-                        (renumber ??= []).Add(new Renumbering(null, row.Id, row.Size));
-                    }
-                }
-            }
-
+            TakeDueEntries(nowTicks, ref renumber);
+            TakeDueRows(nowTicks, ref renumber);
             if (renumber is not null)
             {
                 RenumberDue(renumber);
             }
 
             SweepIfDue(nowTicks);
-            var next = _delayed.TryPeek(out _, out var nextDelayed) ? nextDelayed.Due : long.MaxValue;
-            if (_ackTimeoutTicks > 0)
-            {
-                next = Math.Min(next, ExpireAckDeadlines(nowTicks));
-            }
-
-            if (_delayedRows?.TryPeek(out _, out var nextRow) == true)
-            {
-                next = Math.Min(next, nextRow.Due);
-            }
-
-            next = Math.Min(next, _sweepAt); // a sweep asked for while an earlier wake-up was pending
-
+            var next = NextDue(nowTicks);
             Dispatch();
             DropHeadToLimits();
             WakeAt(next);
         }
+    }
+
+    /// <summary>Moves the delayed entries due by <paramref name="nowTicks"/>: a redelivery back to its place, a stored
+    /// publish to renumbering (it joins the tail once its row is renumbered), any other publish to the tail if the queue
+    /// has room (caller holds the lock).</summary>
+    private void TakeDueEntries(long nowTicks, ref List<Renumbering>? renumber)
+    {
+        while (_delayed.TryTakeDue(nowTicks, out var entry))
+        {
+            if (entry.Sequence != 0)
+            {
+                entry.SetState(EntryState.Ready);
+                ReturnToReady(entry);
+            }
+            else if (entry.StoreId > 0)
+            {
+                (renumber ??= []).Add(new Renumbering(entry, entry.StoreId, 0));
+            }
+            else
+            {
+                AdmitDue(entry);
+            }
+        }
+    }
+
+    /// <summary>Moves a lazy queue's delayed rows due by <paramref name="nowTicks"/> to renumbering, if the queue has
+    /// room (caller holds the lock).</summary>
+    private void TakeDueRows(long nowTicks, ref List<Renumbering>? renumber)
+    {
+        if (_delayedRows is not { } rows)
+        {
+            return;
+        }
+
+        while (rows.TryPeek(out var row, out var due) && due.Due <= nowTicks)
+        {
+            rows.Dequeue();
+            if (AdmitDueRow(row.Id, row.Size))
+            {
+                (renumber ??= []).Add(new Renumbering(null, row.Id, row.Size));
+            }
+        }
+    }
+
+    /// <summary>When the queue must wake next: the earliest delayed entry or row, ack deadline or sweep (caller holds
+    /// the lock; expires the ack deadlines already passed).</summary>
+    private long NextDue(long nowTicks)
+    {
+        var next = _delayed.NextDue;
+        if (_ackTimeoutTicks > 0)
+        {
+            next = Math.Min(next, ExpireAckDeadlines(nowTicks));
+        }
+
+        if (_delayedRows?.TryPeek(out _, out var nextRow) == true)
+        {
+            next = Math.Min(next, nextRow.Due);
+        }
+
+        return Math.Min(next, _expiries.SweepAt); // a sweep asked for while an earlier wake-up was pending
     }
 
     // ---- under the lock ----

@@ -47,37 +47,13 @@ internal sealed class DeadLetterRouter(BrokerContext context)
 
     private bool Send(BrokerQueue source, DeadLetter dead, Handover handover)
     {
-        var options = source.Options;
-        string exchangeName;
-        string routingKey;
-        if (options.DeadLetterQueue is { } dlq)
-        {
-            exchangeName = "";
-            routingKey = dlq;
-        }
-        else if (options.DeadLetterExchange is { } dlx)
-        {
-            exchangeName = dlx;
-            routingKey = options.DeadLetterRoutingKey ?? dead.Entry.RoutingKey;
-        }
-        else
+        if (Target(source, dead) is not var (exchange, routingKey))
         {
             return false;
         }
 
+        var exchangeName = exchange.Name;
         var topology = context.Topology;
-        if (!topology.TryGetExchange(exchangeName, out var exchange))
-        {
-            source.WarnDeadLetterTargetMissing($"dead-letter exchange '{exchangeName}'");
-            return false;
-        }
-
-        if (options.DeadLetterQueue is { } target && !topology.TryGetQueue(target, out _))
-        {
-            source.WarnDeadLetterTargetMissing($"dead-letter queue '{target}'");
-            return false;
-        }
-
         var now = context.Time.GetUtcNow();
         var properties = Record(source, dead, now);
         var collector = RouteCollector.Rent();
@@ -105,6 +81,44 @@ internal sealed class DeadLetterRouter(BrokerContext context)
         {
             collector.Return();
         }
+    }
+
+    /// <summary>Where the source queue sends its dead letters: its dead-letter queue (through the default exchange) or
+    /// its dead-letter exchange, with the routing key. Null when it has none, or when it is gone (warned once).</summary>
+    private (Exchange Exchange, string RoutingKey)? Target(BrokerQueue source, DeadLetter dead)
+    {
+        var options = source.Options;
+        string exchangeName;
+        string routingKey;
+        if (options.DeadLetterQueue is { } dlq)
+        {
+            exchangeName = "";
+            routingKey = dlq;
+        }
+        else if (options.DeadLetterExchange is { } dlx)
+        {
+            exchangeName = dlx;
+            routingKey = options.DeadLetterRoutingKey ?? dead.Entry.RoutingKey;
+        }
+        else
+        {
+            return null;
+        }
+
+        var topology = context.Topology;
+        if (!topology.TryGetExchange(exchangeName, out var exchange))
+        {
+            source.WarnDeadLetterTargetMissing($"dead-letter exchange '{exchangeName}'");
+            return null;
+        }
+
+        if (options.DeadLetterQueue is { } target && !topology.TryGetQueue(target, out _))
+        {
+            source.WarnDeadLetterTargetMissing($"dead-letter queue '{target}'");
+            return null;
+        }
+
+        return (exchange, routingKey);
     }
 
     /// <summary>RabbitMQ's rule: the message already died in <paramref name="queue"/>, and every death since
