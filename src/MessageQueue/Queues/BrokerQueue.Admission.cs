@@ -13,22 +13,9 @@ internal sealed partial class BrokerQueue
 {
     private static int s_nextId;
 
-    private readonly bool _limited;
-    private readonly int _maxLength;
-    private readonly long _maxBytes;
-    private TaskCompletionSource? _roomSignal;
-    private Exception? _waitersFailed;
+    private readonly LengthLimits _limits;
     private Queue<QueueEntry>? _blockedDue;
     private readonly bool _stored;
-
-    // Admitted messages waiting for their rows to be written (see Reserve): they count against the limits, and their
-    // deduplication ids make a concurrent publish of the same id wait for the outcome.
-    private int _reservedCount;
-    private long _reservedBytes;
-
-    // A lazy queue's delayed rows admitted when due, being renumbered to the tail (see AdmitDueRow).
-    private int _dueRows;
-    private long _dueRowsBytes;
 
     /// <summary>Orders queue locks: several are always taken in ascending id, so they cannot deadlock.</summary>
     internal int Id { get; } = Interlocked.Increment(ref s_nextId);
@@ -36,7 +23,7 @@ internal sealed partial class BrokerQueue
     internal Lock Sync => _sync;
 
     /// <summary>Whether every message into this queue must be admitted under its lock.</summary>
-    internal bool IsGuarded => _limited || _dedup is not null || _stored;
+    internal bool IsGuarded => _limits.IsLimited || _dedup is not null || _stored;
 
     /// <summary>Whether messages of this queue are written to the store (persistent ones of a durable queue, all of a lazy one).</summary>
     internal bool IsStored => _stored;
@@ -47,28 +34,10 @@ internal sealed partial class BrokerQueue
     /// <summary>Whether admission needs each body's size.</summary>
     internal bool CountsBytes => Options.MaxLengthBytes is not null;
 
-    private bool HasRoom(long count, long bytes) => count <= _maxLength && bytes <= _maxBytes;
-
     /// <summary>Whether <paramref name="count"/> more messages of <paramref name="bytes"/> fit, counting the places
     /// already promised: reserved publishes and due delayed rows on their way to the tail (caller holds the lock).</summary>
     private bool HasRoomFor(long count, long bytes) =>
-        HasRoom(ReadyCount + _reservedCount + _dueRows + count, ReadyBytes + _reservedBytes + _dueRowsBytes + bytes);
-
-    private string DescribeLimit(long adding, long addingBytes)
-    {
-        var parts = new List<string>(2);
-        if (Options.MaxLength is { } max && ReadyCount + adding > max)
-        {
-            parts.Add($"MaxLength = {max}, {ReadyCount} ready");
-        }
-
-        if (Options.MaxLengthBytes is { } maxBytes && ReadyBytes + addingBytes > maxBytes)
-        {
-            parts.Add($"MaxLengthBytes = {maxBytes}, {ReadyBytes} bytes ready, {addingBytes} more");
-        }
-
-        return string.Join("; ", parts);
-    }
+        _limits.HasRoomFor(ReadyCount, ReadyBytes, count, bytes);
 
     /// <summary>
     /// Decides the verdict of each item bound for this queue (caller holds the lock), changing nothing but the
@@ -90,7 +59,7 @@ internal sealed partial class BrokerQueue
             return Plan.Wait;
         }
 
-        if (!_limited || adding == 0 || HasRoomFor(adding, addingBytes))
+        if (!_limits.IsLimited || adding == 0 || HasRoomFor(adding, addingBytes))
         {
             return Plan.Ok;
         }
@@ -149,19 +118,17 @@ internal sealed partial class BrokerQueue
             return Plan.Ok; // applying drops the oldest until it fits
         }
 
-        limit = DescribeLimit(adding, addingBytes);
+        limit = _limits.Describe(ReadyCount, ReadyBytes, adding, addingBytes);
         if (overflow == OverflowPolicy.Block && canWait)
         {
-            if (!HasRoom(adding, addingBytes))
+            if (!_limits.Fits(adding, addingBytes))
             {
                 limit += "; this publish alone exceeds the limit, so it could never fit";
                 return Plan.Full;
             }
 
             // After the waiters were failed (the broker is stopping), a late publisher fails too instead of waiting forever.
-            wait = _waitersFailed is { } failed
-                ? Task.FromException(failed)
-                : (_roomSignal ??= new TaskCompletionSource(TaskCreationOptions.RunContinuationsAsynchronously)).Task;
+            wait = _limits.WaitForRoom();
             return Plan.Wait;
         }
 
@@ -273,12 +240,12 @@ internal sealed partial class BrokerQueue
     /// <c>maxlen</c>) until the queue is within its limits (caller holds the lock).</summary>
     private void DropHeadToLimits()
     {
-        if (!_limited || Options.Overflow != OverflowPolicy.DropHead)
+        if (!_limits.IsLimited || Options.Overflow != OverflowPolicy.DropHead)
         {
             return;
         }
 
-        while (!HasRoom(ReadyCount, ReadyBytes))
+        while (!_limits.Fits(ReadyCount, ReadyBytes))
         {
             if (_ready.TryTake(out var head))
             {
@@ -325,8 +292,7 @@ internal sealed partial class BrokerQueue
             while (blockedRows.TryPeek(out var row) && HasRoomFor(1, row.Size))
             {
                 blockedRows.Dequeue();
-                _dueRows++;
-                _dueRowsBytes += row.Size;
+                _limits.PromiseDueRow(row.Size, held: true);
                 (promoted ??= []).Add(new Renumbering(null, row.Id, row.Size));
             }
 
@@ -336,10 +302,9 @@ internal sealed partial class BrokerQueue
             }
         }
 
-        if (_roomSignal is { } signal && HasRoomFor(1, 1))
+        if (_limits.HasWaiters && HasRoomFor(1, 1))
         {
-            _roomSignal = null;
-            signal.TrySetResult();
+            _limits.WakeWaiters();
         }
     }
 
@@ -348,10 +313,7 @@ internal sealed partial class BrokerQueue
     {
         lock (_sync)
         {
-            _waitersFailed = exception;
-            var signal = _roomSignal;
-            _roomSignal = null;
-            signal?.TrySetException(exception);
+            _limits.FailWaiters(exception, forever: true);
         }
     }
 

@@ -11,7 +11,7 @@ internal sealed partial class BrokerQueue
     /// publish was confirmed long ago, so there is nobody to refuse).</summary>
     private void AdmitDue(QueueEntry entry)
     {
-        if (_limited && Options.Overflow != OverflowPolicy.DropHead
+        if (_limits.IsLimited && Options.Overflow != OverflowPolicy.DropHead
             && !HasRoomFor(1, CountsBytes ? BodySize.Of(entry.Body) : 0))
         {
             if (Options.Overflow == OverflowPolicy.Block)
@@ -35,10 +35,9 @@ internal sealed partial class BrokerQueue
     /// there is room; under the reject policies it is read back and dead-lettered with reason <c>maxlen</c>.</summary>
     private bool AdmitDueRow(long id, int size)
     {
-        if (!_limited || Options.Overflow == OverflowPolicy.DropHead || HasRoomFor(1, size))
+        if (!_limits.IsLimited || Options.Overflow == OverflowPolicy.DropHead || HasRoomFor(1, size))
         {
-            _dueRows++; // its place is promised until it joins (CompleteDue)
-            _dueRowsBytes += size;
+            _limits.PromiseDueRow(size, held: true); // its place is promised until it joins (CompleteDue)
             return true;
         }
 

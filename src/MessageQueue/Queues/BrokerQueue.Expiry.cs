@@ -203,7 +203,7 @@ internal sealed partial class BrokerQueue
             }
         }
 
-        if (_limited && expired > 0)
+        if (_limits.IsLimited && expired > 0)
         {
             RoomFreed();
         }

@@ -243,7 +243,7 @@ internal sealed partial class BrokerQueue
 
             Dispatch();
             MaybeRefill();
-            if (_limited)
+            if (_limits.IsLimited)
             {
                 DropHeadToLimits();
                 RoomFreed();

@@ -61,9 +61,9 @@ internal sealed partial class BrokerQueue
             return _disk.OwedDrops > 0 ? $"{_disk.OwedDrops} head drop(s) owed on disk" : "a read of the backlog on disk";
         }
 
-        if (_reservedCount > 0)
+        if (_limits.Reserved > 0)
         {
-            return $"{_reservedCount} place(s) reserved for publishes being written";
+            return $"{_limits.Reserved} place(s) reserved for publishes being written";
         }
 
         if (_deadLetters is { Count: > 0 } || transit > 0)

@@ -67,7 +67,7 @@ internal sealed partial class BrokerQueue
             }
 
             spilled = ClearSpilled();
-            if (_limited)
+            if (_limits.IsLimited)
             {
                 RoomFreed();
             }
@@ -133,7 +133,7 @@ internal sealed partial class BrokerQueue
                 e.SetState(EntryState.Gone);
             }
 
-            if (_limited && taken.Count > 0)
+            if (_limits.IsLimited && taken.Count > 0)
             {
                 RoomFreed();
             }
@@ -225,7 +225,7 @@ internal sealed partial class BrokerQueue
             }
 
             _disk.Move(size, taken);
-            if (_limited && taken)
+            if (_limits.IsLimited && taken)
             {
                 RoomFreed();
             }
@@ -321,9 +321,7 @@ internal sealed partial class BrokerQueue
     /// <see cref="TopologyException"/> (caller holds the lock).</summary>
     private void EndWaitersOfDeletedQueue()
     {
-        var signal = _roomSignal;
-        _roomSignal = null;
-        signal?.TrySetException(new TopologyException($"Queue '{Name}' was deleted while a publisher waited for room in it; the message was not enqueued."));
+        _limits.FailWaiters(new TopologyException($"Queue '{Name}' was deleted while a publisher waited for room in it; the message was not enqueued."), forever: false);
         foreach (var c in _consumers)
         {
             c.Active = false;

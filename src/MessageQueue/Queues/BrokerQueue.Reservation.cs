@@ -19,8 +19,7 @@ internal sealed partial class BrokerQueue
 
             if (item.Due == 0)
             {
-                _reservedCount++;
-                _reservedBytes += item.Size;
+                _limits.Reserve(item.Size, held: true);
             }
 
             if (item.DedupId is { } id)
@@ -55,7 +54,7 @@ internal sealed partial class BrokerQueue
     internal void CancelReserved(Span<AdmissionItem> items)
     {
         Unreserve(items);
-        if (_limited)
+        if (_limits.IsLimited)
         {
             RoomFreed();
         }
@@ -72,8 +71,7 @@ internal sealed partial class BrokerQueue
 
             if (item.Due == 0)
             {
-                _reservedCount--;
-                _reservedBytes -= item.Size;
+                _limits.Reserve(item.Size, held: false);
             }
 
             if (item.DedupId is { } id)

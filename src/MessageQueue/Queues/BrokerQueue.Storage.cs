@@ -168,8 +168,7 @@ internal sealed partial class BrokerQueue
         {
             if (r.Entry is null)
             {
-                _dueRows--; // closing: the row stays delayed on disk, and is due at the next start
-                _dueRowsBytes -= r.Size;
+                _limits.PromiseDueRow(r.Size, held: false); // closing: the row stays delayed on disk, and is due at the next start
             }
         }
     }
@@ -188,8 +187,7 @@ internal sealed partial class BrokerQueue
                     _context.Durable!.Delete(r.NewId);
                     if (r.Entry is null)
                     {
-                        _dueRows--;
-                        _dueRowsBytes -= r.Size;
+                        _limits.PromiseDueRow(r.Size, held: false);
                     }
                 }
                 else if (r.Entry is { } entry)
@@ -199,8 +197,7 @@ internal sealed partial class BrokerQueue
                 }
                 else
                 {
-                    _dueRows--;
-                    _dueRowsBytes -= r.Size;
+                    _limits.PromiseDueRow(r.Size, held: false);
                     _disk.Spill(r.NewId, r.Size);
                 }
             }

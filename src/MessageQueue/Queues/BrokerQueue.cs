@@ -49,9 +49,7 @@ internal sealed partial class BrokerQueue : IDueTarget
         _extended = _ackTimeoutTicks > 0 || ((options.Durable || options.Mode == QueueMode.Lazy) && context.Durable is not null);
         _ready = new ReadyList(options.MaxPriority ?? 0, countBytes: options.MaxLengthBytes is not null);
         _prioritized = options.MaxPriority is not null;
-        _limited = options.MaxLength is not null || options.MaxLengthBytes is not null;
-        _maxLength = options.MaxLength ?? int.MaxValue;
-        _maxBytes = options.MaxLengthBytes ?? long.MaxValue;
+        _limits = new LengthLimits(options);
         if ((options.Durable || options.Mode == QueueMode.Lazy) && context.Durable is not null)
         {
             _stored = true;
@@ -172,7 +170,7 @@ internal sealed partial class BrokerQueue : IDueTarget
 
     /// <summary>Whether a message entering without a publisher (a dead letter, a redrive) must be offered under the
     /// lock (<see cref="Offer"/>): the queue has limits, or stores messages.</summary>
-    internal bool NeedsOffer => _limited || _stored;
+    internal bool NeedsOffer => _limits.IsLimited || _stored;
 
     /// <summary>Whether anything is ready, counting published entries not yet moved into the ready list.</summary>
     private bool HasReady => _ready.Count > 0 || !_incoming.IsEmpty;
@@ -189,7 +187,7 @@ internal sealed partial class BrokerQueue : IDueTarget
 
         if (_ready.TryTake(out entry))
         {
-            if (_limited)
+            if (_limits.IsLimited)
             {
                 RoomFreed();
             }
@@ -256,7 +254,7 @@ internal sealed partial class BrokerQueue : IDueTarget
         _ready.Return(entry);
         IndexExpiry(entry);
 
-        if (_limited && Options.Overflow == OverflowPolicy.DropHead)
+        if (_limits.IsLimited && Options.Overflow == OverflowPolicy.DropHead)
         {
             DropHeadToLimits();
         }
