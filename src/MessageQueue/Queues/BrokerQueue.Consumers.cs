@@ -15,17 +15,11 @@ internal sealed partial class BrokerQueue
     /// </summary>
     internal bool RequestDeliveries(ConsumerCore consumer, bool wait)
     {
-        List<DeadLetter>? dead;
-        bool armed;
-        lock (_sync)
+        using (Lock())
         {
             Dispatch();
-            armed = wait && MarkWaitingIfEmpty(consumer);
-            dead = TakeDeadLetters();
+            return wait && MarkWaitingIfEmpty(consumer);
         }
-
-        SendDeadLetters(dead);
-        return armed;
     }
 
     /// <summary>Marks a consumer waiting when its window is empty and has room (caller holds the lock). Sets the
@@ -82,8 +76,7 @@ internal sealed partial class BrokerQueue
 
     internal void AddConsumer(ConsumerCore consumer)
     {
-        List<DeadLetter>? dead;
-        lock (_sync)
+        using (Lock())
         {
             if (_deleted)
             {
@@ -97,10 +90,7 @@ internal sealed partial class BrokerQueue
 
             _consumers.Add(consumer);
             Dispatch(); // may dead-letter messages at their delivery limit
-            dead = TakeDeadLetters();
         }
-
-        SendDeadLetters(dead);
     }
 
     /// <summary>Stops new deliveries to a consumer and returns the ones it has not taken yet (a graceful stop:

@@ -49,8 +49,7 @@ internal sealed partial class BrokerQueue
 
     internal SettleResult Ack(ConsumerCore consumer, QueueEntry entry, int tag)
     {
-        List<DeadLetter>? dead;
-        lock (_sync)
+        using (Lock())
         {
             var check = CheckSettle(consumer, entry, tag);
             if (check != SettleResult.Ok)
@@ -62,11 +61,8 @@ internal sealed partial class BrokerQueue
             _counters.Acked++;
             ForgetStored(entry);
             Settled(consumer); // refills, which may dead-letter messages at their delivery limit
-            dead = TakeDeadLetters();
+            return SettleResult.Ok;
         }
-
-        SendDeadLetters(dead);
-        return SettleResult.Ok;
     }
 
     /// <summary>
@@ -77,6 +73,8 @@ internal sealed partial class BrokerQueue
     /// caller is about to block: the window is filled, or the consumer marked waiting. Deliveries settled
     /// meanwhile by other means are skipped. Returns how many were refilled.
     /// </summary>
+    /// <remarks>Not a <see cref="Lock"/> scope: with no dead letters, watchers are notified only when something was
+    /// acked (a worker's empty refill is not a change), which keeps an idle worker's polls quiet.</remarks>
     internal int AckAndRefill(ConsumerCore consumer, ReadOnlySpan<Handoff> acks, Span<Handoff> refill, bool wait)
     {
         var refilled = 0;
@@ -140,19 +138,15 @@ internal sealed partial class BrokerQueue
     /// <summary>Settles a delivery of an auto-ack consumer the moment it is claimed.</summary>
     internal void AutoAck(ConsumerCore consumer, QueueEntry entry, int tag)
     {
-        List<DeadLetter>? dead = null;
-        lock (_sync)
+        using (Lock())
         {
             if (entry.TryTransition(tag, EntryState.InHand, EntryState.Gone))
             {
                 _counters.Acked++;
                 ForgetStored(entry);
                 Settled(consumer); // refills, which may dead-letter messages at their delivery limit
-                dead = TakeDeadLetters();
             }
         }
-
-        SendDeadLetters(dead);
     }
 
     internal SettleResult Nack(ConsumerCore consumer, QueueEntry entry, int tag, bool requeue, TimeSpan? delay)

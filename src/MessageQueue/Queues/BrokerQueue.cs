@@ -12,6 +12,23 @@ namespace MessageQueue.Queues;
 /// are routed after it is released (they enter other queues, whose locks must not nest in this one), and
 /// consumer code never runs under it (channel continuations run asynchronously).
 /// </summary>
+/// <remarks>
+/// <para>The queue coordinates; its state lives in collaborators, each owning one part and used under the queue's
+/// lock (one lock, because a settle, an expiry or an admission changes several parts at once and must be atomic):</para>
+/// <list type="bullet">
+/// <item><see cref="ReadyList"/>: ready entries in queue order (by priority when prioritized), with their bytes.</item>
+/// <item><see cref="DelayedSet"/>: delayed publishes and delayed redeliveries by due time.</item>
+/// <item><see cref="ExpiryIndex"/>: ready entries by expiry, and when the next TTL sweep is due.</item>
+/// <item><see cref="LengthLimits"/>: the limits, places promised against them, and publishers blocked for room.</item>
+/// <item><see cref="DeduplicationWindow"/>: the ids remembered, and publishes of an id being written.</item>
+/// <item><see cref="DiskBacklog"/>: a lazy queue's ready rows on disk only, and head drops owed to them.</item>
+/// <item><see cref="QueueCounters"/>: lifetime counters.</item>
+/// <item>The store (<see cref="Storage.DurableLog"/>) through <c>BrokerQueue.Storage</c>; dead letters through
+/// <see cref="DeadLetterRouter"/>, handed over by the one <c>Lock()</c> scope (<c>BrokerQueue.Locking</c>).</item>
+/// </list>
+/// <para>The queue itself owns the lock-free inbox (<c>_incoming</c>, <c>_waiting</c>), its consumers and their
+/// round-robin, the entry sequence, the scheduler wake-up, the lazy loader's state and the deleted flag.</para>
+/// </remarks>
 [DebuggerDisplay("Queue '{Name}' ready={_ready.Count} delayed={_delayed.Count}")]
 internal sealed partial class BrokerQueue : IDueTarget
 {
