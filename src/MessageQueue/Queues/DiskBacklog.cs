@@ -99,6 +99,7 @@ internal sealed class DiskBacklog(long cursor)
         Count += taken ? -1 : 1;
         Bytes = Math.Max(0, Bytes + (taken ? -size : size));
         OwedDrops = Math.Min(OwedDrops, Count);
+        OwedBytes = OwedDrops == 0 ? 0 : Math.Min(OwedBytes, Bytes);
     }
 
     /// <summary>Empties the backlog (purge, delete); the caller deletes its rows, (<paramref name="after"/>,

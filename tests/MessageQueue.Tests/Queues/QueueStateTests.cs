@@ -124,6 +124,20 @@ public sealed class QueueStateTests
     }
 
     [Test]
+    public void DiskBacklog_RowsMovedAwayWhileADropIsOwed_LeaveNoOwedBytesBehind()
+    {
+        var disk = new DiskBacklog(cursor: 0);
+        disk.Spill(1, 100);
+        disk.Spill(2, 100);
+        Assert.That(disk.TryOweDrop(), Is.True);
+        disk.Move(100, taken: true); // a redrive takes both rows
+        disk.Move(100, taken: true);
+        Assert.That((disk.Count, disk.OwedDrops, disk.ReadyCount, disk.ReadyBytes), Is.EqualTo((0, 0, 0, 0L)), "no negative ready bytes against MaxLengthBytes");
+        disk.Spill(3, 50);
+        Assert.That(disk.ReadyBytes, Is.EqualTo(50));
+    }
+
+    [Test]
     public void DeduplicationWindow_ForgetsByAgeAndCapacity_AndWakesWaitersWhenAPendingWriteEnds()
     {
         var window = DeduplicationWindow.For("q", new QueueOptions { DeduplicationWindow = TimeSpan.FromTicks(100), DeduplicationCapacity = 2 }, store: null)!;
