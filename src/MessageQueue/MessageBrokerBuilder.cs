@@ -251,6 +251,7 @@ public sealed partial class MessageBrokerBuilder
         var queues = ValidateQueues(problems);
         ValidateReferences(problems, exchanges, queues);
         ValidateBindings(problems, exchanges, queues);
+        ValidateHandlers(problems, queues);
         return problems;
     }
 

@@ -79,8 +79,9 @@ internal sealed partial class Subscription<T>
         {
             if (_core.TryClaim<T>(handoff))
             {
-                LogOrderingKeyFailed(_logger, Queue, ex);
-                new Delivery<T>(entry, _core, handoff.Tag, handoff.DeliveryCount).TryFail(ex);
+                var delivery = new Delivery<T>(entry, _core, handoff.Tag, handoff.DeliveryCount);
+                LogOrderingKeyFailed(_logger, Queue, delivery.Properties.MessageId, delivery.DeliveryCount, ex);
+                delivery.TryFail(ex);
             }
 
             return;
@@ -188,16 +189,12 @@ internal sealed partial class Subscription<T>
     /// held again on return either way.</summary>
     private async Task<bool> WaitToRetryAsync(Delivery<T> delivery, Handoff handoff, Exception exception)
     {
-        var count = delivery.DeliveryCount;
-        if (count > _retry.MaxRetries)
+        if (RetryDelay(delivery, exception) is not { } delay)
         {
-            LogDeadLetter(_logger, Queue, count, exception);
             delivery.TryFail(exception);
             return false;
         }
 
-        var delay = _retry.GetDelay(count);
-        LogRetry(_logger, Queue, count, delay, exception);
         if (delay <= TimeSpan.Zero)
         {
             return true;
@@ -229,6 +226,6 @@ internal sealed partial class Subscription<T>
         return true;
     }
 
-    [LoggerMessage(EventId = 5, Level = LogLevel.Error, Message = "The ordering key function of the subscription to queue '{Queue}' threw; dead-lettering the message")]
-    private static partial void LogOrderingKeyFailed(ILogger logger, string queue, Exception exception);
+    [LoggerMessage(EventId = 5, Level = LogLevel.Error, Message = "The ordering key function of the subscription to queue '{Queue}' threw on message {MessageId} (delivery {DeliveryCount}); dead-lettering it")]
+    private static partial void LogOrderingKeyFailed(ILogger logger, string queue, string messageId, int deliveryCount, Exception exception);
 }

@@ -7,7 +7,7 @@ namespace MessageQueue.Consuming;
 /// A push subscription: <c>Concurrency</c> workers read the consumer's window and call the handler. Success
 /// acks; an exception retries through a (possibly delayed) redelivery in the queue, then dead-letters.
 /// </summary>
-internal sealed partial class Subscription<T> : ISubscription, IRunsHandlers
+internal sealed partial class Subscription<T> : ISubscription, IRunsHandlers, IStopsGracefully
 {
     private readonly ConsumerCore _core;
     private readonly Func<Delivery<T>, CancellationToken, ValueTask> _handler;
@@ -71,17 +71,18 @@ internal sealed partial class Subscription<T> : ISubscription, IRunsHandlers
 
     public string Queue => _core.Queue.Name;
 
-    public ValueTask DisposeAsync()
+    public ValueTask DisposeAsync() => new(StopAsync(CancellationToken.None));
+
+    /// <inheritdoc/>
+    public Task StopAsync(CancellationToken giveUp)
     {
         lock (_workers)
         {
-            _disposing ??= StopAsync(_broker.ShutdownTimeout);
+            return _disposing ??= StopAsync(_broker.ShutdownTimeout, giveUp);
         }
-
-        return new ValueTask(_disposing);
     }
 
-    private async Task StopAsync(TimeSpan timeout)
+    private async Task StopAsync(TimeSpan timeout, CancellationToken giveUp)
     {
         // 1. No new deliveries; those not yet taken go back to the queue; retries waiting in place give up.
         _core.Queue.StopConsumer(_core);
@@ -91,9 +92,9 @@ internal sealed partial class Subscription<T> : ISubscription, IRunsHandlers
         var workers = Task.WhenAll(_workers);
         try
         {
-            await workers.WaitAsync(Scheduling.Durations.ForWait(timeout), _broker.Time).ConfigureAwait(false);
+            await workers.WaitAsync(Scheduling.Durations.ForWait(timeout), _broker.Time, giveUp).ConfigureAwait(false);
         }
-        catch (TimeoutException)
+        catch (Exception ex) when (ex is TimeoutException || (ex is OperationCanceledException && giveUp.IsCancellationRequested))
         {
             LogShutdownTimeout(_logger, Queue, timeout);
             await _abort.CancelAsync().ConfigureAwait(false);
@@ -276,25 +277,47 @@ internal sealed partial class Subscription<T> : ISubscription, IRunsHandlers
 
     private void Fail(Delivery<T> delivery, Exception exception)
     {
-        var attempt = delivery.DeliveryCount;
-        if (attempt <= _retry.MaxRetries)
+        if (RetryDelay(delivery, exception) is { } delay)
         {
-            var delay = _retry.GetDelay(attempt);
-            LogRetry(_logger, Queue, attempt, delay, exception);
             delivery.TryRetry(delay);
         }
         else
         {
-            LogDeadLetter(_logger, Queue, attempt, exception);
             delivery.TryFail(exception);
         }
     }
 
-    [LoggerMessage(EventId = 1, Level = LogLevel.Warning, Message = "Handler for queue '{Queue}' failed on delivery {Attempt}; retrying in {Delay}")]
-    private static partial void LogRetry(ILogger logger, string queue, int attempt, TimeSpan delay, Exception exception);
+    /// <summary>Decides a failed delivery by the retry policy: the wait before its retry, or null to dead-letter it
+    /// (its exception is not retried, or its retries are spent). Logged either way, naming the message.</summary>
+    private TimeSpan? RetryDelay(Delivery<T> delivery, Exception exception)
+    {
+        var attempt = delivery.DeliveryCount;
+        var messageId = delivery.Properties.MessageId;
+        if (!_retry.ShouldRetry(exception))
+        {
+            LogNotRetried(_logger, Queue, messageId, attempt, exception.GetType().Name, exception);
+            return null;
+        }
 
-    [LoggerMessage(EventId = 2, Level = LogLevel.Error, Message = "Handler for queue '{Queue}' failed on delivery {Attempt}; retries exhausted, dead-lettering")]
-    private static partial void LogDeadLetter(ILogger logger, string queue, int attempt, Exception exception);
+        if (attempt > _retry.MaxRetries)
+        {
+            LogDeadLetter(_logger, Queue, messageId, attempt, exception);
+            return null;
+        }
+
+        var delay = _retry.GetDelay(attempt);
+        LogRetry(_logger, Queue, messageId, attempt, delay, exception);
+        return delay;
+    }
+
+    [LoggerMessage(EventId = 1, Level = LogLevel.Warning, Message = "Handler for queue '{Queue}' failed on message {MessageId} (delivery {DeliveryCount}); retrying in {Delay}")]
+    private static partial void LogRetry(ILogger logger, string queue, string messageId, int deliveryCount, TimeSpan delay, Exception exception);
+
+    [LoggerMessage(EventId = 2, Level = LogLevel.Error, Message = "Handler for queue '{Queue}' failed on message {MessageId} (delivery {DeliveryCount}); retries exhausted, dead-lettering")]
+    private static partial void LogDeadLetter(ILogger logger, string queue, string messageId, int deliveryCount, Exception exception);
+
+    [LoggerMessage(EventId = 6, Level = LogLevel.Error, Message = "Handler for queue '{Queue}' failed on message {MessageId} (delivery {DeliveryCount}) with {ExceptionType}, which the retry policy does not retry; dead-lettering")]
+    private static partial void LogNotRetried(ILogger logger, string queue, string messageId, int deliveryCount, string exceptionType, Exception exception);
 
     [LoggerMessage(EventId = 4, Level = LogLevel.Warning, Message = "Queue '{Queue}' was deleted; its subscription stopped")]
     private static partial void LogQueueDeleted(ILogger logger, string queue);

@@ -46,6 +46,7 @@ internal sealed partial class BrokerQueue
                 Expired = _counters.Expired,
                 Rejected = _counters.Rejected,
                 Duplicates = _counters.Duplicates,
+                HeadMessageTimestamp = _ready.TryPeek(out var head) ? new DateTimeOffset(head.TimestampTicks, TimeSpan.Zero) : null,
             };
         }
     }

@@ -59,7 +59,7 @@ internal sealed partial class BrokerQueue
             if (item.Verdict == Verdict.Enqueue && !needsRow && _lazy && !CanJoinWithoutRow)
             {
                 item.Verdict = Verdict.Rejected; // would overtake older messages on disk
-                LogLazyRefused(_context.Logger, Name);
+                LogLazyRefused(_context.Logger, Name, entry.GetProperties().MessageId, entry.DeliveryCount);
             }
 
             if (item.Verdict != Verdict.Enqueue)
@@ -119,7 +119,7 @@ internal sealed partial class BrokerQueue
         }
         catch (MessageSerializationException ex)
         {
-            LogNotStored(_context.Logger, Name, ex);
+            LogNotStored(_context.Logger, Name, entry.GetProperties().MessageId, entry.DeliveryCount, ex);
             return false;
         }
     }
@@ -243,11 +243,11 @@ internal sealed partial class BrokerQueue
         }
     }
 
-    [LoggerMessage(EventId = 21, Level = LogLevel.Warning, Message = "A message entering durable queue '{Queue}' could not be serialized; it is kept in memory only")]
-    private static partial void LogNotStored(ILogger logger, string queue, Exception exception);
+    [LoggerMessage(EventId = 21, Level = LogLevel.Warning, Message = "Message {MessageId} (delivery {DeliveryCount}) entering durable queue '{Queue}' could not be serialized; it is kept in memory only")]
+    private static partial void LogNotStored(ILogger logger, string queue, string messageId, int deliveryCount, Exception exception);
 
-    [LoggerMessage(EventId = 31, Level = LogLevel.Error, Message = "A message that could not be serialized was refused by lazy queue '{Queue}': older messages are on disk, and it cannot join behind them without a row")]
-    private static partial void LogLazyRefused(ILogger logger, string queue);
+    [LoggerMessage(EventId = 31, Level = LogLevel.Error, Message = "Message {MessageId} (delivery {DeliveryCount}) could not be serialized and was refused by lazy queue '{Queue}': older messages are on disk, and it cannot join behind them without a row")]
+    private static partial void LogLazyRefused(ILogger logger, string queue, string messageId, int deliveryCount);
 }
 
 /// <summary>What became of a message offered to a queue.</summary>

@@ -48,6 +48,11 @@ public sealed class QueueInfo
     /// <summary>Gets how many publishes the deduplication window recognised as duplicates and did not enqueue.</summary>
     public long Duplicates { get; init; }
 
+    /// <summary>Gets when the message at the head of the queue (the next to be delivered) was published, or null when
+    /// nothing is ready in memory (as RabbitMQ's <c>head_message_timestamp</c>; a lazy queue whose window is empty
+    /// while it reads its backlog reports null until the read completes).</summary>
+    public DateTimeOffset? HeadMessageTimestamp { get; init; }
+
     /// <inheritdoc/>
     public override string ToString() =>
         $"{Name}: ready={Ready} unacked={Unacked} delayed={Delayed} consumers={Consumers} published={Published} delivered={Delivered} acked={Acked} redelivered={Redelivered} dead-lettered={DeadLettered} dropped={Dropped} expired={Expired} rejected={Rejected} duplicates={Duplicates}";

@@ -80,6 +80,21 @@ internal sealed class ReadyList
         return false;
     }
 
+    /// <summary>The entry <see cref="TryTake"/> would take next, left in place.</summary>
+    internal bool TryPeek(out QueueEntry entry)
+    {
+        for (var level = _top; level >= 0; level--)
+        {
+            if (_levels[level].TryPeek(out entry))
+            {
+                return true;
+            }
+        }
+
+        entry = null!;
+        return false;
+    }
+
     /// <summary>The ready entries in delivery order (for browsing; allocates).</summary>
     internal List<QueueEntry> Snapshot(int max)
     {
@@ -189,6 +204,41 @@ internal sealed class ReadyList
                 if (entry.State == EntryState.Ready)
                 {
                     return true; // otherwise it was removed where it stood: skip its node
+                }
+            }
+        }
+
+        /// <summary>The entry <see cref="TryTake"/> would take, left in place (nodes of removed entries are dropped).</summary>
+        internal bool TryPeek(out QueueEntry entry)
+        {
+            while (true)
+            {
+                var hasFifo = Fifo.TryPeek(out var f);
+                var hasReturned = Returned.TryPeek(out var r, out _);
+                if (hasFifo && (!hasReturned || f!.Sequence < r!.Sequence))
+                {
+                    if (f!.State == EntryState.Ready)
+                    {
+                        entry = f;
+                        return true;
+                    }
+
+                    Fifo.Dequeue();
+                }
+                else if (hasReturned)
+                {
+                    if (r!.State == EntryState.Ready)
+                    {
+                        entry = r;
+                        return true;
+                    }
+
+                    Returned.Dequeue();
+                }
+                else
+                {
+                    entry = null!;
+                    return false;
                 }
             }
         }

@@ -215,11 +215,13 @@ internal sealed partial class DurableLog : IDisposable
                 {
                     _store.Write(batch);
                     Writes++;
+                    LastWriteFailure = null;
                 }
             }
             catch (Exception ex) when (ex is not OutOfMemoryException)
             {
                 failure = ex as MessageStoreException ?? new MessageStoreException($"The message store failed: {ex.Message} The publish did not happen.", ex);
+                LastWriteFailure = failure;
                 LogWriteFailed(_logger, batch.Count, ex);
                 KeepForRetry(units, background);
             }
@@ -314,22 +316,6 @@ internal sealed partial class DurableLog : IDisposable
         if (rearm)
         {
             ArmAckDelay(); // the kept changes wait another AckDelay (or the next publish)
-        }
-    }
-
-    /// <summary>Does not spin on a broken store: pauses before retrying queued changes, or until a publish arrives.
-    /// True when the log is closing instead (the caller fails what is left).</summary>
-    private bool PauseAfterFailure()
-    {
-        lock (_gate)
-        {
-            if (_stopping)
-            {
-                return true;
-            }
-
-            Monitor.Wait(_gate, TimeSpan.FromMilliseconds(100));
-            return false; // a close during the pause is seen by the next TakeNext
         }
     }
 

@@ -196,21 +196,42 @@ public sealed partial class ReadmeSnippetTests : TempDatabaseFixture
         }
     }
 
+    /// <summary>The README's DI handler: a scoped service per message.</summary>
+    public sealed class InvoiceHandler(InvoiceLedger ledger) : IMessageHandler<Invoice>
+    {
+        public ValueTask HandleAsync(Delivery<Invoice> delivery, CancellationToken cancellationToken)
+        {
+            ledger.Record(delivery.Message.Number);
+            return ValueTask.CompletedTask;
+        }
+    }
+
+    public sealed class InvoiceLedger
+    {
+        public System.Collections.Concurrent.ConcurrentQueue<int> Numbers { get; } = new();
+
+        public void Record(int number) => Numbers.Enqueue(number);
+    }
+
     [Test]
     public async Task DependencyInjection()
     {
         var connectionString = $"Data Source={Database}";
         var builder = new HostApplicationBuilder(new HostApplicationBuilderSettings { DisableDefaults = true });
+        builder.Services.AddSingleton<InvoiceLedger>();
         // snippet:di:start
         builder.Services.AddMessageQueue(mq => mq
             .AddQueue("billing", q => q.Durable = true)
+            .AddHandler<Invoice, InvoiceHandler>("billing", o => o.Retry = RetryPolicy.Immediate(3).DeadLetterOn<ArgumentException>())
             .UseSqlite(connectionString));
+        builder.Services.AddHealthChecks().AddMessageQueue(o => o.MaxHeadMessageAge = TimeSpan.FromMinutes(5));
         // inject IProducer (or IMessageBroker) where the application publishes
         // snippet:di:end
         using var host = builder.Build();
         await host.StartAsync();
         await host.Services.GetRequiredService<IProducer>().SendAsync("billing", new Invoice(1));
-        Assert.That(host.Services.GetRequiredService<IMessageBroker>().Management.GetQueueInfo("billing").Ready, Is.EqualTo(1));
+        await host.Services.GetRequiredService<IMessageBroker>().WaitForQueueAsync("billing", i => i.Acked == 1);
+        Assert.That(host.Services.GetRequiredService<InvoiceLedger>().Numbers, Is.EqualTo(new[] { 1 }));
         await host.StopAsync();
     }
 

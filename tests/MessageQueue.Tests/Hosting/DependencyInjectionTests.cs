@@ -70,7 +70,7 @@ public sealed class DependencyInjectionTests : TempDatabaseFixture
     }
 
     [Test]
-    public async Task NamedBrokers_AreIsolated_AndEachNameIsUsedOnce()
+    public async Task NamedBrokers_AreIsolated_AndNeedANonEmptyName()
     {
         using var host = Host(s => s
             .AddMessageQueue("tenant-a", mq => mq.AddQueue("q"))
@@ -87,15 +87,7 @@ public sealed class DependencyInjectionTests : TempDatabaseFixture
             Assert.That(host.Services.GetService<IProducer>(), Is.Null, "no unnamed broker was registered");
         }
 
-        var twice = Assert.Throws<InvalidOperationException>(() => new ServiceCollection().AddMessageQueue("x", _ => { }).AddMessageQueue("x", _ => { }));
-        var unnamedTwice = Assert.Throws<InvalidOperationException>(() => new ServiceCollection().AddMessageQueue(_ => { }).AddMessageQueue(_ => { }));
         Assert.Throws<ArgumentException>(() => new ServiceCollection().AddMessageQueue(" ", _ => { }));
-        using (Assert.EnterMultipleScope())
-        {
-            Assert.That(twice!.Message, Does.Contain("'x' was registered already"));
-            Assert.That(unnamedTwice!.Message, Does.Contain("AddMessageQueue was called twice"));
-        }
-
         await host.StopAsync().WithSafety();
     }
 

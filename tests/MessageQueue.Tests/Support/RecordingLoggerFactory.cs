@@ -3,8 +3,9 @@ using Microsoft.Extensions.Logging;
 
 namespace MessageQueue.Tests.Support;
 
-/// <summary>Keeps every log entry at Warning or above, with its event id, for tests that check what was logged.</summary>
-public sealed class RecordingLoggerFactory : ILoggerFactory, ILogger
+/// <summary>Keeps every log entry at <paramref name="minimum"/> (Warning unless given) or above, with its event id, for
+/// tests that check what was logged.</summary>
+public sealed class RecordingLoggerFactory(LogLevel minimum = LogLevel.Warning) : ILoggerFactory, ILogger
 {
     public ConcurrentQueue<(LogLevel Level, EventId Id, string Message)> Entries { get; } = new();
 
@@ -21,7 +22,7 @@ public sealed class RecordingLoggerFactory : ILoggerFactory, ILogger
     public IDisposable? BeginScope<TState>(TState state)
         where TState : notnull => null;
 
-    public bool IsEnabled(LogLevel logLevel) => logLevel >= LogLevel.Warning;
+    public bool IsEnabled(LogLevel logLevel) => logLevel >= minimum;
 
     public void Log<TState>(LogLevel logLevel, EventId eventId, TState state, Exception? exception, Func<TState, Exception?, string> formatter)
     {
