@@ -33,10 +33,10 @@ internal sealed class BrokerManagement(BrokerContext context, MessageBroker brok
         return deleted;
     }
 
-    public ValueTask BindAsync(string exchange, string queue, string routingKey = "", IReadOnlyDictionary<string, object?>? arguments = null, CancellationToken cancellationToken = default) =>
+    public ValueTask BindQueueAsync(string exchange, string queue, string routingKey = "", IReadOnlyDictionary<string, object?>? arguments = null, CancellationToken cancellationToken = default) =>
         Run(() => Topology.Bind(exchange, queue ?? throw new ArgumentNullException(nameof(queue)), null, routingKey, arguments), cancellationToken);
 
-    public ValueTask<bool> UnbindAsync(string exchange, string queue, string routingKey = "", IReadOnlyDictionary<string, object?>? arguments = null, CancellationToken cancellationToken = default) =>
+    public ValueTask<bool> UnbindQueueAsync(string exchange, string queue, string routingKey = "", IReadOnlyDictionary<string, object?>? arguments = null, CancellationToken cancellationToken = default) =>
         Run(() => Topology.Unbind(exchange, queue ?? throw new ArgumentNullException(nameof(queue)), null, routingKey, arguments), cancellationToken);
 
     public ValueTask BindExchangeAsync(string source, string destination, string routingKey = "", IReadOnlyDictionary<string, object?>? arguments = null, CancellationToken cancellationToken = default) =>

@@ -34,14 +34,16 @@ public interface IBrokerManagement
     /// <returns>Whether the queue existed.</returns>
     ValueTask<bool> DeleteQueueAsync(string name, CancellationToken cancellationToken = default);
 
-    /// <summary>Binds a queue to an exchange.</summary>
+    /// <summary>Binds a queue to an exchange. (Not named <c>BindAsync</c>: ASP.NET Core's minimal APIs take a type with a
+    /// method of that name for a parameter binder, which would stop <see cref="IBrokerManagement"/> being injected into
+    /// an endpoint.)</summary>
     /// <param name="exchange">The source exchange.</param>
     /// <param name="queue">The destination queue.</param>
     /// <param name="routingKey">The binding key (a pattern for topic exchanges).</param>
     /// <param name="arguments">Binding arguments (headers exchanges match on them).</param>
     /// <param name="cancellationToken">Cancels the call before it takes effect.</param>
     /// <returns>A task that completes when the binding exists.</returns>
-    ValueTask BindAsync(string exchange, string queue, string routingKey = "", IReadOnlyDictionary<string, object?>? arguments = null, CancellationToken cancellationToken = default);
+    ValueTask BindQueueAsync(string exchange, string queue, string routingKey = "", IReadOnlyDictionary<string, object?>? arguments = null, CancellationToken cancellationToken = default);
 
     /// <summary>Removes a binding from an exchange to a queue.</summary>
     /// <param name="exchange">The source exchange.</param>
@@ -50,7 +52,7 @@ public interface IBrokerManagement
     /// <param name="arguments">The binding arguments it was made with.</param>
     /// <param name="cancellationToken">Cancels the call before it takes effect.</param>
     /// <returns>Whether the binding existed.</returns>
-    ValueTask<bool> UnbindAsync(string exchange, string queue, string routingKey = "", IReadOnlyDictionary<string, object?>? arguments = null, CancellationToken cancellationToken = default);
+    ValueTask<bool> UnbindQueueAsync(string exchange, string queue, string routingKey = "", IReadOnlyDictionary<string, object?>? arguments = null, CancellationToken cancellationToken = default);
 
     /// <summary>Binds an exchange to another exchange (cycles are allowed; routing visits each exchange once).</summary>
     /// <param name="source">The source exchange.</param>

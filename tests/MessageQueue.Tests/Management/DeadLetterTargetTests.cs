@@ -28,7 +28,7 @@ public sealed class DeadLetterTargetTests
 
         await broker.Management.DeclareExchangeAsync("dlx", ExchangeType.Fanout);
         await broker.Management.DeclareQueueAsync("dead");
-        await broker.Management.BindAsync("dlx", "dead");
+        await broker.Management.BindQueueAsync("dlx", "dead");
         await broker.SendAsync("work", new Order(3));
         await (await consumer.ReceiveAsync()).RejectAsync("no");
 

@@ -210,7 +210,7 @@ public sealed class RoutingTests
     public async Task Headers_WithXModes_AcceptedByRunTimeBind()
     {
         await using var broker = new MessageBrokerBuilder().AddExchange("h", ExchangeType.Headers).AddQueue("q").Build();
-        await broker.Management.BindAsync("h", "q", "", new Dictionary<string, object?> { ["x-match"] = "any-with-x", ["x-foo"] = "bar" });
+        await broker.Management.BindQueueAsync("h", "q", "", new Dictionary<string, object?> { ["x-match"] = "any-with-x", ["x-foo"] = "bar" });
         Assert.That(await RouteAsync(broker, "h", "", new Dictionary<string, object?> { ["x-foo"] = "bar" }), Is.EqualTo(new[] { "q" }));
     }
 

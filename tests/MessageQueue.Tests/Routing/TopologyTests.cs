@@ -91,7 +91,7 @@ public sealed class TopologyTests
             .Build());
 
         await using var broker = new MessageBrokerBuilder().AddExchange("h", ExchangeType.Headers).AddQueue("q").Build();
-        var runTimeEx = await Assert.ThrowsAsync<TopologyException>(async () => await broker.Management.BindAsync("h", "q", "", arguments));
+        var runTimeEx = await Assert.ThrowsAsync<TopologyException>(async () => await broker.Management.BindQueueAsync("h", "q", "", arguments));
 
         Assert.Multiple(() =>
         {
@@ -171,13 +171,13 @@ public sealed class TopologyTests
         await m.DeclareExchangeAsync("events", ExchangeType.Fanout);
         await m.DeclareQueueAsync("a");
         await m.DeclareQueueAsync("b");
-        await m.BindAsync("events", "a");
-        await m.BindAsync("events", "b");
+        await m.BindQueueAsync("events", "a");
+        await m.BindQueueAsync("events", "b");
 
         var r = await broker.PublishAsync("events", "", new Order(1));
         Assert.That(r.RoutedQueues, Is.EqualTo(2));
 
-        Assert.That(await m.UnbindAsync("events", "b"), Is.True);
+        Assert.That(await m.UnbindQueueAsync("events", "b"), Is.True);
         Assert.That((await broker.PublishAsync("events", "", new Order(2))).RoutedQueues, Is.EqualTo(1));
 
         Assert.That(await m.DeleteQueueAsync("a"), Is.True);
@@ -295,8 +295,8 @@ public sealed class TopologyTests
         using (Assert.EnterMultipleScope())
         {
             Assert.Throws<TopologyException>(() => m.GetQueueInfo("missing"));
-            await Assert.ThrowsAsync<TopologyException>(async () => await m.BindAsync("x", "missing"));
-            await Assert.ThrowsAsync<TopologyException>(async () => await m.BindAsync("missing", "q"));
+            await Assert.ThrowsAsync<TopologyException>(async () => await m.BindQueueAsync("x", "missing"));
+            await Assert.ThrowsAsync<TopologyException>(async () => await m.BindQueueAsync("missing", "q"));
             await Assert.ThrowsAsync<TopologyException>(async () => await m.BindExchangeAsync("x", "missing"));
             await Assert.ThrowsAsync<TopologyException>(async () => await m.PurgeAsync("missing"));
             Assert.Throws<TopologyException>(() => broker.Consume<Order>("missing"));
