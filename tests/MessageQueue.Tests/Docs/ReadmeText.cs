@@ -21,7 +21,7 @@ internal static class ReadmeText
     internal static string[] Normalize(string block) =>
         [.. block.Split('\n').Select(l => l.Trim()).Where(l => l.Length > 0 && !l.StartsWith("```", StringComparison.Ordinal))];
 
-    private static string RepositoryRoot
+    internal static string RepositoryRoot
     {
         get
         {
