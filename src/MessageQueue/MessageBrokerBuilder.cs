@@ -247,6 +247,7 @@ public sealed partial class MessageBrokerBuilder
     private List<string> Validate()
     {
         var problems = new List<string>();
+        ApplyConfiguration(problems);
         var exchanges = ValidateExchanges(problems);
         var queues = ValidateQueues(problems);
         ValidateReferences(problems, exchanges, queues);

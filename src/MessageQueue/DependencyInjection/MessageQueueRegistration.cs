@@ -1,3 +1,5 @@
+using Microsoft.Extensions.Configuration;
+
 namespace MessageQueue.DependencyInjection;
 
 /// <summary>
@@ -21,6 +23,12 @@ internal sealed class MessageQueueRegistration(string? name)
     internal IMessageBroker Build(IServiceProvider services, MessageBrokerBuilder builder)
     {
         builder.Services = services;
+        if (services.GetService(typeof(IConfiguration)) is IConfiguration configuration
+            && configuration.GetSection(Name is null ? "MessageQueue" : $"MessageQueue:Brokers:{Name}") is var section && section.Exists())
+        {
+            builder.AddConfiguration(section);
+        }
+
         foreach (var configure in _configure)
         {
             configure(services, builder);

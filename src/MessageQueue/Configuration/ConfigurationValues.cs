@@ -1,0 +1,74 @@
+using System.Globalization;
+using Microsoft.Extensions.Configuration;
+
+namespace MessageQueue.Configuration;
+
+/// <summary>
+/// Reads typed values from configuration. A value that does not parse, or a key that is not an option, is a problem
+/// naming its configuration path (<c>MessageQueue:Queues:billing:MaxLength</c>), collected for <c>Build()</c>.
+/// </summary>
+internal sealed class ConfigurationValues(List<string> problems)
+{
+    internal List<string> Problems { get; } = problems;
+
+    /// <summary>Adds a problem for every child of <paramref name="section"/> not in <paramref name="known"/>.</summary>
+    internal void CheckKeys(IConfigurationSection section, string what, params string[] known)
+    {
+        foreach (var child in section.GetChildren())
+        {
+            if (!known.Contains(child.Key, StringComparer.OrdinalIgnoreCase))
+            {
+                Problems.Add($"{child.Path}: '{child.Key}' is not {what}; known: {string.Join(", ", known)}.");
+            }
+        }
+    }
+
+    internal static string? Text(IConfigurationSection section, string key) => section[key] is { Length: > 0 } text ? text : null;
+
+    internal bool? Bool(IConfigurationSection section, string key) =>
+        Parse(section, key, "true or false", static (string v, out bool r) => bool.TryParse(v, out r));
+
+    internal int? Int(IConfigurationSection section, string key) =>
+        Parse(section, key, "a whole number", static (string v, out int r) => int.TryParse(v, NumberStyles.Integer, CultureInfo.InvariantCulture, out r));
+
+    internal long? Long(IConfigurationSection section, string key) =>
+        Parse(section, key, "a whole number", static (string v, out long r) => long.TryParse(v, NumberStyles.Integer, CultureInfo.InvariantCulture, out r));
+
+    /// <summary>A duration as <c>[d.]hh:mm:ss[.fff]</c>, or <c>Infinite</c> (<see cref="Timeout.InfiniteTimeSpan"/>).</summary>
+    internal TimeSpan? Duration(IConfigurationSection section, string key) =>
+        Parse(section, key, "a duration ([d.]hh:mm:ss[.fff], or Infinite)", static (string v, out TimeSpan r) =>
+        {
+            if (string.Equals(v, "Infinite", StringComparison.OrdinalIgnoreCase))
+            {
+                r = Timeout.InfiniteTimeSpan;
+                return true;
+            }
+
+            return TimeSpan.TryParse(v, CultureInfo.InvariantCulture, out r);
+        });
+
+    internal T? Enum<T>(IConfigurationSection section, string key)
+        where T : struct, Enum =>
+        Parse(section, key, $"one of {string.Join(", ", System.Enum.GetNames<T>())}",
+            static (string v, out T r) => System.Enum.TryParse(v, ignoreCase: true, out r) && System.Enum.IsDefined(r) && !int.TryParse(v, out _));
+
+    private delegate bool TryParse<T>(string value, out T result);
+
+    private T? Parse<T>(IConfigurationSection section, string key, string expected, TryParse<T> parse)
+        where T : struct
+    {
+        var child = section.GetSection(key);
+        if (child.Value is not { } value)
+        {
+            return null;
+        }
+
+        if (parse(value.Trim(), out var result))
+        {
+            return result;
+        }
+
+        Problems.Add($"{child.Path}: '{value}' is not {expected}.");
+        return null;
+    }
+}
