@@ -23,7 +23,7 @@ internal static class BrokerConfiguration
     {
         if (configuration is IConfigurationSection root)
         {
-            values.CheckKeys(root, "a MessageQueue setting", "Exchanges", "Queues", "Bindings", "Storage", "ShutdownTimeout", "Brokers");
+            values.CheckKeys(root, "a MessageQueue setting", "Exchanges", "Queues", "Bindings", "Storage", "ShutdownTimeout", "Brokers", "Sqlite");
         }
 
         foreach (var exchange in configuration.GetSection("Exchanges").GetChildren())

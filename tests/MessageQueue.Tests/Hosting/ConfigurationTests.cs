@@ -122,6 +122,59 @@ public sealed class ConfigurationTests
     }
 
     [Test]
+    public async Task UseSqlite_FromConfiguration_KeepsDurableQueuesInTheConfiguredFile_AndNamesBadValues()
+    {
+        var database = Path.Combine(Path.GetTempPath(), $"mq-config-{Guid.NewGuid():N}.db");
+        IHost Start() => HostWith(new Dictionary<string, string?>
+        {
+            ["MessageQueue:Queues:q:Durable"] = "true",
+            ["MessageQueue:Sqlite:Database"] = database,
+            ["MessageQueue:Sqlite:Synchronous"] = "Normal",
+        });
+        try
+        {
+            using (var host = Start())
+            {
+                await host.StartAsync().WithSafety();
+                await host.Services.GetRequiredService<IProducer>().SendAsync("q", new Order(1)).AsTask().WithSafety();
+                await host.StopAsync().WithSafety();
+            }
+
+            using (var again = Start())
+            {
+                await again.StartAsync().WithSafety();
+                Assert.That((await again.Services.GetRequiredService<IBrokerManagement>().PeekAsync("q")).Select(m => m.Body), Is.EqualTo(new object[] { new Order(1) }));
+                await again.StopAsync().WithSafety();
+            }
+
+            using var bad = HostWith(new Dictionary<string, string?> { ["MessageQueue:Sqlite:Synchronous"] = "Sometimes", ["MessageQueue:Sqlite:Databse"] = database });
+            var ex = await Assert.ThrowsAsync<TopologyException>(() => bad.StartAsync());
+            Assert.That(ex!.Problems, Is.EquivalentTo(new[]
+            {
+                "MessageQueue:Sqlite:Databse: 'Databse' is not a SQLite store option; known: Database, Synchronous, BusyTimeout, OwnerWaitTimeout, LazyWindow, MaxBatchSize, AckDelay.",
+                "MessageQueue:Sqlite:Database is missing: the SQLite file path or connection string.",
+                "MessageQueue:Sqlite:Synchronous: 'Sometimes' is not Full or Normal.",
+            }));
+        }
+        finally
+        {
+            Microsoft.Data.Sqlite.SqliteConnection.ClearAllPools();
+            foreach (var file in new[] { database, database + "-wal", database + "-shm", database + ".lock", database + ".owner" })
+            {
+                File.Delete(file);
+            }
+        }
+    }
+
+    private static IHost HostWith(Dictionary<string, string?> settings)
+    {
+        var builder = new HostApplicationBuilder(new HostApplicationBuilderSettings { DisableDefaults = true });
+        builder.Configuration.AddInMemoryCollection(settings);
+        builder.Services.AddMessageQueue((sp, mq) => mq.UseSqlite(sp.GetRequiredService<IConfiguration>().GetSection("MessageQueue:Sqlite")));
+        return builder.Build();
+    }
+
+    [Test]
     public void AddConfiguration_WorksWithoutDependencyInjection()
     {
         using var broker = new MessageBrokerBuilder().AddConfiguration(Json(AppSettings).GetSection("MessageQueue")).Build();
