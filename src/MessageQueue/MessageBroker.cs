@@ -166,6 +166,12 @@ internal sealed partial class MessageBroker : IMessageBroker
         _context.Scheduler.Dispose();
     }
 
+    /// <summary>Stops every push subscription as disposing it would, but gives up waiting for running handlers when
+    /// <paramref name="giveUp"/> is cancelled (a host's shutdown timeout). The broker stays open: publishing still
+    /// works, and pull consumers are left to their owners.</summary>
+    internal Task StopSubscriptionsAsync(CancellationToken giveUp) =>
+        Task.WhenAll(_consumers.Keys.OfType<IStopsGracefully>().Select(s => s.StopAsync(giveUp)));
+
     internal void Forget(IAsyncDisposable consumer) => _consumers.TryRemove(consumer, out _);
 
     private void ThrowIfDisposed()

@@ -55,7 +55,7 @@ public sealed partial class MessageBrokerBuilder
             }
 
             problems.AddRange(handler.ValidateOptions());
-            if (handler.TryCreate(Services) is { } problem)
+            if (handler.CheckDependencies(Services) is { } problem)
             {
                 problems.Add(problem);
             }

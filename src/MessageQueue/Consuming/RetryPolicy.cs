@@ -127,7 +127,9 @@ public sealed class RetryPolicy : IEquatable<RetryPolicy>
 
     /// <summary>Whether <paramref name="exception"/> may be retried by this policy's filters (retries left are counted
     /// separately, by <see cref="MaxRetries"/>): not of a type given to <c>DeadLetterOn</c>, and, when types were given
-    /// to <c>Handle</c>, of one of them.</summary>
+    /// to <c>Handle</c>, of one of them. The exception itself is matched (with derived types), not its inner
+    /// exceptions: a <see cref="TaskCanceledException"/> wrapping a <see cref="TimeoutException"/> is a
+    /// <see cref="TaskCanceledException"/>.</summary>
     /// <param name="exception">The handler's exception.</param>
     /// <returns>Whether to retry it.</returns>
     public bool ShouldRetry(Exception exception)

@@ -322,6 +322,6 @@ internal sealed partial class Subscription<T> : ISubscription, IRunsHandlers, IS
     [LoggerMessage(EventId = 4, Level = LogLevel.Warning, Message = "Queue '{Queue}' was deleted; its subscription stopped")]
     private static partial void LogQueueDeleted(ILogger logger, string queue);
 
-    [LoggerMessage(EventId = 3, Level = LogLevel.Warning, Message = "Handlers for queue '{Queue}' did not finish within {Timeout}; cancelling them and returning their messages")]
+    [LoggerMessage(EventId = 3, Level = LogLevel.Warning, Message = "Handlers for queue '{Queue}' did not finish in time (the broker's shutdown timeout {Timeout}, or the host's, whichever came first); cancelling them and returning their messages")]
     private static partial void LogShutdownTimeout(ILogger logger, string queue, TimeSpan timeout);
 }

@@ -1,3 +1,4 @@
+using System.Reflection;
 using Microsoft.Extensions.DependencyInjection;
 
 namespace MessageQueue.DependencyInjection;
@@ -20,20 +21,52 @@ internal abstract class HandlerRegistration(string queue, Type messageType, Type
     /// <summary>Lists the problems of the subscription's options.</summary>
     internal abstract IEnumerable<string> ValidateOptions();
 
-    /// <summary>Creates the handler once, in a scope of its own, to find dependencies that cannot be resolved before
-    /// any message arrives. Returns the problem, or null.</summary>
-    internal string? TryCreate(IServiceProvider services)
+    /// <summary>Checks, without creating anything, that the handler can be made from the container: it is registered,
+    /// or a public constructor's parameters are all services (or have defaults). Creating it here would run its
+    /// constructor, and a handler that depends on the broker (<see cref="IProducer"/>) would re-enter the broker's own
+    /// construction. Only the handler's own parameters are checked; the container checks deeper chains
+    /// (<c>ValidateOnBuild</c>). Returns the problem, or null (also for a container that cannot tell).</summary>
+    internal string? CheckDependencies(IServiceProvider services)
     {
-        try
+        if (services.GetService<IServiceProviderIsService>() is not { } isService || isService.IsService(HandlerType))
         {
-            using var scope = services.CreateScope();
-            _ = Create(scope.ServiceProvider);
             return null;
         }
-        catch (Exception ex) when (ex is InvalidOperationException or ArgumentException or MissingMethodException or MemberAccessException)
+
+        var constructors = HandlerType.GetConstructors(BindingFlags.Public | BindingFlags.Instance);
+        if (constructors.Length == 0)
         {
-            return $"{Describe()} cannot be created from the services: {ex.Message}";
+            return $"{Describe()} cannot be created from the services: it has no public constructor.";
         }
+
+        string? missing = null;
+        foreach (var constructor in constructors.OrderByDescending(c => c.GetParameters().Length))
+        {
+            var unresolved = constructor.GetParameters().Where(p => !Resolvable(p, services, isService)).ToList();
+            if (unresolved.Count == 0)
+            {
+                return null;
+            }
+
+            missing ??= string.Join(", ", unresolved.Select(p => $"{p.ParameterType.Name} {p.Name}"));
+        }
+
+        return $"{Describe()} cannot be created from the services: nothing is registered for {missing} (register it, or give the parameter a default).";
+    }
+
+    private static bool Resolvable(ParameterInfo parameter, IServiceProvider services, IServiceProviderIsService isService)
+    {
+        if (parameter.HasDefaultValue)
+        {
+            return true;
+        }
+
+        if (parameter.GetCustomAttribute<FromKeyedServicesAttribute>() is { } keyed)
+        {
+            return services.GetService<IServiceProviderIsKeyedService>()?.IsKeyedService(parameter.ParameterType, keyed.Key) ?? true;
+        }
+
+        return isService.IsService(parameter.ParameterType);
     }
 
     /// <summary>Subscribes the handler to its queue: each delivery gets a new scope (disposed after the handler, even

@@ -13,8 +13,9 @@ namespace MessageQueue;
 /// uses the container's <see cref="TimeProvider"/> (<see cref="TimeProvider.System"/> is registered when none is).
 /// A hosted service builds it when the host starts, so topology errors, handler problems and store recovery happen at
 /// start, not at the first publish; it starts the handlers (<see cref="MessageBrokerBuilder.AddHandler{TMessage, THandler}"/>),
-/// and when the host stops it lets running handlers finish within the host's shutdown timeout, returns the rest to
-/// their queues and disposes the broker.
+/// and when the host stops it stops every subscription (running handlers finish within the host's shutdown timeout;
+/// the rest return to their queues). The broker stays open for hosted services that stop later; the container
+/// disposes it.
 /// </summary>
 /// <remarks>
 /// <c>AddMessageQueue</c> may be called several times for the same broker (modules): each call adds its part of the
@@ -43,7 +44,7 @@ public static class MessageQueueServiceCollectionExtensions
     {
         ArgumentNullException.ThrowIfNull(services);
         ArgumentNullException.ThrowIfNull(configure);
-        Registration(services, name: null).Add(configure);
+        AddPart(services, name: null, configure);
         return services;
     }
 
@@ -71,41 +72,48 @@ public static class MessageQueueServiceCollectionExtensions
         ArgumentNullException.ThrowIfNull(services);
         ArgumentException.ThrowIfNullOrWhiteSpace(name);
         ArgumentNullException.ThrowIfNull(configure);
-        Registration(services, name).Add(configure);
+        AddPart(services, name, configure);
         return services;
     }
 
-    /// <summary>The registration of the broker named <paramref name="name"/> (null: the application's), made and its
-    /// services registered on first use.</summary>
-    private static MessageQueueRegistration Registration(IServiceCollection services, string? name)
+    /// <summary>Adds one part of the broker named <paramref name="name"/> (null: the application's), registering the
+    /// broker's services with the first part.</summary>
+    private static void AddPart(IServiceCollection services, string? name, Action<IServiceProvider, MessageBrokerBuilder> configure)
     {
-        var existing = services.FirstOrDefault(d => d.ServiceType == typeof(MessageQueueRegistration)
+        var first = !services.Any(d => d.ServiceType == typeof(MessageQueueRegistration)
             && (name is null ? !d.IsKeyedService : d.IsKeyedService && Equals(d.ServiceKey, name)));
-        if (existing is not null)
-        {
-            return (MessageQueueRegistration)(name is null ? existing.ImplementationInstance! : existing.KeyedImplementationInstance!);
-        }
-
-        var registration = new MessageQueueRegistration(name);
-        services.TryAddSingleton(TimeProvider.System);
+        var part = new MessageQueuePart(configure);
         if (name is null)
         {
-            services.AddSingleton(registration);
-            services.AddSingleton(sp => Build(sp, registration));
-            services.AddSingleton<IProducer>(sp => sp.GetRequiredService<IMessageBroker>());
-            services.AddSingleton(sp => sp.GetRequiredService<IMessageBroker>().Management);
-            services.AddSingleton<IHostedService>(sp => new MessageBrokerHost(sp.GetRequiredService<IMessageBroker>, registration, sp.GetRequiredService<IServiceScopeFactory>()));
+            services.AddSingleton(part); // fails once the collection is read-only, as any registration does
         }
         else
         {
-            services.AddKeyedSingleton(name, registration);
-            services.AddKeyedSingleton(name, (sp, _) => Build(sp, registration));
-            services.AddKeyedSingleton<IProducer>(name, (sp, key) => sp.GetRequiredKeyedService<IMessageBroker>(key));
-            services.AddKeyedSingleton(name, (sp, key) => sp.GetRequiredKeyedService<IMessageBroker>(key).Management);
-            services.AddSingleton<IHostedService>(sp => new MessageBrokerHost(() => sp.GetRequiredKeyedService<IMessageBroker>(name), registration, sp.GetRequiredService<IServiceScopeFactory>()));
+            services.AddKeyedSingleton(name, part);
         }
 
-        return registration;
+        if (!first)
+        {
+            return;
+        }
+
+        services.TryAddSingleton(TimeProvider.System);
+        if (name is null)
+        {
+            services.AddSingleton(sp => new MessageQueueRegistration(null, sp));
+            services.AddSingleton(sp => Build(sp, sp.GetRequiredService<MessageQueueRegistration>()));
+            services.AddSingleton<IProducer>(sp => sp.GetRequiredService<IMessageBroker>());
+            services.AddSingleton(sp => sp.GetRequiredService<IMessageBroker>().Management);
+            services.AddSingleton<IHostedService>(sp => new MessageBrokerHost(sp.GetRequiredService<IMessageBroker>, sp.GetRequiredService<MessageQueueRegistration>()));
+        }
+        else
+        {
+            services.AddKeyedSingleton(name, (sp, _) => new MessageQueueRegistration(name, sp));
+            services.AddKeyedSingleton(name, (sp, key) => Build(sp, sp.GetRequiredKeyedService<MessageQueueRegistration>(key)));
+            services.AddKeyedSingleton<IProducer>(name, (sp, key) => sp.GetRequiredKeyedService<IMessageBroker>(key));
+            services.AddKeyedSingleton(name, (sp, key) => sp.GetRequiredKeyedService<IMessageBroker>(key).Management);
+            services.AddSingleton<IHostedService>(sp => new MessageBrokerHost(() => sp.GetRequiredKeyedService<IMessageBroker>(name), sp.GetRequiredKeyedService<MessageQueueRegistration>(name)));
+        }
     }
 
     private static IMessageBroker Build(IServiceProvider services, MessageQueueRegistration registration)
@@ -117,6 +125,6 @@ public static class MessageQueueServiceCollectionExtensions
         }
 
         builder.UseTimeProvider(services.GetService<TimeProvider>() ?? TimeProvider.System);
-        return registration.Build(services, builder);
+        return registration.Build(builder);
     }
 }

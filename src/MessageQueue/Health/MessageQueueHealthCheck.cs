@@ -31,7 +31,9 @@ internal sealed class MessageQueueHealthCheck(Func<IMessageBroker> broker, Messa
         var data = new Dictionary<string, object>(StringComparer.Ordinal);
         var problems = new List<string>();
         var now = time.GetUtcNow();
-        foreach (var queue in engine.Context.Topology.Queues)
+        var queues = engine.Context.Topology.Queues.ToList();
+        var deadLetterQueues = queues.Select(q => q.Options.DeadLetterQueue).OfType<string>().ToHashSet(StringComparer.Ordinal);
+        foreach (var queue in queues)
         {
             if (options.Queues is { } only && !only.Contains(queue.Name))
             {
@@ -45,7 +47,7 @@ internal sealed class MessageQueueHealthCheck(Func<IMessageBroker> broker, Messa
                 problems.Add($"queue '{queue.Name}' holds {info.Ready} of its MaxLength {max}");
             }
 
-            if (options.MaxHeadMessageAge is { } maxAge && info.HeadMessageTimestamp is { } head && now - head > maxAge)
+            if (options.MaxHeadMessageAge is { } maxAge && info.HeadMessageTimestamp is { } head && now - head > maxAge && !deadLetterQueues.Contains(queue.Name))
             {
                 problems.Add($"the head message of queue '{queue.Name}' is {(now - head).TotalSeconds:0} s old (more than {maxAge.TotalSeconds:0} s)");
             }

@@ -157,6 +157,10 @@ public sealed class QueueOptions
         {
             yield return $"Queue '{queue}' has a null Redelivery policy; use RetryPolicy.None for no wait.";
         }
+        else if (Redelivery.HandledExceptions.Count > 0 || Redelivery.DeadLetteredExceptions.Count > 0)
+        {
+            yield return $"Queue '{queue}' has a Redelivery policy with exception filters ({Redelivery}); a nack has no exception, so they would be ignored. Set them on the subscription's Retry.";
+        }
     }
 
     private IEnumerable<string> ValidateLimits(string queue)

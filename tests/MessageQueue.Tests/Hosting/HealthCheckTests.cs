@@ -50,7 +50,7 @@ public sealed class HealthCheckTests : TempDatabaseFixture
         (await host.Services.GetRequiredService<HealthCheckService>().CheckHealthAsync().WithSafety()).Entries["messagequeue"];
 
     [Test]
-    public async Task Healthy_ThenDegradedWhenAQueuePassesItsShareOfMaxLength_ThenUnhealthyWhenStopped()
+    public async Task Healthy_ThenDegradedWhenAQueuePassesItsShareOfMaxLength_ThenUnhealthyWhenDisposed()
     {
         using var host = Host(s => s.AddMessageQueue(mq => mq.AddQueue("orders", q => q.MaxLength = 10)), o => o.QueueFullShare = 0.5);
         await host.StartAsync().WithSafety();
@@ -64,6 +64,8 @@ public sealed class HealthCheckTests : TempDatabaseFixture
 
         var degraded = await CheckAsync(host);
         await host.StopAsync().WithSafety();
+        var hostStopped = await CheckAsync(host); // the broker stays open for services that stop later
+        await broker.DisposeAsync(); // as the container does when the host is disposed
         var stopped = await CheckAsync(host);
         using (Assert.EnterMultipleScope())
         {
@@ -71,6 +73,7 @@ public sealed class HealthCheckTests : TempDatabaseFixture
             Assert.That(healthy.Data["orders"], Is.EqualTo("ready=0 unacked=0 consumers=0"));
             Assert.That(degraded.Status, Is.EqualTo(HealthStatus.Degraded));
             Assert.That(degraded.Description, Is.EqualTo("queue 'orders' holds 5 of its MaxLength 10."));
+            Assert.That(hostStopped.Status, Is.EqualTo(HealthStatus.Degraded));
             Assert.That(stopped.Status, Is.EqualTo(HealthStatus.Unhealthy));
             Assert.That(stopped.Description, Is.EqualTo("The message broker was stopped."));
         }

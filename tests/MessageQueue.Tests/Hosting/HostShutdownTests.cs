@@ -23,6 +23,18 @@ public sealed class HostShutdownTests : TempDatabaseFixture
         public ConcurrentQueue<int> Finished { get; } = new();
 
         public ConcurrentQueue<int> Cancelled { get; } = new();
+
+        /// <summary>Released after each entry of <see cref="Cancelled"/>: a stop cancels running handlers and returns
+        /// without waiting for them to observe it.</summary>
+        public SemaphoreSlim CancelledSignal { get; } = new(0);
+
+        public async Task WaitForCancelledAsync(int count)
+        {
+            for (var i = 0; i < count; i++)
+            {
+                await CancelledSignal.WaitAsync().WithSafety();
+            }
+        }
     }
 
     public sealed class SlowHandler(Gate gate) : IMessageHandler<Order>
@@ -37,6 +49,7 @@ public sealed class HostShutdownTests : TempDatabaseFixture
             catch (OperationCanceledException)
             {
                 gate.Cancelled.Enqueue(delivery.Message.Id);
+                gate.CancelledSignal.Release();
                 throw;
             }
 
@@ -119,6 +132,7 @@ public sealed class HostShutdownTests : TempDatabaseFixture
             await broker.WaitForQueueAsync("work", i => i.Consumers == 0);
             await giveUp.CancelAsync(); // the host's shutdown timeout has passed
             await stopping.WithSafety();
+            await gate.WaitForCancelledAsync(2);
 
             var info = broker.Management.GetQueueInfo("work");
             using (Assert.EnterMultipleScope())
