@@ -48,7 +48,7 @@ public sealed class OrderServiceTests
         var placed = await http.PostAsJsonAsync("/orders", new OrderRequest("lamp", 2));
         Assert.That(placed.StatusCode, Is.EqualTo(HttpStatusCode.Accepted));
         var order = (await placed.Content.ReadFromJsonAsync<OrderPlaced>())!;
-        await Broker(service).WaitForQueueAsync("billing", i => i.DeadLettered == 1);
+        await Broker(service).WaitForQueueAsync("billing.dead", i => i.Ready == 1);
 
         var dead = await http.GetFromJsonAsync<JsonElement>("/dead-letters");
         using (Assert.EnterMultipleScope())
@@ -84,7 +84,7 @@ public sealed class OrderServiceTests
             using var http = service.CreateClient();
             var placed = await http.PostAsJsonAsync("/orders", new OrderRequest("chair", 1));
             orderId = (await placed.Content.ReadFromJsonAsync<OrderPlaced>())!.OrderId;
-            await Broker(service).WaitForQueueAsync("billing", i => i.DeadLettered == 1);
+            await Broker(service).WaitForQueueAsync("billing.dead", i => i.Ready == 1);
         }
 
         await using var restarted = Service();
