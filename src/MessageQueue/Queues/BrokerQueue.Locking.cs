@@ -43,7 +43,7 @@ internal sealed partial class BrokerQueue
     /// <summary>What work this queue holds (caller holds the lock; see <see cref="InFlight"/>), or null for none:
     /// something ready (in memory, in the inbox or on disk), a delivery unsettled, a dead letter on its way out,
     /// something delayed that is due or waiting for room.</summary>
-    internal string? BusyLocked(long nowTicks)
+    internal string? BusyLocked(long nowTicks, bool readyNeedsConsumer = false)
     {
         var transit = Volatile.Read(ref _deadInTransit);
         if (_deleted)
@@ -51,7 +51,7 @@ internal sealed partial class BrokerQueue
             return transit == 0 ? null : $"{transit} dead letter(s) on their way out";
         }
 
-        if (!_incoming.IsEmpty || ReadyCount > 0)
+        if ((!_incoming.IsEmpty || ReadyCount > 0) && (!readyNeedsConsumer || _consumers.Exists(c => c.Active)))
         {
             return $"{ReadyCount + _incoming.Count} ready";
         }

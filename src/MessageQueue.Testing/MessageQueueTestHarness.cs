@@ -1,0 +1,73 @@
+using Microsoft.Extensions.Time.Testing;
+
+namespace MessageQueue.Testing;
+
+/// <summary>
+/// A broker for tests, on a fake clock (<see cref="FakeTimeProvider"/>), that knows exactly when it is idle: nothing
+/// ready or due, nothing unacked, no handler running, no dead letter between queues, no store write pending (cascades
+/// included: a handler that publishes to the next queue keeps it busy). Never decided from inactivity.
+/// </summary>
+/// <example>
+/// <code>
+/// await using var harness = new MessageQueueTestHarness(mq => mq.AddQueue("billing"));
+/// await using var sub = harness.Broker.Subscribe&lt;Order&gt;("billing", handler);
+/// await harness.Broker.SendAsync("billing", new Order(1));
+/// await harness.WaitForIdleAsync();            // the handler ran, and everything it published was handled
+/// harness.Time.Advance(TimeSpan.FromSeconds(5)); // delays, TTL, retries and ack timeouts move together
+/// </code>
+/// </example>
+public sealed class MessageQueueTestHarness : IAsyncDisposable, IDisposable
+{
+    /// <summary>How long <see cref="WaitForIdleAsync"/> waits by default (real time: the fake clock never moves by itself).</summary>
+    public static readonly TimeSpan DefaultTimeout = TimeSpan.FromSeconds(10);
+
+    private readonly MessageBroker _engine;
+
+    /// <summary>Builds the broker <paramref name="configure"/> declares, on <see cref="Time"/> (set after
+    /// <paramref name="configure"/>, so the harness's clock is the broker's).</summary>
+    /// <param name="configure">Declares the topology and options, as for <see cref="MessageBrokerBuilder"/>.</param>
+    /// <param name="start">When the fake clock starts; 2026-01-01 UTC when null.</param>
+    /// <exception cref="TopologyException">The topology is invalid.</exception>
+    public MessageQueueTestHarness(Action<MessageBrokerBuilder> configure, DateTimeOffset? start = null)
+    {
+        ArgumentNullException.ThrowIfNull(configure);
+        Time = new FakeTimeProvider(start ?? new DateTimeOffset(2026, 1, 1, 0, 0, 0, TimeSpan.Zero));
+        var builder = new MessageBrokerBuilder();
+        configure(builder);
+        _engine = (MessageBroker)builder.UseTimeProvider(Time).Build();
+    }
+
+    /// <summary>Gets the broker under test.</summary>
+    public IMessageBroker Broker => _engine;
+
+    /// <summary>Gets the broker's clock: <c>Time.Advance(...)</c> moves delays, TTL, retries and ack timeouts.</summary>
+    public FakeTimeProvider Time { get; }
+
+    /// <summary>Completes exactly when the broker is idle (see the type's summary): delayed messages and retries not
+    /// yet due on the fake clock do not count until <see cref="Time"/> reaches them, and ready messages count only in
+    /// queues that have a consumer (messages left in a dead-letter queue the test inspects cannot make progress).</summary>
+    /// <param name="timeout">How long to wait, in real time; <see cref="DefaultTimeout"/> when null.</param>
+    /// <param name="cancellationToken">Cancels the wait.</param>
+    /// <returns>A task that completes when the broker is idle.</returns>
+    /// <exception cref="TimeoutException">The broker was still busy at the timeout; the message says with what
+    /// (queue and counts).</exception>
+    public async Task WaitForIdleAsync(TimeSpan? timeout = null, CancellationToken cancellationToken = default)
+    {
+        var wait = timeout ?? DefaultTimeout;
+        try
+        {
+            await _engine.WhenIdleOrStuckAsync(cancellationToken).WaitAsync(wait, TimeProvider.System, cancellationToken).ConfigureAwait(false);
+        }
+        catch (TimeoutException)
+        {
+            throw new TimeoutException($"The broker was not idle within {wait}: {_engine.Context.InFlight.Busy(readyNeedsConsumer: true) ?? "it became idle just as the wait ended"}.");
+        }
+    }
+
+    /// <summary>Stops the broker (as disposing it does).</summary>
+    /// <returns>A task that completes when it has stopped.</returns>
+    public ValueTask DisposeAsync() => _engine.DisposeAsync();
+
+    /// <summary>Stops the broker, blocking until it has stopped.</summary>
+    public void Dispose() => _engine.Dispose();
+}
