@@ -22,6 +22,7 @@ public sealed class MessageQueueTestHarness : IAsyncDisposable, IDisposable
     public static readonly TimeSpan DefaultTimeout = TimeSpan.FromSeconds(10);
 
     private readonly MessageBroker _engine;
+    private readonly HarnessObserver _observer = new();
 
     /// <summary>Builds the broker <paramref name="configure"/> declares, on <see cref="Time"/> (set after
     /// <paramref name="configure"/>, so the harness's clock is the broker's).</summary>
@@ -35,7 +36,23 @@ public sealed class MessageQueueTestHarness : IAsyncDisposable, IDisposable
         var builder = new MessageBrokerBuilder();
         configure(builder);
         _engine = (MessageBroker)builder.UseTimeProvider(Time).Build();
+        _engine.Context.Observer = _observer;
     }
+
+    /// <summary>Gets the publishes the broker accepted (sends and committed transactions included).</summary>
+    public RecordedMessages<PublishedMessage> Published => _observer.PublishedList;
+
+    /// <summary>Gets the deliveries code took (a handler ran, or a pull consumer received), retries included.</summary>
+    public RecordedMessages<ConsumedMessage> Delivered => _observer.DeliveredList;
+
+    /// <summary>Gets the deliveries acknowledged.</summary>
+    public RecordedMessages<ConsumedMessage> Acked => _observer.AckedList;
+
+    /// <summary>Gets the deliveries nacked back to their queue (handler retries included).</summary>
+    public RecordedMessages<NackedMessage> Nacked => _observer.NackedList;
+
+    /// <summary>Gets the messages that left a queue as dead letters, with reason and exception.</summary>
+    public RecordedMessages<DeadLetteredMessage> DeadLettered => _observer.DeadLetteredList;
 
     /// <summary>Gets the broker under test.</summary>
     public IMessageBroker Broker => _engine;

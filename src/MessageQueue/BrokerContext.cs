@@ -46,6 +46,9 @@ internal sealed class BrokerContext
     /// <summary>The writer to the message store, when the broker has one (durable queues).</summary>
     internal Storage.DurableLog? Durable { get; set; }
 
+    /// <summary>The test harness's observer, or null (see <see cref="IBrokerObserver"/>).</summary>
+    internal IBrokerObserver? Observer { get; set; }
+
     /// <summary>What this broker's backend can honour (queue options are checked against it).</summary>
     internal Backend Backend => Durable is null ? Backend.InMemory : Backend.Store;
 

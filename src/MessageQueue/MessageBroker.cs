@@ -64,7 +64,8 @@ internal sealed partial class MessageBroker : IMessageBroker
             throw new TopologyException($"Exchange '{exchange}' does not exist; declare it with AddExchange or Management.DeclareExchangeAsync.");
         }
 
-        return Publish(ex, routingKey, message, options, cancellationToken);
+        var published = Publish(ex, routingKey, message, options, cancellationToken);
+        return _context.Observer is { } observer ? Observed(published, observer, exchange, routingKey, message) : published;
     }
 
     /// <inheritdoc/>
@@ -78,7 +79,16 @@ internal sealed partial class MessageBroker : IMessageBroker
             return ValueTask.FromCanceled<PublishResult>(cancellationToken);
         }
 
-        return Send(_context.Topology.GetQueue(queue), message, options, cancellationToken);
+        var sent = Send(_context.Topology.GetQueue(queue), message, options, cancellationToken);
+        return _context.Observer is { } observer ? Observed(sent, observer, "", queue, message) : sent;
+    }
+
+    /// <summary>Tells the harness's observer of a publish once it succeeded.</summary>
+    private static async ValueTask<PublishResult> Observed(ValueTask<PublishResult> publish, IBrokerObserver observer, string exchange, string routingKey, object message)
+    {
+        var result = await publish.ConfigureAwait(false);
+        observer.Published(exchange, routingKey, message, result.MessageId, result.RoutedQueues);
+        return result;
     }
 
     /// <inheritdoc/>

@@ -112,6 +112,7 @@ internal sealed class ConsumerCore : IDeliverySource
             Queue.RecordDelivery(entry, handoff.DeliveryCount); // the store counts what code saw
         }
 
+        Queue.Observer?.Delivered(Queue.Name, entry, handoff.DeliveryCount);
         return true;
     }
 }

@@ -202,7 +202,17 @@ internal sealed partial class MessageBroker
             await Admission.RunAsync(ordered, atomic: true, cancellationToken).ConfigureAwait(false);
         }
 
-        return Results(staged, ordered);
+        var results = Results(staged, ordered);
+        if (_context.Observer is { } observer)
+        {
+            for (var i = 0; i < staged.Count; i++)
+            {
+                var message = staged[i];
+                observer.Published(message.Queue is null ? message.Exchange : "", message.Queue ?? message.RoutingKey, message.Body, results[i].MessageId, results[i].RoutedQueues);
+            }
+        }
+
+        return results;
     }
 
     /// <summary>Routes a transaction's staged messages: one admission item per queue each reaches. Throws when an

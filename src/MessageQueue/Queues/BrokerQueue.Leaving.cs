@@ -36,6 +36,7 @@ internal sealed partial class BrokerQueue
         var storeId = entry.StoreId;
         entry.StoreId = 0;
         (_deadLetters ??= []).Add(new DeadLetter(entry, reason, detail, exception, storeId));
+        _context.Observer?.DeadLettered(Name, entry, reason, detail, exception);
     }
 
     /// <summary>A stored message left the queue for good (caller holds the lock): its row is deleted, in a later batch.</summary>

@@ -11,6 +11,9 @@ internal sealed partial class BrokerQueue
     /// <c>using (Lock()) { ... }</c>.</summary>
     private Locked Lock() => new(this);
 
+    /// <summary>The test harness's observer, or null.</summary>
+    internal IBrokerObserver? Observer => _context.Observer;
+
     /// <summary>The broker's in-flight tracking.</summary>
     internal InFlight InFlight => _context.InFlight;
 

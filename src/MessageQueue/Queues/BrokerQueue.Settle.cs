@@ -59,6 +59,7 @@ internal sealed partial class BrokerQueue
 
             entry.SetState(EntryState.Gone);
             _counters.Acked++;
+            _context.Observer?.Acked(Name, entry);
             ForgetStored(entry);
             Settled(consumer); // refills, which may dead-letter messages at their delivery limit
             return SettleResult.Ok;
@@ -88,6 +89,7 @@ internal sealed partial class BrokerQueue
                 {
                     d.Entry.SetState(EntryState.Gone);
                     ForgetStored(d.Entry);
+                    _context.Observer?.Acked(Name, d.Entry);
                     settled++;
                 }
             }
@@ -143,6 +145,7 @@ internal sealed partial class BrokerQueue
             if (entry.TryTransition(tag, EntryState.InHand, EntryState.Gone))
             {
                 _counters.Acked++;
+                _context.Observer?.Acked(Name, entry);
                 ForgetStored(entry);
                 Settled(consumer); // refills, which may dead-letter messages at their delivery limit
             }
@@ -165,6 +168,7 @@ internal sealed partial class BrokerQueue
             else
             {
                 var wait = delay ?? (Options.Redelivery.MaxRetries > 0 ? Options.Redelivery.GetDelay(entry.DeliveryCount) : TimeSpan.Zero);
+                _context.Observer?.Requeued(Name, entry, wait);
                 Requeue(entry, wait);
             }
 
@@ -207,6 +211,7 @@ internal sealed partial class BrokerQueue
                 _counters.Delivered++;
                 _counters.Redelivered++;
                 RecordDelivery(entry, deliveryCount);
+                _context.Observer?.Delivered(Name, entry, deliveryCount);
                 if (_ackTimeoutTicks > 0)
                 {
                     Volatile.Write(ref ((ExtendedEntry)entry).ClaimedAt, _context.Scheduler.NowTicks); // a new delivery: its ack timeout starts again
