@@ -23,6 +23,7 @@ public sealed class MessageQueueTestHarness : IAsyncDisposable, IDisposable
 
     private readonly MessageBroker _engine;
     private readonly HarnessObserver _observer = new();
+    private readonly bool _ownsBroker = true;
 
     /// <summary>Builds the broker <paramref name="configure"/> declares, on <see cref="Time"/> (set after
     /// <paramref name="configure"/>, so the harness's clock is the broker's).</summary>
@@ -35,8 +36,17 @@ public sealed class MessageQueueTestHarness : IAsyncDisposable, IDisposable
         Time = new FakeTimeProvider(start ?? new DateTimeOffset(2026, 1, 1, 0, 0, 0, TimeSpan.Zero));
         var builder = new MessageBrokerBuilder();
         configure(builder);
+        builder.Observer = _observer;
         _engine = (MessageBroker)builder.UseTimeProvider(Time).Build();
-        _engine.Context.Observer = _observer;
+    }
+
+    /// <summary>The harness of a broker a container built (<c>AddMessageQueueTestHarness</c>); the container owns it.</summary>
+    internal MessageQueueTestHarness(IMessageBroker broker, FakeTimeProvider time, HarnessObserver observer)
+    {
+        _engine = broker as MessageBroker ?? throw new InvalidOperationException("The test harness runs on the in-process broker.");
+        Time = time;
+        _observer = observer;
+        _ownsBroker = false;
     }
 
     /// <summary>Gets the publishes the broker accepted (sends and committed transactions included).</summary>
@@ -81,10 +91,16 @@ public sealed class MessageQueueTestHarness : IAsyncDisposable, IDisposable
         }
     }
 
-    /// <summary>Stops the broker (as disposing it does).</summary>
+    /// <summary>Stops the broker (as disposing it does); a container's broker is left to the container.</summary>
     /// <returns>A task that completes when it has stopped.</returns>
-    public ValueTask DisposeAsync() => _engine.DisposeAsync();
+    public ValueTask DisposeAsync() => _ownsBroker ? _engine.DisposeAsync() : ValueTask.CompletedTask;
 
     /// <summary>Stops the broker, blocking until it has stopped.</summary>
-    public void Dispose() => _engine.Dispose();
+    public void Dispose()
+    {
+        if (_ownsBroker)
+        {
+            _engine.Dispose();
+        }
+    }
 }

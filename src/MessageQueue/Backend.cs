@@ -22,6 +22,10 @@ internal sealed class Backend
     /// <summary>A broker with a message store (SQLite today).</summary>
     internal static Backend Store { get; } = new("message store backend", stores: true, "");
 
+    /// <summary>A test harness's broker: durable and lazy queues are accepted and kept in memory (their store, if any,
+    /// is not opened), so tests of handlers need no database.</summary>
+    internal static Backend InMemoryForTests { get; } = new("test harness (durable queues kept in memory)", stores: true, "");
+
     internal string Name { get; }
 
     /// <summary>Whether queues can keep messages on disk (durable and lazy queues).</summary>

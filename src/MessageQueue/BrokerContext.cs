@@ -50,7 +50,10 @@ internal sealed class BrokerContext
     internal IBrokerObserver? Observer { get; set; }
 
     /// <summary>What this broker's backend can honour (queue options are checked against it).</summary>
-    internal Backend Backend => Durable is null ? Backend.InMemory : Backend.Store;
+    internal Backend Backend => KeepsDurableInMemory ? Backend.InMemoryForTests : Durable is null ? Backend.InMemory : Backend.Store;
+
+    /// <summary>A test harness's broker: durable and lazy queues live in memory.</summary>
+    internal bool KeepsDurableInMemory { get; init; }
 
     /// <summary>Queues with stored messages that are not (yet) declared durable, kept for when they are.</summary>
     internal System.Collections.Concurrent.ConcurrentDictionary<string, int> Orphans { get; } = new(StringComparer.Ordinal);

@@ -30,6 +30,12 @@ public sealed partial class MessageBrokerBuilder
         return this;
     }
 
+    /// <summary>For the test harness: durable and lazy queues are kept in memory and the store is not opened.</summary>
+    internal bool KeepDurableQueuesInMemory { get; set; }
+
+    /// <summary>For the test harness: told of what the built broker does to messages.</summary>
+    internal IBrokerObserver? Observer { get; set; }
+
     /// <summary>The handlers registered, in order.</summary>
     internal IReadOnlyList<HandlerRegistration> Handlers => _handlers;
 

@@ -150,7 +150,7 @@ public sealed partial class MessageBrokerBuilder
             throw new TopologyException(problems);
         }
 
-        var context = new BrokerContext(_time, _loggerFactory);
+        var context = new BrokerContext(_time, _loggerFactory) { Observer = Observer, KeepsDurableInMemory = KeepDurableQueuesInMemory };
         IMessageStore? opened = null;
         try
         {
@@ -175,7 +175,7 @@ public sealed partial class MessageBrokerBuilder
     /// store); <paramref name="opened"/> is the store, to be released if the build fails after this.</summary>
     private StoreContents? OpenStore(BrokerContext context, ref IMessageStore? opened)
     {
-        if (_store is null)
+        if (_store is null || KeepDurableQueuesInMemory)
         {
             return null;
         }
@@ -294,7 +294,7 @@ public sealed partial class MessageBrokerBuilder
                 continue;
             }
 
-            problems.AddRange(options.Validate(name, _store is null ? Backend.InMemory : Backend.Store));
+            problems.AddRange(options.Validate(name, KeepDurableQueuesInMemory ? Backend.InMemoryForTests : _store is null ? Backend.InMemory : Backend.Store));
 
             if (queues.TryGetValue(name, out var earlier))
             {
