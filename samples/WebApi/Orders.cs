@@ -14,15 +14,16 @@ public sealed record OrderPlaced(string OrderId, string Sku, int Quantity);
 public sealed class OutOfStockException(string sku, int wanted, int available)
     : InvalidOperationException($"Out of stock: {wanted} x '{sku}' wanted, {available} available.");
 
-/// <summary>Stock per SKU (in memory, for the sample).</summary>
-public sealed class Stock
+/// <summary>Stock per SKU (in memory, for the sample; a real service would call an inventory system, which can
+/// time out: tests replace it to show retries).</summary>
+public class Stock
 {
     private readonly ConcurrentDictionary<string, int> _stock = new(StringComparer.Ordinal);
 
     public void Set(string sku, int quantity) => _stock[sku] = quantity;
 
     /// <summary>Takes <paramref name="quantity"/> of <paramref name="sku"/>, or throws <see cref="OutOfStockException"/>.</summary>
-    public void Take(string sku, int quantity)
+    public virtual void Take(string sku, int quantity)
     {
         while (true)
         {
