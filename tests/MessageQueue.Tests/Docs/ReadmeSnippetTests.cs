@@ -1,6 +1,7 @@
 using System.Text.RegularExpressions;
 using Microsoft.Extensions.DependencyInjection;
 using Microsoft.Extensions.Hosting;
+using MessageQueue.Testing;
 using MessageQueue.Tests.Support;
 
 namespace MessageQueue.Tests.Docs;
@@ -233,6 +234,28 @@ public sealed partial class ReadmeSnippetTests : TempDatabaseFixture
         await host.Services.GetRequiredService<IMessageBroker>().WaitForQueueAsync("billing", i => i.Acked == 1);
         Assert.That(host.Services.GetRequiredService<InvoiceLedger>().Numbers, Is.EqualTo(new[] { 1 }));
         await host.StopAsync();
+    }
+
+    [Test]
+    public async Task Testing()
+    {
+        // snippet:testing:start
+        await using var harness = new MessageQueueTestHarness(mq => mq
+            .AddQueue("billing.dead")
+            .AddQueue("billing", q => q.DeadLetterQueue = "billing.dead"));
+        await using var subscription = harness.Broker.Subscribe<Invoice>("billing",
+            (delivery, ct) => throw new TimeoutException("the gateway is slow"),
+            o => o.Retry = RetryPolicy.Exponential(2, TimeSpan.FromSeconds(1), TimeSpan.FromMinutes(1)));
+
+        await harness.Broker.SendAsync("billing", new Invoice(1));
+        await harness.WaitForIdleAsync();              // the first try failed; its retry waits 1 s on the fake clock
+        harness.Time.Advance(TimeSpan.FromSeconds(1)); // the second try
+        await harness.WaitForIdleAsync();
+        harness.Time.Advance(TimeSpan.FromSeconds(2)); // the third, then the dead letter
+        var dead = await harness.DeadLettered.AnyAsync<Invoice>();
+        harness.Delivered.Exactly<Invoice>(3);         // throws, listing what was delivered, if not exactly 3
+        // snippet:testing:end
+        Assert.That((dead.Reason, dead.Exception?.Message), Is.EqualTo(("rejected", "the gateway is slow")));
     }
 
     [Test]
