@@ -26,17 +26,20 @@ public sealed class MessageQueueTestHarness : IAsyncDisposable, IDisposable
     private readonly bool _ownsBroker = true;
 
     /// <summary>Builds the broker <paramref name="configure"/> declares, on <see cref="Time"/> (set after
-    /// <paramref name="configure"/>, so the harness's clock is the broker's).</summary>
+    /// <paramref name="configure"/>, so the harness's clock is the broker's). Durable and lazy queues live in memory
+    /// unless <see cref="MessageQueueTestHarnessOptions.KeepStore"/>.</summary>
     /// <param name="configure">Declares the topology and options, as for <see cref="MessageBrokerBuilder"/>.</param>
-    /// <param name="start">When the fake clock starts; 2026-01-01 UTC when null.</param>
+    /// <param name="options">The harness's options (the clock's start, the store); the defaults when null.</param>
     /// <exception cref="TopologyException">The topology is invalid.</exception>
-    public MessageQueueTestHarness(Action<MessageBrokerBuilder> configure, DateTimeOffset? start = null)
+    public MessageQueueTestHarness(Action<MessageBrokerBuilder> configure, MessageQueueTestHarnessOptions? options = null)
     {
         ArgumentNullException.ThrowIfNull(configure);
-        Time = new FakeTimeProvider(start ?? new DateTimeOffset(2026, 1, 1, 0, 0, 0, TimeSpan.Zero));
+        options ??= new MessageQueueTestHarnessOptions();
+        Time = new FakeTimeProvider(options.Start);
         var builder = new MessageBrokerBuilder();
         configure(builder);
         builder.Observer = _observer;
+        builder.KeepDurableQueuesInMemory = !options.KeepStore;
         _engine = (MessageBroker)builder.UseTimeProvider(Time).Build();
     }
 
@@ -91,16 +94,25 @@ public sealed class MessageQueueTestHarness : IAsyncDisposable, IDisposable
         }
     }
 
-    /// <summary>Stops the broker (as disposing it does); a container's broker is left to the container.</summary>
+    /// <summary>Stops the broker as disposing it does, with its shutdown timeout counted in real time (the fake clock
+    /// never moves by itself: a handler still running is cancelled after the timeout, not never). A container's broker
+    /// is left to the container (its host stops the subscriptions on the host's clock).</summary>
     /// <returns>A task that completes when it has stopped.</returns>
-    public ValueTask DisposeAsync() => _ownsBroker ? _engine.DisposeAsync() : ValueTask.CompletedTask;
+    public async ValueTask DisposeAsync()
+    {
+        if (!_ownsBroker)
+        {
+            return;
+        }
+
+        var timeout = _engine.ShutdownTimeout;
+        using var giveUp = Scheduling.Durations.IsInfinite(timeout)
+            ? new CancellationTokenSource()
+            : new CancellationTokenSource(TimeSpan.FromMilliseconds(Math.Min(timeout.TotalMilliseconds, int.MaxValue - 1)));
+        await _engine.StopSubscriptionsAsync(giveUp.Token).ConfigureAwait(false);
+        await _engine.DisposeAsync().ConfigureAwait(false);
+    }
 
     /// <summary>Stops the broker, blocking until it has stopped.</summary>
-    public void Dispose()
-    {
-        if (_ownsBroker)
-        {
-            _engine.Dispose();
-        }
-    }
+    public void Dispose() => DisposeAsync().AsTask().GetAwaiter().GetResult();
 }

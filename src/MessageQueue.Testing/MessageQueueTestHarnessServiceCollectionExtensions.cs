@@ -12,6 +12,12 @@ public sealed class MessageQueueTestHarnessOptions
     /// <value>The default value is <see langword="false"/>: they live in memory and no database is opened.</value>
     public bool KeepStore { get; set; }
 
+    /// <summary>Gets or sets the name of the broker to put under the harness (one registered with
+    /// <c>AddMessageQueue(name, ...)</c>); null for the application's broker, or the only named one when the application
+    /// registered no unnamed broker. The harness is then also resolvable as a keyed service under that name.</summary>
+    /// <value>The default value is <see langword="null"/>.</value>
+    public string? BrokerName { get; set; }
+
     /// <summary>Gets or sets when the fake clock starts.</summary>
     /// <value>The default value is 2026-01-01 UTC.</value>
     public DateTimeOffset Start { get; set; } = new(2026, 1, 1, 0, 0, 0, TimeSpan.Zero);
@@ -41,12 +47,33 @@ public static class MessageQueueTestHarnessServiceCollectionExtensions
         services.RemoveAll<TimeProvider>();
         services.AddSingleton(time);
         services.AddSingleton<TimeProvider>(time);
-        services.AddMessageQueue(mq =>
+        var name = options.BrokerName ?? OnlyNamedBroker(services);
+        void Attach(MessageBrokerBuilder mq)
         {
             mq.Observer = observer;
             mq.KeepDurableQueuesInMemory = !options.KeepStore;
-        });
-        services.AddSingleton(sp => new MessageQueueTestHarness(sp.GetRequiredService<IMessageBroker>(), time, observer));
+        }
+
+        if (name is null)
+        {
+            services.AddMessageQueue(Attach);
+            services.AddSingleton(sp => new MessageQueueTestHarness(sp.GetRequiredService<IMessageBroker>(), time, observer));
+        }
+        else
+        {
+            services.AddMessageQueue(name, Attach);
+            services.AddKeyedSingleton(name, (sp, key) => new MessageQueueTestHarness(sp.GetRequiredKeyedService<IMessageBroker>(key), time, observer));
+            services.AddSingleton(sp => sp.GetRequiredKeyedService<MessageQueueTestHarness>(name));
+        }
+
         return services;
+    }
+
+    /// <summary>The name of the only broker registered so far when it is a named one (no unnamed broker): the
+    /// application's broker to put under the harness.</summary>
+    private static string? OnlyNamedBroker(IServiceCollection services)
+    {
+        var registrations = services.Where(d => d.ServiceType == typeof(DependencyInjection.MessageQueueRegistration)).ToList();
+        return registrations is [{ IsKeyedService: true, ServiceKey: string name }] ? name : null;
     }
 }

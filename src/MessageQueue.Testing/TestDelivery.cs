@@ -38,7 +38,13 @@ public static class TestDelivery
         ArgumentNullException.ThrowIfNull(message);
         ArgumentOutOfRangeException.ThrowIfLessThan(deliveryCount, 1);
         ArgumentException.ThrowIfNullOrEmpty(queue);
-        return new TestDelivery<T>(message, properties ?? new MessageProperties { MessageId = Queues.MessageIds.New() }, deliveryCount, queue, exchange, routingKey ?? queue);
+        properties ??= new MessageProperties
+        {
+            MessageId = Queues.MessageIds.New(),
+            Timestamp = TimeProvider.System.GetUtcNow(),
+            MessageType = MessageTypeNames.NameOf(message.GetType()), // as the broker sets them
+        };
+        return new TestDelivery<T>(message, properties, deliveryCount, queue, exchange, routingKey ?? queue);
     }
 }
 

@@ -195,6 +195,11 @@ internal sealed partial class Subscription<T>
             return false;
         }
 
+        if (delivery.DeliveryCount < (_core.Queue.Options.MaxDeliveryCount ?? int.MaxValue))
+        {
+            _core.Queue.Observer?.Requeued(Queue, handoff.Entry, delay); // a retry in place (at the limit it is dead-lettered)
+        }
+
         if (delay <= TimeSpan.Zero)
         {
             return true;

@@ -54,7 +54,8 @@ internal sealed partial class BrokerQueue
             return transit == 0 ? null : $"{transit} dead letter(s) on their way out";
         }
 
-        if ((!_incoming.IsEmpty || ReadyCount > 0) && (!readyNeedsConsumer || _consumers.Exists(c => c.Active)))
+        var consumed = !readyNeedsConsumer || _consumers.Exists(c => c.Active);
+        if ((!_incoming.IsEmpty || ReadyCount > 0) && consumed)
         {
             return $"{ReadyCount + _incoming.Count} ready";
         }
@@ -84,7 +85,8 @@ internal sealed partial class BrokerQueue
             return "delayed messages due";
         }
 
-        var waiting = (_blockedDue?.Count ?? 0) + (_blockedDueRows?.Count ?? 0) + _becomingDue;
+        // Due messages waiting for room in a full queue nobody consumes cannot progress either.
+        var waiting = (consumed ? (_blockedDue?.Count ?? 0) + (_blockedDueRows?.Count ?? 0) : 0) + _becomingDue;
         return waiting > 0 ? $"{waiting} due message(s) joining" : null;
     }
 

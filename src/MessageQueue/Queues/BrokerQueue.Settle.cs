@@ -168,7 +168,11 @@ internal sealed partial class BrokerQueue
             else
             {
                 var wait = delay ?? (Options.Redelivery.MaxRetries > 0 ? Options.Redelivery.GetDelay(entry.DeliveryCount) : TimeSpan.Zero);
-                _context.Observer?.Requeued(Name, entry, wait);
+                if (entry.DeliveryCount < _maxDeliveries)
+                {
+                    _context.Observer?.Requeued(Name, entry, wait); // at the limit, Requeue dead-letters it instead
+                }
+
                 Requeue(entry, wait);
             }
 
