@@ -73,17 +73,8 @@ public sealed class RecordingProducer : IProducer
     }
 
     /// <inheritdoc/>
-    public async ValueTask<IReadOnlyList<PublishResult>> PublishBatchAsync<T>(string exchange, string routingKey, IEnumerable<T> messages, Func<T, PublishOptions?>? options = null, CancellationToken cancellationToken = default)
-    {
-        ArgumentNullException.ThrowIfNull(messages);
-        await using var transaction = BeginTransaction();
-        foreach (var message in messages)
-        {
-            await transaction.PublishAsync(exchange, routingKey, message, options?.Invoke(message), cancellationToken).ConfigureAwait(false);
-        }
-
-        return await transaction.CommitAsync(cancellationToken).ConfigureAwait(false);
-    }
+    public ValueTask<IReadOnlyList<PublishResult>> PublishBatchAsync<T>(string exchange, string routingKey, IEnumerable<T> messages, Func<T, PublishOptions?>? options = null, CancellationToken cancellationToken = default) =>
+        Publishing.Batches.PublishAsync(this, exchange, routingKey, messages, options, cancellationToken);
 
     /// <inheritdoc/>
     public IPublishTransaction BeginTransaction() => new Transaction(this);

@@ -8,12 +8,7 @@ namespace MessageQueue.Tests.Hosting;
 [CancelAfter(30_000)]
 public sealed class DependencyInjectionTests : TempDatabaseFixture
 {
-    private static IHost Host(Action<IServiceCollection> configure)
-    {
-        var builder = new HostApplicationBuilder(new HostApplicationBuilderSettings { DisableDefaults = true });
-        configure(builder.Services);
-        return builder.Build();
-    }
+    private static IHost Host(Action<IServiceCollection> configure) => TestHosts.Build(configure);
 
     [Test]
     public async Task UseSqlite_OnTheDiBuilder_DurableMessagesSurviveAHostRestart()

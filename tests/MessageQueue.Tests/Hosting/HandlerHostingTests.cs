@@ -14,12 +14,7 @@ namespace MessageQueue.Tests.Hosting;
 [CancelAfter(30_000)]
 public sealed class HandlerHostingTests
 {
-    private static IHost Host(Action<IServiceCollection> configure)
-    {
-        var builder = new HostApplicationBuilder(new HostApplicationBuilderSettings { DisableDefaults = true });
-        configure(builder.Services);
-        return builder.Build();
-    }
+    private static IHost Host(Action<IServiceCollection> configure) => TestHosts.Build(configure);
 
     /// <summary>A scoped dependency that records its creation and disposal.</summary>
     public sealed class UnitOfWork : IDisposable

@@ -13,51 +13,13 @@ namespace MessageQueue.Tests.Hosting;
 [CancelAfter(30_000)]
 public sealed class HostShutdownTests : TempDatabaseFixture
 {
-    /// <summary>Holds handlers until released; counts starts and completions.</summary>
-    public sealed class Gate
+    public sealed class SlowHandler(HandlerGate gate) : IMessageHandler<Order>
     {
-        public TaskCompletionSource Open { get; } = new(TaskCreationOptions.RunContinuationsAsynchronously);
-
-        public SemaphoreSlim Started { get; } = new(0);
-
-        public ConcurrentQueue<int> Finished { get; } = new();
-
-        public ConcurrentQueue<int> Cancelled { get; } = new();
-
-        /// <summary>Released after each entry of <see cref="Cancelled"/>: a stop cancels running handlers and returns
-        /// without waiting for them to observe it.</summary>
-        public SemaphoreSlim CancelledSignal { get; } = new(0);
-
-        public async Task WaitForCancelledAsync(int count)
-        {
-            for (var i = 0; i < count; i++)
-            {
-                await CancelledSignal.WaitAsync().WithSafety();
-            }
-        }
+        public ValueTask HandleAsync(Delivery<Order> delivery, CancellationToken cancellationToken) =>
+            gate.PassAsync(delivery.Message.Id, cancellationToken);
     }
 
-    public sealed class SlowHandler(Gate gate) : IMessageHandler<Order>
-    {
-        public async ValueTask HandleAsync(Delivery<Order> delivery, CancellationToken cancellationToken)
-        {
-            gate.Started.Release();
-            try
-            {
-                await gate.Open.Task.WaitAsync(cancellationToken);
-            }
-            catch (OperationCanceledException)
-            {
-                gate.Cancelled.Enqueue(delivery.Message.Id);
-                gate.CancelledSignal.Release();
-                throw;
-            }
-
-            gate.Finished.Enqueue(delivery.Message.Id);
-        }
-    }
-
-    private IHost Host(Gate gate, bool durable)
+    private IHost Host(HandlerGate gate, bool durable)
     {
         var builder = new HostApplicationBuilder(new HostApplicationBuilderSettings { DisableDefaults = true });
         builder.Services.AddSingleton(gate).AddMessageQueue(mq =>
@@ -71,7 +33,7 @@ public sealed class HostShutdownTests : TempDatabaseFixture
         return builder.Build();
     }
 
-    private static async Task<IMessageBroker> StartWithBusyHandlersAsync(IHost host, Gate gate)
+    private static async Task<IMessageBroker> StartWithBusyHandlersAsync(IHost host, HandlerGate gate)
     {
         await host.StartAsync().WithSafety();
         var broker = host.Services.GetRequiredService<IMessageBroker>();
@@ -89,7 +51,7 @@ public sealed class HostShutdownTests : TempDatabaseFixture
     [TestCase(true)]
     public async Task StopAsync_LetsRunningHandlersFinish_ReturnsTheRest_NothingLostOrHandledTwice(bool durable)
     {
-        var gate = new Gate();
+        var gate = new HandlerGate();
         using (var host = Host(gate, durable))
         {
             var broker = await StartWithBusyHandlersAsync(host, gate);
@@ -123,7 +85,7 @@ public sealed class HostShutdownTests : TempDatabaseFixture
     [TestCase(true)]
     public async Task WhenTheHostGivesUp_RunningHandlersAreCancelled_AndTheirMessagesReturn(bool durable)
     {
-        var gate = new Gate();
+        var gate = new HandlerGate();
         using (var host = Host(gate, durable))
         {
             var broker = await StartWithBusyHandlersAsync(host, gate);

@@ -10,12 +10,7 @@ namespace MessageQueue.Tests.Hosting;
 [CancelAfter(30_000)]
 public sealed class Review13Tests
 {
-    private static IHost Host(Action<IServiceCollection> configure)
-    {
-        var builder = new HostApplicationBuilder(new HostApplicationBuilderSettings { DisableDefaults = true });
-        configure(builder.Services);
-        return builder.Build();
-    }
+    private static IHost Host(Action<IServiceCollection> configure) => TestHosts.Build(configure);
 
     public sealed class Journal
     {
@@ -143,48 +138,18 @@ public sealed class Review13Tests
         Assert.That(broker.Management.GetQueueInfo("audit").Ready, Is.EqualTo(1));
     }
 
+    /// <summary>A handler that runs until its token is cancelled.</summary>
+    public sealed class HangingHandler(HandlerGate gate) : IMessageHandler<Order>
+    {
+        public ValueTask HandleAsync(Delivery<Order> delivery, CancellationToken cancellationToken) =>
+            gate.PassAsync(delivery.Message.Id, cancellationToken); // the gate is never opened
+    }
+
     /// <summary>Ordered handlers: the host's give-up reaches them as it does unordered ones (checked: passes).</summary>
-    public sealed class Gate
-    {
-        public SemaphoreSlim Started { get; } = new(0);
-
-        public ConcurrentQueue<int> Cancelled { get; } = new();
-
-        /// <summary>Released after each entry of <see cref="Cancelled"/>: a stop cancels running handlers and returns
-        /// without waiting for them to observe it.</summary>
-        public SemaphoreSlim CancelledSignal { get; } = new(0);
-
-        public async Task WaitForCancelledAsync(int count)
-        {
-            for (var i = 0; i < count; i++)
-            {
-                await CancelledSignal.WaitAsync().WithSafety();
-            }
-        }
-    }
-
-    public sealed class HangingHandler(Gate gate) : IMessageHandler<Order>
-    {
-        public async ValueTask HandleAsync(Delivery<Order> delivery, CancellationToken cancellationToken)
-        {
-            gate.Started.Release();
-            try
-            {
-                await Task.Delay(Timeout.Infinite, cancellationToken);
-            }
-            catch (OperationCanceledException)
-            {
-                gate.Cancelled.Enqueue(delivery.Message.Id);
-                gate.CancelledSignal.Release();
-                throw;
-            }
-        }
-    }
-
     [Test]
     public async Task OrderedHandlers_AreCancelledWhenTheHostGivesUp()
     {
-        var gate = new Gate();
+        var gate = new HandlerGate();
         using var host = Host(s => s.AddSingleton(gate).AddMessageQueue(mq => mq
             .WithShutdownTimeout(TimeSpan.FromHours(1))
             .AddQueue("work")
@@ -210,7 +175,7 @@ public sealed class Review13Tests
     }
 
     /// <summary>A worker that subscribes with the plain API (IMessageBroker.Subscribe), not AddHandler.</summary>
-    public sealed class SubscribingWorker(IMessageBroker broker, Gate gate) : IHostedService
+    public sealed class SubscribingWorker(IMessageBroker broker, HandlerGate gate) : IHostedService
     {
         private ISubscription? _subscription;
 
@@ -226,7 +191,7 @@ public sealed class Review13Tests
     [Test]
     public async Task TheHostsGiveUp_AlsoReachesSubscriptionsMadeWithSubscribe()
     {
-        var gate = new Gate();
+        var gate = new HandlerGate();
         var time = new ManualTimeProvider(); // the broker's own shutdown timeout never passes
         using var host = Host(s => s.AddSingleton(gate).AddSingleton<TimeProvider>(time)
             .AddMessageQueue(mq => mq.AddQueue("work"))
