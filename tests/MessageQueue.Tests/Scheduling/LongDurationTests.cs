@@ -276,4 +276,22 @@ public sealed class LongDurationTests
             Assert.That(() => new MessageBrokerBuilder().WithShutdownTimeout(TimeSpan.FromSeconds(-5)), Throws.InstanceOf<ArgumentOutOfRangeException>());
         });
     }
+
+    [Test]
+    public void TheSuitesClock_RefusesTimersTheSystemTimerRefuses_SoTheseTestsMeanSomething()
+    {
+        var time = new ManualTimeProvider();
+        using var system = TimeProvider.System.CreateTimer(_ => { }, null, Timeout.InfiniteTimeSpan, Timeout.InfiniteTimeSpan);
+        using var fake = time.CreateTimer(_ => { }, null, Timeout.InfiniteTimeSpan, Timeout.InfiniteTimeSpan);
+        Assert.Multiple(() =>
+        {
+            Assert.That(() => system.Change(SixtyDays, Timeout.InfiniteTimeSpan), Throws.InstanceOf<ArgumentOutOfRangeException>());
+            Assert.That(() => fake.Change(SixtyDays, Timeout.InfiniteTimeSpan), Throws.InstanceOf<ArgumentOutOfRangeException>());
+            Assert.That(time.ActiveTimers, Is.Zero, "a refused change arms nothing");
+            Assert.That(fake.Change(TimeSpan.FromDays(49), Timeout.InfiniteTimeSpan), Is.True);
+            Assert.That(time.ActiveTimers, Is.EqualTo(1));
+        });
+        time.Advance(TimeSpan.FromDays(49));
+        Assert.That(time.ActiveTimers, Is.Zero, "a one-shot timer is disarmed once it fired");
+    }
 }

@@ -1,37 +1,30 @@
+using Microsoft.Extensions.Time.Testing;
+
 namespace MessageQueue.Tests.Support;
 
-/// <summary>A clock that moves only when the test says so. Timers fire inside <see cref="Advance"/>, in due order.</summary>
-public sealed class ManualTimeProvider : TimeProvider
+/// <summary>
+/// The suite's clock: <see cref="FakeTimeProvider"/> (the clock the testing package gives users, so the suite runs on
+/// the same one), plus what some tests need on top of it: how many timers are armed, and a signal when code under test
+/// arms one on its own thread (a retry's wait, an ack timeout), so a test advances time only once the timer exists.
+/// </summary>
+public sealed class ManualTimeProvider : FakeTimeProvider
 {
-    private const double MaxTimerMilliseconds = 0xFFFFFFFE;
     private readonly Lock _sync = new();
-    private readonly List<ManualTimer> _timers = [];
+    private readonly List<TrackedTimer> _timers = [];
     private readonly List<(int Count, TaskCompletionSource Done)> _armWaiters = [];
-    private DateTimeOffset _now;
 
-    public ManualTimeProvider() : this(new DateTimeOffset(2026, 1, 1, 0, 0, 0, TimeSpan.Zero)) { }
+    public ManualTimeProvider() : base(new DateTimeOffset(2026, 1, 1, 0, 0, 0, TimeSpan.Zero)) { }
 
-    public ManualTimeProvider(DateTimeOffset start) => _now = start;
+    public ManualTimeProvider(DateTimeOffset start) : base(start) { }
 
-    public override DateTimeOffset GetUtcNow()
-    {
-        lock (_sync)
-        {
-            return _now;
-        }
-    }
-
-    public override long GetTimestamp() => GetUtcNow().UtcTicks;
-
-    public override long TimestampFrequency => TimeSpan.TicksPerSecond;
-
+    /// <summary>Gets how many timers are armed (will fire if time moves far enough).</summary>
     public int ActiveTimers
     {
         get
         {
             lock (_sync)
             {
-                return _timers.Count(t => t.Due is not null);
+                return _timers.Count(t => t.Armed);
             }
         }
     }
@@ -54,7 +47,7 @@ public sealed class ManualTimeProvider : TimeProvider
     {
         lock (_sync)
         {
-            if (_timers.Count(t => t.Due is not null) >= count)
+            if (_timers.Count(t => t.Armed) >= count)
             {
                 return Task.CompletedTask;
             }
@@ -65,9 +58,30 @@ public sealed class ManualTimeProvider : TimeProvider
         }
     }
 
-    private void OnArmed()
+    public override ITimer CreateTimer(TimerCallback callback, object? state, TimeSpan dueTime, TimeSpan period)
     {
-        var armed = _timers.Count(t => t.Due is not null);
+        var timer = new TrackedTimer(this);
+        timer.Inner = base.CreateTimer(
+            s =>
+            {
+                timer.Fired();
+                callback(s);
+            },
+            state,
+            Timeout.InfiniteTimeSpan,
+            Timeout.InfiniteTimeSpan);
+        lock (_sync)
+        {
+            _timers.Add(timer);
+        }
+
+        timer.Change(dueTime, period);
+        return timer;
+    }
+
+    private void ArmedChanged()
+    {
+        var armed = _timers.Count(t => t.Armed);
         for (var i = _armWaiters.Count - 1; i >= 0; i--)
         {
             if (armed >= _armWaiters[i].Count)
@@ -78,80 +92,33 @@ public sealed class ManualTimeProvider : TimeProvider
         }
     }
 
-    public override ITimer CreateTimer(TimerCallback callback, object? state, TimeSpan dueTime, TimeSpan period)
+    /// <summary>The fake clock's timer, with whether it is armed: a one-shot is disarmed once it fired.</summary>
+    private sealed class TrackedTimer(ManualTimeProvider owner) : ITimer
     {
-        var timer = new ManualTimer(this, callback, state);
-        lock (_sync)
-        {
-            _timers.Add(timer);
-        }
+        private bool _periodic;
 
-        timer.Change(dueTime, period);
-        return timer;
-    }
+        internal ITimer Inner { get; set; } = null!;
 
-    /// <summary>Moves the clock forward, firing every timer that falls due on the way, in order.</summary>
-    public void Advance(TimeSpan by)
-    {
-        ArgumentOutOfRangeException.ThrowIfLessThan(by, TimeSpan.Zero);
-        DateTimeOffset target;
-        lock (_sync)
-        {
-            target = _now + by;
-        }
+        internal bool Armed { get; private set; }
 
-        while (true)
+        internal void Fired()
         {
-            ManualTimer? next;
-            lock (_sync)
+            lock (owner._sync)
             {
-                next = _timers.Where(t => t.Due is { } d && d <= target).OrderBy(t => t.Due).FirstOrDefault();
-                if (next is null)
-                {
-                    _now = target;
-                    return;
-                }
-
-                if (next.Due > _now)
-                {
-                    _now = next.Due!.Value;
-                }
-
-                next.Due = next.Period is { } p && p > TimeSpan.Zero ? _now + p : null;
+                Armed = _periodic;
             }
-
-            next.Fire();
         }
-    }
-
-    private sealed class ManualTimer(ManualTimeProvider owner, TimerCallback callback, object? state) : ITimer
-    {
-        internal DateTimeOffset? Due { get; set; }
-
-        internal TimeSpan? Period { get; private set; }
-
-        internal void Fire() => callback(state);
 
         public bool Change(TimeSpan dueTime, TimeSpan period)
         {
-            // As System.Threading.Timer: at most 0xFFFFFFFE ms, or infinite (so code that arms longer waits fails here too).
-            Check(dueTime, nameof(dueTime));
-            Check(period, nameof(period));
             lock (owner._sync)
             {
-                Due = dueTime == Timeout.InfiniteTimeSpan ? null : owner._now + dueTime;
-                Period = period == Timeout.InfiniteTimeSpan ? null : period;
-                owner.OnArmed();
-            }
-
-            return true;
-        }
-
-        private static void Check(TimeSpan value, string name)
-        {
-            if (value != Timeout.InfiniteTimeSpan && (value < TimeSpan.Zero || value.TotalMilliseconds > MaxTimerMilliseconds))
-            {
-                throw new ArgumentOutOfRangeException(name, value, "A timer takes at most 0xFFFFFFFE milliseconds (about 49.7 days).");
+                // The fake timer refuses what System.Threading.Timer refuses (over 0xFFFFFFFE ms), before anything changes.
+                var changed = Inner.Change(dueTime, period);
+                Armed = dueTime != Timeout.InfiniteTimeSpan;
+                _periodic = Armed && period != Timeout.InfiniteTimeSpan && period > TimeSpan.Zero;
+                owner.ArmedChanged();
+                return changed;
             }
         }
 
@@ -159,9 +126,11 @@ public sealed class ManualTimeProvider : TimeProvider
         {
             lock (owner._sync)
             {
-                Due = null;
+                Armed = false;
                 owner._timers.Remove(this);
             }
+
+            Inner.Dispose();
         }
 
         public ValueTask DisposeAsync()
