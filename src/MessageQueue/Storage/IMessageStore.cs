@@ -3,7 +3,7 @@ namespace MessageQueue;
 /// <summary>
 /// Where durable and lazy queues keep their messages. The built-in store is SQLite (<c>MessageQueue.Sqlite</c>);
 /// others implement this interface and prove it with the store conformance suite
-/// (<c>MessageQueue.Tests.Stores.MessageStoreContract</c>, to ship in the testing package).
+/// (<c>MessageQueue.Testing.Stores.MessageStoreConformance</c> in the <c>MessageQueue.Testing</c> package).
 /// </summary>
 /// <remarks>
 /// <para><b>What a store keeps.</b> Per message: its id (given by the broker, unique, growing with publish order), its
