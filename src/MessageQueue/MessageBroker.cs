@@ -32,6 +32,9 @@ internal sealed partial class MessageBroker : IMessageBroker
     /// no dead letter or store write on its way (see <see cref="InFlight"/>). For the testing package and shutdown.</summary>
     internal Task WhenIdleAsync(CancellationToken cancellationToken = default) => _context.InFlight.WhenIdleAsync(cancellationToken);
 
+    /// <summary>Gets whether a test harness observes this broker (when not, each hook is one null check).</summary>
+    internal bool IsObserved => _context.Observer is not null;
+
     /// <summary>As <see cref="WhenIdleAsync(CancellationToken)"/>, but ready messages count only in queues that have a
     /// consumer (for the test harness).</summary>
     internal Task WhenIdleOrStuckAsync(CancellationToken cancellationToken) => _context.InFlight.WhenIdleAsync(cancellationToken, readyNeedsConsumer: true);

@@ -11,6 +11,20 @@ namespace MessageQueue.Tests.Testing;
 public sealed class HarnessTests
 {
     [Test]
+    public async Task ABrokerWithoutAHarness_IsNotObserved_EvenBesideOne_SoItsHooksAreOneNullCheck()
+    {
+        // The cost of the hooks with no harness is measured in benchmarks/README.md ("The test harness's hooks");
+        // this shows that path is the one an application's broker takes.
+        await using var harness = new MessageQueueTestHarness(mq => mq.AddQueue("q"));
+        await using var plain = new MessageBrokerBuilder().AddQueue("q").Build();
+        Assert.Multiple(() =>
+        {
+            Assert.That(((MessageBroker)harness.Broker).IsObserved, Is.True);
+            Assert.That(((MessageBroker)plain).IsObserved, Is.False);
+        });
+    }
+
+    [Test]
     public async Task WaitForIdle_AfterAChainOfHandlers_SeesEveryMessageHandled_200RoundsInARow()
     {
         const int Messages = 20;
