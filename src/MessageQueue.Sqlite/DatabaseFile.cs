@@ -1,3 +1,5 @@
+using MessageQueue.Storage;
+
 namespace MessageQueue.Sqlite;
 
 /// <summary>
@@ -51,26 +53,11 @@ internal static class DatabaseFile
 
         try
         {
-            return Canonical(Path.GetFullPath(path));
+            return StoreFileOwner.Canonical(Path.GetFullPath(path));
         }
         catch (Exception ex) when (ex is ArgumentException or NotSupportedException or PathTooLongException or IOException or UnauthorizedAccessException)
         {
             return Path.IsPathFullyQualified(path) ? path : null;
         }
-    }
-
-    /// <summary>Follows symbolic links in every part of <paramref name="fullPath"/> (as realpath does).</summary>
-    private static string Canonical(string fullPath)
-    {
-        var root = Path.GetPathRoot(fullPath) ?? "";
-        var current = root;
-        foreach (var part in fullPath[root.Length..].Split(Path.DirectorySeparatorChar, Path.AltDirectorySeparatorChar, StringSplitOptions.RemoveEmptyEntries))
-        {
-            var next = Path.Combine(current, part);
-            FileSystemInfo info = Directory.Exists(next) ? new DirectoryInfo(next) : new FileInfo(next);
-            current = info.LinkTarget is null ? next : info.ResolveLinkTarget(returnFinalTarget: true)?.FullName ?? next;
-        }
-
-        return current;
     }
 }

@@ -1,4 +1,4 @@
-using System.Globalization;
+using MessageQueue.Configuration;
 using MessageQueue.Sqlite;
 using Microsoft.Extensions.Configuration;
 
@@ -36,72 +36,29 @@ public static class SqliteBrokerBuilderExtensions
     {
         ArgumentNullException.ThrowIfNull(builder);
         ArgumentNullException.ThrowIfNull(section);
-        var path = (section as IConfigurationSection)?.Path ?? "";
-        var problems = new List<string>();
-        string[] known = ["Database", nameof(SqliteStoreOptions.Synchronous), nameof(SqliteStoreOptions.BusyTimeout), nameof(SqliteStoreOptions.OwnerWaitTimeout),
-            nameof(StorageOptions.LazyWindow), nameof(StorageOptions.MaxBatchSize), nameof(StorageOptions.AckDelay)];
-        foreach (var child in section.GetChildren().Where(c => !known.Contains(c.Key, StringComparer.OrdinalIgnoreCase)))
+        var values = new ConfigurationValues([]);
+        var (database, storage) = values.StoreSection(section, "SQLite", nameof(SqliteStoreOptions.Synchronous), nameof(SqliteStoreOptions.BusyTimeout), nameof(SqliteStoreOptions.OwnerWaitTimeout));
+        var synchronous = values.Enum<SqliteSynchronous>(section, nameof(SqliteStoreOptions.Synchronous));
+        var busy = values.Duration(section, nameof(SqliteStoreOptions.BusyTimeout));
+        var ownerWait = values.Duration(section, nameof(SqliteStoreOptions.OwnerWaitTimeout));
+        if (values.Problems.Count > 0)
         {
-            problems.Add($"{child.Path}: '{child.Key}' is not a SQLite store option; known: {string.Join(", ", known)}.");
-        }
-
-        var database = section["Database"];
-        if (string.IsNullOrWhiteSpace(database))
-        {
-            problems.Add($"{path}:Database is missing: the SQLite file path or connection string.");
-        }
-
-        var options = new SqliteStoreOptions();
-        Read(section, nameof(SqliteStoreOptions.Synchronous), problems, "Full or Normal", (string v, out SqliteSynchronous r) => Enum.TryParse(v, true, out r) && Enum.IsDefined(r) && !int.TryParse(v, out _), v => options.Synchronous = v);
-        Read<TimeSpan>(section, nameof(SqliteStoreOptions.BusyTimeout), problems, "a duration ([d.]hh:mm:ss[.fff])", Duration, v => options.BusyTimeout = v);
-        Read<TimeSpan>(section, nameof(SqliteStoreOptions.OwnerWaitTimeout), problems, "a duration ([d.]hh:mm:ss[.fff])", Duration, v => options.OwnerWaitTimeout = v);
-        Read<int>(section, nameof(StorageOptions.LazyWindow), problems, "a whole number", Whole, v => options.LazyWindow = v);
-        Read<int>(section, nameof(StorageOptions.MaxBatchSize), problems, "a whole number", Whole, v => options.MaxBatchSize = v);
-        Read<TimeSpan>(section, nameof(StorageOptions.AckDelay), problems, "a duration ([d.]hh:mm:ss[.fff])", Duration, v => options.AckDelay = v);
-        if (problems.Count > 0)
-        {
-            throw new TopologyException(problems);
+            throw new TopologyException(values.Problems);
         }
 
         try
         {
             return builder.UseSqlite(database!, o =>
             {
-                o.Synchronous = options.Synchronous;
-                o.BusyTimeout = options.BusyTimeout;
-                o.OwnerWaitTimeout = options.OwnerWaitTimeout;
-                o.LazyWindow = options.LazyWindow;
-                o.MaxBatchSize = options.MaxBatchSize;
-                o.AckDelay = options.AckDelay;
+                storage(o);
+                o.Synchronous = synchronous ?? o.Synchronous;
+                o.BusyTimeout = busy ?? o.BusyTimeout;
+                o.OwnerWaitTimeout = ownerWait ?? o.OwnerWaitTimeout;
             });
         }
         catch (ArgumentException ex)
         {
-            throw new TopologyException($"{path}: {ex.Message}");
-        }
-    }
-
-    private delegate bool TryParse<T>(string value, out T result);
-
-    private static bool Duration(string value, out TimeSpan result) => TimeSpan.TryParse(value, CultureInfo.InvariantCulture, out result);
-
-    private static bool Whole(string value, out int result) => int.TryParse(value, NumberStyles.Integer, CultureInfo.InvariantCulture, out result);
-
-    private static void Read<T>(IConfiguration section, string key, List<string> problems, string expected, TryParse<T> parse, Action<T> set)
-    {
-        var child = section.GetSection(key);
-        if (child.Value is not { } value)
-        {
-            return;
-        }
-
-        if (parse(value.Trim(), out var result))
-        {
-            set(result);
-        }
-        else
-        {
-            problems.Add($"{child.Path}: '{value}' is not {expected}.");
+            throw new TopologyException($"{(section as IConfigurationSection)?.Path}: {ex.Message}");
         }
     }
 }

@@ -1,3 +1,4 @@
+using MessageQueue.Storage;
 using Microsoft.Data.Sqlite;
 
 namespace MessageQueue.Sqlite;
@@ -73,7 +74,7 @@ public sealed partial class SqliteMessageStore : IMessageStore
             if (_lockedPath is not null)
             {
                 // Before anything is read or changed (start-up deletes transient rows): one broker per file.
-                _owner = StoreFileOwner.Acquire(_lockedPath, _options.OwnerWaitTimeout == Timeout.InfiniteTimeSpan ? TimeSpan.MaxValue : _options.OwnerWaitTimeout, _name);
+                _owner = StoreFileOwner.Acquire(_lockedPath, _options.OwnerWaitTimeout == Timeout.InfiniteTimeSpan ? TimeSpan.MaxValue : _options.OwnerWaitTimeout, _name, "SqliteStoreOptions.OwnerWaitTimeout");
             }
 
             _connection = new SqliteConnection(_connectionString);

@@ -1,5 +1,6 @@
 using System.Diagnostics;
 using MessageQueue.CrashHelper;
+using MessageQueue.Storage;
 using MessageQueue.Tests.Support;
 
 namespace MessageQueue.Sqlite.Tests;

@@ -23,7 +23,7 @@ internal static class BrokerConfiguration
     {
         if (configuration is IConfigurationSection root)
         {
-            values.CheckKeys(root, "a MessageQueue setting", "Exchanges", "Queues", "Bindings", "Storage", "ShutdownTimeout", "Brokers", "Sqlite");
+            values.CheckKeys(root, "a MessageQueue setting", "Exchanges", "Queues", "Bindings", "Storage", "ShutdownTimeout", "Brokers", "Sqlite", "LiteDB");
         }
 
         foreach (var exchange in configuration.GetSection("Exchanges").GetChildren())
@@ -182,14 +182,6 @@ internal static class BrokerConfiguration
     private static Action<StorageOptions> ReadStorage(IConfigurationSection storage, ConfigurationValues values)
     {
         values.CheckKeys(storage, "a storage option", nameof(StorageOptions.LazyWindow), nameof(StorageOptions.MaxBatchSize), nameof(StorageOptions.AckDelay));
-        var window = values.Int(storage, nameof(StorageOptions.LazyWindow));
-        var batch = values.Int(storage, nameof(StorageOptions.MaxBatchSize));
-        var ackDelay = values.Duration(storage, nameof(StorageOptions.AckDelay));
-        return o =>
-        {
-            o.LazyWindow = window ?? o.LazyWindow;
-            o.MaxBatchSize = batch ?? o.MaxBatchSize;
-            o.AckDelay = ackDelay ?? o.AckDelay;
-        };
+        return values.Storage(storage);
     }
 }

@@ -12,7 +12,7 @@ internal sealed class ConfigurationValues(List<string> problems)
     internal List<string> Problems { get; } = problems;
 
     /// <summary>Adds a problem for every child of <paramref name="section"/> not in <paramref name="known"/>.</summary>
-    internal void CheckKeys(IConfigurationSection section, string what, params string[] known)
+    internal void CheckKeys(IConfiguration section, string what, params string[] known)
     {
         foreach (var child in section.GetChildren())
         {
@@ -23,19 +23,50 @@ internal sealed class ConfigurationValues(List<string> problems)
         }
     }
 
-    internal static string? Text(IConfigurationSection section, string key) => section[key] is { Length: > 0 } text ? text : null;
+    /// <summary>Reads a file store's section: <c>Database</c> (required), the <see cref="StorageOptions"/> keys and
+    /// the store's own keys (read by the caller); an unknown key is a problem.</summary>
+    /// <returns>The database, and what to apply to the store's options.</returns>
+    internal (string? Database, Action<StorageOptions> Storage) StoreSection(IConfiguration section, string storeName, params string[] storeKeys)
+    {
+        var path = (section as IConfigurationSection)?.Path ?? "";
+        CheckKeys(section, $"a {storeName} store option", ["Database", .. storeKeys, nameof(StorageOptions.LazyWindow), nameof(StorageOptions.MaxBatchSize), nameof(StorageOptions.AckDelay)]);
+        var database = Text(section, "Database");
+        if (string.IsNullOrWhiteSpace(database))
+        {
+            Problems.Add($"{path}:Database is missing: the {storeName} file path or connection string.");
+        }
 
-    internal bool? Bool(IConfigurationSection section, string key) =>
+        return (database, Storage(section));
+    }
+
+    /// <summary>Reads the <see cref="StorageOptions"/> keys of <paramref name="section"/>.</summary>
+    /// <returns>What to apply to the options.</returns>
+    internal Action<StorageOptions> Storage(IConfiguration section)
+    {
+        var window = Int(section, nameof(StorageOptions.LazyWindow));
+        var batch = Int(section, nameof(StorageOptions.MaxBatchSize));
+        var ackDelay = Duration(section, nameof(StorageOptions.AckDelay));
+        return o =>
+        {
+            o.LazyWindow = window ?? o.LazyWindow;
+            o.MaxBatchSize = batch ?? o.MaxBatchSize;
+            o.AckDelay = ackDelay ?? o.AckDelay;
+        };
+    }
+
+    internal static string? Text(IConfiguration section, string key) => section[key] is { Length: > 0 } text ? text : null;
+
+    internal bool? Bool(IConfiguration section, string key) =>
         Parse(section, key, "true or false", static (string v, out bool r) => bool.TryParse(v, out r));
 
-    internal int? Int(IConfigurationSection section, string key) =>
+    internal int? Int(IConfiguration section, string key) =>
         Parse(section, key, "a whole number", static (string v, out int r) => int.TryParse(v, NumberStyles.Integer, CultureInfo.InvariantCulture, out r));
 
-    internal long? Long(IConfigurationSection section, string key) =>
+    internal long? Long(IConfiguration section, string key) =>
         Parse(section, key, "a whole number", static (string v, out long r) => long.TryParse(v, NumberStyles.Integer, CultureInfo.InvariantCulture, out r));
 
     /// <summary>A duration as <c>[d.]hh:mm:ss[.fff]</c>, or <c>Infinite</c> (<see cref="Timeout.InfiniteTimeSpan"/>).</summary>
-    internal TimeSpan? Duration(IConfigurationSection section, string key) =>
+    internal TimeSpan? Duration(IConfiguration section, string key) =>
         Parse(section, key, "a duration ([d.]hh:mm:ss[.fff], or Infinite)", static (string v, out TimeSpan r) =>
         {
             if (string.Equals(v, "Infinite", StringComparison.OrdinalIgnoreCase))
@@ -47,14 +78,14 @@ internal sealed class ConfigurationValues(List<string> problems)
             return TimeSpan.TryParse(v, CultureInfo.InvariantCulture, out r);
         });
 
-    internal T? Enum<T>(IConfigurationSection section, string key)
+    internal T? Enum<T>(IConfiguration section, string key)
         where T : struct, Enum =>
         Parse(section, key, $"one of {string.Join(", ", System.Enum.GetNames<T>())}",
             static (string v, out T r) => System.Enum.TryParse(v, ignoreCase: true, out r) && System.Enum.IsDefined(r) && !int.TryParse(v, out _));
 
     private delegate bool TryParse<T>(string value, out T result);
 
-    private T? Parse<T>(IConfigurationSection section, string key, string expected, TryParse<T> parse)
+    private T? Parse<T>(IConfiguration section, string key, string expected, TryParse<T> parse)
         where T : struct
     {
         var child = section.GetSection(key);

@@ -153,7 +153,7 @@ public sealed class ConfigurationTests
             {
                 "MessageQueue:Sqlite:Databse: 'Databse' is not a SQLite store option; known: Database, Synchronous, BusyTimeout, OwnerWaitTimeout, LazyWindow, MaxBatchSize, AckDelay.",
                 "MessageQueue:Sqlite:Database is missing: the SQLite file path or connection string.",
-                "MessageQueue:Sqlite:Synchronous: 'Sometimes' is not Full or Normal.",
+                "MessageQueue:Sqlite:Synchronous: 'Sometimes' is not one of Full, Normal.",
             }));
         }
         finally

@@ -1,7 +1,7 @@
 using System.Diagnostics;
 using System.Globalization;
 
-namespace MessageQueue.Sqlite;
+namespace MessageQueue.Storage;
 
 /// <summary>
 /// Makes one broker the owner of a database file: an exclusive lock on <c>&lt;database&gt;.lock</c> (an OS file lock:
@@ -9,6 +9,7 @@ namespace MessageQueue.Sqlite;
 /// closed. The operating system releases it when the process ends, however it ends (a kill -9 included), so a crashed
 /// owner never blocks its successor. Who holds it is written to <c>&lt;database&gt;.owner</c> (process id, machine,
 /// since when) for the error a second broker gets; that file is only read while the lock is held by someone else.
+/// Shared by the file stores (SQLite, LiteDB).
 /// </summary>
 internal sealed class StoreFileOwner : IDisposable
 {
@@ -24,7 +25,7 @@ internal sealed class StoreFileOwner : IDisposable
     /// <summary>Takes ownership of <paramref name="databasePath"/>, waiting up to <paramref name="wait"/> for another
     /// owner to release it.</summary>
     /// <exception cref="MessageStoreException">Another broker kept it for longer, or the lock file cannot be made.</exception>
-    internal static StoreFileOwner Acquire(string databasePath, TimeSpan wait, string storeName)
+    internal static StoreFileOwner Acquire(string databasePath, TimeSpan wait, string storeName, string waitOption)
     {
         var lockPath = databasePath + ".lock";
         var ownerPath = databasePath + ".owner";
@@ -43,7 +44,7 @@ internal sealed class StoreFileOwner : IDisposable
                 {
                     throw new MessageStoreException(
                         $"The {storeName} is in use by another broker ({DescribeOwner(ownerPath)}); waited {Describe(wait)} for it to be released. " +
-                        "Only one broker may use a store file at a time: stop the other one, give this one its own file, or wait longer (SqliteStoreOptions.OwnerWaitTimeout).",
+                        $"Only one broker may use a store file at a time: stop the other one, give this one its own file, or wait longer ({waitOption}).",
                         ex);
                 }
 
@@ -93,6 +94,22 @@ internal sealed class StoreFileOwner : IDisposable
 
     private static string Describe(TimeSpan wait) =>
         wait == TimeSpan.Zero ? "not at all" : wait.ToString("c", CultureInfo.InvariantCulture);
+
+    /// <summary>Follows symbolic links in every part of <paramref name="fullPath"/> (as realpath does), so that every
+    /// name of one file takes the same lock.</summary>
+    internal static string Canonical(string fullPath)
+    {
+        var root = Path.GetPathRoot(fullPath) ?? "";
+        var current = root;
+        foreach (var part in fullPath[root.Length..].Split(Path.DirectorySeparatorChar, Path.AltDirectorySeparatorChar, StringSplitOptions.RemoveEmptyEntries))
+        {
+            var next = Path.Combine(current, part);
+            FileSystemInfo info = Directory.Exists(next) ? new DirectoryInfo(next) : new FileInfo(next);
+            current = info.LinkTarget is null ? next : info.ResolveLinkTarget(returnFinalTarget: true)?.FullName ?? next;
+        }
+
+        return current;
+    }
 
     /// <summary>Releases ownership (the owner file is left: it is only read while someone holds the lock).</summary>
     public void Dispose()
