@@ -1,0 +1,245 @@
+using LiteDB;
+using LiteDB.Engine;
+using MessageQueue.Storage;
+
+namespace MessageQueue.LiteDb;
+
+/// <summary>
+/// An <see cref="IMessageStore"/> on a LiteDB 5 file: a collection of messages (id, queue key, delivery count, due
+/// time, transient flag, envelope) with an index that gives each queue's messages in id order, and a collection of
+/// remembered deduplication ids. The schema version is LiteDB's <c>UserVersion</c>; a file of a newer version is
+/// refused unchanged. The store opens LiteDB's two files itself (<c>name.db</c> and <c>name-log.db</c>, LiteDB's
+/// names) unbuffered, so each commit's pages reach the operating system before it returns, and syncs the log after
+/// commits that confirm publishes when <see cref="LiteDbSynchronous.Full"/> (LiteDB alone never syncs it).
+/// </summary>
+public sealed partial class LiteDbMessageStore : IMessageStore
+{
+    /// <summary>The schema version this code writes and reads (LiteDB's <c>UserVersion</c>).</summary>
+    public const int SchemaVersion = 1;
+
+    private const string Messages = "mq_messages";
+    private const string Dedup = "mq_dedup";
+
+    private readonly string _path;
+    private readonly string _logPath;
+    private readonly string? _password;
+    private readonly bool _readOnly;
+    private readonly LiteDbStoreOptions _options;
+    private readonly string _name;
+    private StoreFileOwner? _owner;
+    private StoreFile? _data;
+    private StoreFile? _log;
+    private LiteDatabase? _db;
+    private ILiteCollection<BsonDocument>? _messages;
+    private ILiteCollection<BsonDocument>? _dedup;
+
+    /// <summary>Creates a store on a file path or a LiteDB connection string (<c>Filename=...;Password=...;ReadOnly=true</c>;
+    /// <c>Connection=shared</c> is refused: one broker owns the file).</summary>
+    /// <param name="pathOrConnectionString">A file path, or a connection string (anything with <c>=</c>).</param>
+    /// <param name="options">The options.</param>
+    /// <exception cref="ArgumentException">The connection string asks for something this store cannot do.</exception>
+    public LiteDbMessageStore(string pathOrConnectionString, LiteDbStoreOptions? options = null)
+    {
+        ArgumentException.ThrowIfNullOrWhiteSpace(pathOrConnectionString);
+        _options = options ?? new LiteDbStoreOptions();
+        if (_options.OwnerWaitTimeout < TimeSpan.Zero && _options.OwnerWaitTimeout != Timeout.InfiniteTimeSpan)
+        {
+            throw new ArgumentOutOfRangeException(nameof(options), _options.OwnerWaitTimeout, "LiteDbStoreOptions.OwnerWaitTimeout must be zero or more, or Timeout.InfiniteTimeSpan to wait as long as it takes.");
+        }
+
+        if (_options.CheckpointPages < 1)
+        {
+            throw new ArgumentOutOfRangeException(nameof(options), _options.CheckpointPages, "LiteDbStoreOptions.CheckpointPages must be at least 1.");
+        }
+
+        var connection = new ConnectionString(pathOrConnectionString.Contains('=', StringComparison.Ordinal) ? pathOrConnectionString : $"Filename={pathOrConnectionString}");
+        if (connection.Connection == ConnectionType.Shared)
+        {
+            throw new ArgumentException("The LiteDB store does not use Connection=shared: one broker owns the file, and shared mode would reopen it for every operation. Leave Connection out or use Connection=direct.", nameof(pathOrConnectionString));
+        }
+
+        if (string.IsNullOrWhiteSpace(connection.Filename) || connection.Filename == ":memory:" || connection.Filename == ":temp:")
+        {
+            throw new ArgumentException($"The LiteDB store needs a file; '{connection.Filename}' is not one (use an in-memory queue instead of a store in memory).", nameof(pathOrConnectionString));
+        }
+
+        _path = StoreFileOwner.Canonical(Path.GetFullPath(connection.Filename));
+        _logPath = Path.Combine(Path.GetDirectoryName(_path)!, $"{Path.GetFileNameWithoutExtension(_path)}-log{Path.GetExtension(_path)}");
+        _password = connection.Password;
+        _readOnly = connection.ReadOnly;
+        _name = $"LiteDB message store '{_path}'"; // the file, never the password
+    }
+
+    /// <summary>Limits the data file to this many bytes beyond its size when opened (tests of a full disk).</summary>
+    internal long? FreeBytesForTests { get; init; }
+
+    /// <inheritdoc/>
+    public StoreContents Open()
+    {
+        try
+        {
+            // Before anything is read or changed (start-up deletes transient rows): one broker per file.
+            _owner = StoreFileOwner.Acquire(_path, _options.OwnerWaitTimeout == Timeout.InfiniteTimeSpan ? TimeSpan.MaxValue : _options.OwnerWaitTimeout, _name, "LiteDbStoreOptions.OwnerWaitTimeout");
+            _data = StoreFile.Open(_path, _readOnly);
+            _log = _readOnly && !File.Exists(_logPath) ? null : StoreFile.Open(_logPath, _readOnly);
+            var settings = new EngineSettings { DataStream = _data, LogStream = (Stream?)_log ?? new MemoryStream(), Password = _password, ReadOnly = _readOnly, AutoRebuild = false };
+            _db = new LiteDatabase(new LiteEngine(settings), disposeOnClose: true);
+            EnsureSchema(_db);
+            _messages = _db.GetCollection(Messages, BsonAutoId.Int64);
+            _dedup = _db.GetCollection(Dedup, BsonAutoId.ObjectId);
+            if (!_readOnly)
+            {
+                _db.Pragma("CHECKPOINT", _options.CheckpointPages);
+                if (FreeBytesForTests is { } free)
+                {
+                    _db.Pragma("LIMIT_SIZE", _data.Length + (_log?.Length ?? 0) + free);
+                }
+
+                _messages.EnsureIndex("k", "$.k", unique: true);
+                _messages.DeleteMany("$.t = true");
+            }
+
+            return ReadContents();
+        }
+        catch (Exception ex) when (ex is not MessageStoreException && !IsFatal(ex))
+        {
+            Dispose();
+            throw new MessageStoreException($"The {_name} could not be opened: {ex.Message}", ex);
+        }
+        catch
+        {
+            Dispose();
+            throw;
+        }
+    }
+
+    /// <inheritdoc/>
+    public void Write(StoreBatch batch)
+    {
+        ArgumentNullException.ThrowIfNull(batch);
+        var db = _db ?? throw new InvalidOperationException("The store is not open.");
+        try
+        {
+            if (!db.BeginTrans())
+            {
+                throw new InvalidOperationException("A LiteDB transaction was already open on the writer's thread.");
+            }
+
+            try
+            {
+                WriteChanges(batch);
+                db.Commit();
+            }
+            catch
+            {
+                db.Rollback();
+                throw;
+            }
+
+            if (batch.MustBeDurable && _options.Synchronous == LiteDbSynchronous.Full)
+            {
+                _log!.Sync();
+            }
+        }
+        catch (Exception ex) when (!IsFatal(ex))
+        {
+            throw new MessageStoreException($"Writing to the {_name} failed ({ex.Message}); nothing of the batch was written.", ex);
+        }
+    }
+
+    private void WriteChanges(StoreBatch batch)
+    {
+        var messages = _messages!;
+        if (batch.Inserts.Count > 0)
+        {
+            messages.Insert(batch.Inserts.Select(ToDocument));
+        }
+
+        foreach (var (id, newId) in batch.Renumbered)
+        {
+            if (messages.FindById(id) is { } doc)
+            {
+                // A delayed message that became due joins the tail: a new id (LiteDB's _id cannot change) and ready.
+                messages.Delete(id);
+                doc["_id"] = newId;
+                doc["k"] = Key(QueueOf(doc), newId);
+                doc["d"] = 0L;
+                messages.Insert(doc);
+            }
+        }
+
+        foreach (var (id, count) in batch.Deliveries)
+        {
+            if (messages.FindById(id) is { } doc && doc["c"].AsInt32 < count)
+            {
+                doc["c"] = count;
+                messages.Update(doc);
+            }
+        }
+
+        foreach (var id in batch.Deletes)
+        {
+            messages.Delete(id);
+        }
+
+        foreach (var (queue, after, upTo) in batch.Purges)
+        {
+            messages.DeleteMany(Query.And(Query.Between("k", Key(queue, after + 1), Key(queue, upTo)), Query.EQ("d", 0L)));
+        }
+
+        foreach (var forget in batch.Forget)
+        {
+            var id = DedupId(forget.Queue, forget.MessageId);
+            if (_dedup!.FindById(id) is { } doc && doc["s"].AsInt64 == forget.SeenTicks)
+            {
+                _dedup.Delete(id);
+            }
+        }
+
+        foreach (var remember in batch.Remember)
+        {
+            _dedup!.Upsert(new BsonDocument { ["_id"] = DedupId(remember.Queue, remember.MessageId), ["q"] = remember.Queue, ["m"] = remember.MessageId, ["s"] = remember.SeenTicks });
+        }
+    }
+
+    /// <summary>Closes the files, then lets them go (another broker may open them).</summary>
+    public void Dispose()
+    {
+        try
+        {
+            var db = _db;
+            _db = null;
+            _messages = _dedup = null;
+            db?.Dispose(); // a checkpoint, then the engine closes (the streams are ours)
+        }
+        finally
+        {
+            _data?.Dispose();
+            _log?.Dispose();
+            _data = _log = null;
+            _owner?.Dispose(); // after the files, and even when closing failed: the file is never kept
+            _owner = null;
+        }
+    }
+
+    /// <summary>Names the store by its file (never the password), as its error messages do.</summary>
+    /// <returns>For example <c>LiteDB message store '/var/app/queue.db'</c>.</returns>
+    public override string ToString() => _name;
+
+    private static bool IsFatal(Exception ex) => ex is OutOfMemoryException or StackOverflowException or AccessViolationException;
+
+    private void EnsureSchema(LiteDatabase db)
+    {
+        var version = db.UserVersion;
+        if (version > SchemaVersion)
+        {
+            throw new MessageStoreException(
+                $"The schema of the {_name} is version {version}, newer than this code understands ({SchemaVersion}); it was written by a newer MessageQueue. Upgrade the package; the file was not changed.");
+        }
+
+        if (version < SchemaVersion && !_readOnly)
+        {
+            db.UserVersion = SchemaVersion;
+        }
+    }
+}

@@ -1,0 +1,51 @@
+namespace MessageQueue.LiteDb;
+
+/// <summary>
+/// One of the store's two files (data, log) as LiteDB sees it. Unbuffered, so every page LiteDB writes reaches the
+/// operating system in the call that writes it (a killed process loses nothing LiteDB wrote); <see cref="Flush"/>
+/// (LiteDB calls it on the data file at a checkpoint, before it truncates the log) and <see cref="Sync"/> (the store
+/// calls it on the log after a commit that confirms publishes) reach the disk (fsync).
+/// </summary>
+internal sealed class StoreFile(FileStream file) : Stream
+{
+    public override bool CanRead => file.CanRead;
+
+    public override bool CanSeek => file.CanSeek;
+
+    public override bool CanWrite => file.CanWrite;
+
+    public override long Length => file.Length;
+
+    public override long Position
+    {
+        get => file.Position;
+        set => file.Position = value;
+    }
+
+    /// <summary>Opens a file unbuffered, for reading and writing or only reading.</summary>
+    public static StoreFile Open(string path, bool readOnly) =>
+        new(new FileStream(path, readOnly ? FileMode.Open : FileMode.OpenOrCreate, readOnly ? FileAccess.Read : FileAccess.ReadWrite, FileShare.ReadWrite, bufferSize: 0, FileOptions.RandomAccess));
+
+    /// <summary>Puts what was written on stable storage.</summary>
+    public void Sync() => file.Flush(flushToDisk: true);
+
+    public override void Flush() => Sync();
+
+    public override int Read(byte[] buffer, int offset, int count) => file.Read(buffer, offset, count);
+
+    public override long Seek(long offset, SeekOrigin origin) => file.Seek(offset, origin);
+
+    public override void SetLength(long value) => file.SetLength(value);
+
+    public override void Write(byte[] buffer, int offset, int count) => file.Write(buffer, offset, count);
+
+    protected override void Dispose(bool disposing)
+    {
+        if (disposing)
+        {
+            file.Dispose();
+        }
+
+        base.Dispose(disposing);
+    }
+}
