@@ -80,25 +80,26 @@ public sealed partial class LiteDbMessageStore : IMessageStore
         {
             // Before anything is read or changed (start-up deletes transient rows): one broker per file.
             _owner = StoreFileOwner.Acquire(_path, _options.OwnerWaitTimeout == Timeout.InfiniteTimeSpan ? TimeSpan.MaxValue : _options.OwnerWaitTimeout, _name, "LiteDbStoreOptions.OwnerWaitTimeout");
-            _data = StoreFile.Open(_path, _readOnly);
-            _log = _readOnly && !File.Exists(_logPath) ? null : StoreFile.Open(_logPath, _readOnly);
-            var settings = new EngineSettings { DataStream = _data, LogStream = (Stream?)_log ?? new MemoryStream(), Password = _password, ReadOnly = _readOnly, AutoRebuild = false };
+            if (_readOnly)
+            {
+                throw new MessageStoreException($"The {_name} could not be opened: the connection string says ReadOnly=true, and a broker writes to its store (publishes, acks, delivery counts).");
+            }
+
+            _data = StoreFile.Open(_path);
+            _log = StoreFile.Open(_logPath);
+            var settings = new EngineSettings { DataStream = _data, LogStream = _log, Password = _password, AutoRebuild = false };
             _db = new LiteDatabase(new LiteEngine(settings), disposeOnClose: true);
             EnsureSchema(_db);
             _messages = _db.GetCollection(Messages, BsonAutoId.Int64);
             _dedup = _db.GetCollection(Dedup, BsonAutoId.ObjectId);
-            if (!_readOnly)
+            _db.Pragma("CHECKPOINT", _options.CheckpointPages);
+            if (FreeBytesForTests is { } free)
             {
-                _db.Pragma("CHECKPOINT", _options.CheckpointPages);
-                if (FreeBytesForTests is { } free)
-                {
-                    _db.Pragma("LIMIT_SIZE", _data.Length + (_log?.Length ?? 0) + free);
-                }
-
-                _messages.EnsureIndex("k", "$.k", unique: true);
-                _messages.DeleteMany("$.t = true");
+                _db.Pragma("LIMIT_SIZE", _data.Length + _log.Length + free);
             }
 
+            _messages.EnsureIndex("k", "$.k", unique: true);
+            _messages.DeleteMany("$.t = true");
             return ReadContents();
         }
         catch (Exception ex) when (ex is not MessageStoreException && !IsFatal(ex))
@@ -237,7 +238,7 @@ public sealed partial class LiteDbMessageStore : IMessageStore
                 $"The schema of the {_name} is version {version}, newer than this code understands ({SchemaVersion}); it was written by a newer MessageQueue. Upgrade the package; the file was not changed.");
         }
 
-        if (version < SchemaVersion && !_readOnly)
+        if (version < SchemaVersion)
         {
             db.UserVersion = SchemaVersion;
         }

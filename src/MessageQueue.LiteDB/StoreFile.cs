@@ -22,9 +22,10 @@ internal sealed class StoreFile(FileStream file) : Stream
         set => file.Position = value;
     }
 
-    /// <summary>Opens a file unbuffered, for reading and writing or only reading.</summary>
-    public static StoreFile Open(string path, bool readOnly) =>
-        new(new FileStream(path, readOnly ? FileMode.Open : FileMode.OpenOrCreate, readOnly ? FileAccess.Read : FileAccess.ReadWrite, FileShare.ReadWrite, bufferSize: 0, FileOptions.RandomAccess));
+    /// <summary>Opens a file unbuffered and exclusively: no other process (another LiteDB, a copy tool writing) may
+    /// open it while the broker has it, and the broker does not open it while another process has it.</summary>
+    public static StoreFile Open(string path) =>
+        new(new FileStream(path, FileMode.OpenOrCreate, FileAccess.ReadWrite, FileShare.None, bufferSize: 0, FileOptions.RandomAccess));
 
     /// <summary>Puts what was written on stable storage.</summary>
     public void Sync() => file.Flush(flushToDisk: true);
