@@ -73,6 +73,9 @@ public sealed partial class LiteDbMessageStore : IMessageStore
     /// <summary>Limits the data file to this many bytes beyond its size when opened (tests of a full disk).</summary>
     internal long? FreeBytesForTests { get; init; }
 
+    /// <summary>Gets how many times the log file was synced since the store opened.</summary>
+    internal long LogSyncsForTests => _log?.Syncs ?? 0;
+
     /// <inheritdoc/>
     public StoreContents Open()
     {

@@ -8,6 +8,8 @@ namespace MessageQueue.LiteDb;
 /// </summary>
 internal sealed class StoreFile(FileStream file) : Stream
 {
+    private long _syncs;
+
     public override bool CanRead => file.CanRead;
 
     public override bool CanSeek => file.CanSeek;
@@ -27,8 +29,15 @@ internal sealed class StoreFile(FileStream file) : Stream
     public static StoreFile Open(string path) =>
         new(new FileStream(path, FileMode.OpenOrCreate, FileAccess.ReadWrite, FileShare.None, bufferSize: 0, FileOptions.RandomAccess));
 
+    /// <summary>Gets how many times the file was synced (for tests of what each option syncs).</summary>
+    internal long Syncs => Interlocked.Read(ref _syncs);
+
     /// <summary>Puts what was written on stable storage.</summary>
-    public void Sync() => file.Flush(flushToDisk: true);
+    public void Sync()
+    {
+        file.Flush(flushToDisk: true);
+        Interlocked.Increment(ref _syncs);
+    }
 
     public override void Flush() => Sync();
 

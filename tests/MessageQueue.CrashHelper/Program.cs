@@ -4,6 +4,8 @@ using MessageQueue.CrashHelper;
 using MessageQueue.Sqlite.Tests.Support;
 
 // Usage: MessageQueue.CrashHelper <database> <run> [final]   (or: own <database> <count> [wait], see OwnerMode.cs)
+// The store is SQLite, or LiteDB when the environment variable MQ_CRASH_STORE is "litedb" (with a checkpoint every
+// 64 log pages, so that kills also land in checkpoints: LiteDB copying its log into the data file).
 // Prints, one record per line, each ending in " ;" so that a line cut short by the kill is recognisable:
 //   S <id> <deliveryCount> <ok|corrupt>   a message found in the queue at start (in queue order)
 //   READY                                 start-up done; publishing and consuming begin
@@ -36,8 +38,9 @@ var final = args.Length > 2 && args[2] == "final";
 var output = Console.Out;
 void Say(string line) => output.WriteLine(line + " ;");
 
-await using var broker = new MessageBrokerBuilder()
-    .UseSqlite(database)
+var builder = new MessageBrokerBuilder();
+builder = Environment.GetEnvironmentVariable("MQ_CRASH_STORE") == "litedb" ? builder.UseLiteDb(database, o => o.CheckpointPages = 64) : builder.UseSqlite(database);
+await using var broker = builder
     .UseLoggerFactory(new LineLoggerFactory(line => Say("LOG " + line)))
     .AddQueue("work", o => o.Durable = true)
     .AddQueue("limited", o => { o.Durable = true; o.MaxLength = 20; o.Overflow = OverflowPolicy.RejectPublish; })

@@ -130,6 +130,39 @@ public sealed class LiteDbFaultTests : TempDatabaseFixture
         Assert.That((await again.Management.PeekAsync("q", 10)).Select(m => ((Order)m.Body).Id), Is.EqualTo(new[] { 7 }));
     }
 
+    [TestCase(LiteDbSynchronous.Full)]
+    [TestCase(LiteDbSynchronous.Normal)]
+    public async Task Synchronous_Full_SyncsTheLogForEveryConfirmingCommit_AndNormalNever_NorForAcks(LiteDbSynchronous synchronous)
+    {
+        var options = new LiteDbStoreOptions { Synchronous = synchronous };
+        LiteDbMessageStore? store = null;
+        await using var broker = new MessageBrokerBuilder()
+            .UseStore(() => store = new LiteDbMessageStore(Database, options), options)
+            .AddQueue("q", o => o.Durable = true)
+            .Build();
+        for (var i = 0; i < 5; i++)
+        {
+            await broker.SendAsync("q", new Order(i)); // one at a time: each is its own confirming commit
+        }
+
+        var afterPublishes = store!.LogSyncsForTests;
+        await using (var consumer = broker.Consume<Order>("q"))
+        {
+            for (var i = 0; i < 5; i++)
+            {
+                await (await consumer.ReceiveAsync()).AckAsync();
+            }
+        }
+
+        await broker.WaitForQueueAsync("q", info => info.Acked == 5);
+        await ((MessageBroker)broker).WhenIdleAsync(); // the acks' commits are written
+        using (Assert.EnterMultipleScope())
+        {
+            Assert.That(afterPublishes, Is.EqualTo(synchronous == LiteDbSynchronous.Full ? 5 : 0), "syncs after 5 confirmed publishes");
+            Assert.That(store.LogSyncsForTests, Is.EqualTo(afterPublishes), "acks are not synced");
+        }
+    }
+
     /// <summary>A message too big for the space left.</summary>
     public sealed record Blob(string Text);
 }
