@@ -66,42 +66,8 @@ public class DurableBenchmarks
     [RequiresRabbitMq, BenchmarkCategory("8 publishers"), Benchmark(OperationsPerInvoke = Many, Description = "RabbitMQ, 8 publishers, 100 outstanding")]
     public Task RabbitEightPublishersPipelined() => RabbitMqPeer.PublishAndConsumeAsync(_rabbit!, _body, Many, publishers: 8, outstanding: 100);
 
-    private async Task Durable(int messages, int publishers, int outstanding)
-    {
-        await using var broker = new MessageBrokerBuilder()
-            .UseSqlite(_path)
-            .AddQueue("q", o => o.Durable = true)
-            .Build();
-        var done = new TaskCompletionSource(TaskCreationOptions.RunContinuationsAsynchronously);
-        var received = 0;
-        await using var subscription = broker.Subscribe<byte[]>("q", (_, _) =>
-        {
-            if (Interlocked.Increment(ref received) == messages)
-            {
-                done.SetResult();
-            }
-
-            return ValueTask.CompletedTask;
-        });
-        var each = messages / publishers;
-        await Task.WhenAll(Enumerable.Range(0, publishers).Select(_ => Task.Run(async () =>
-        {
-            // Each publisher keeps at most `outstanding` publishes waiting for their confirm.
-            var pending = new Queue<Task>(outstanding);
-            for (var i = 0; i < each; i++)
-            {
-                if (pending.Count == outstanding)
-                {
-                    await pending.Dequeue().ConfigureAwait(false);
-                }
-
-                pending.Enqueue(broker.SendAsync("q", _body).AsTask());
-            }
-
-            await Task.WhenAll(pending).ConfigureAwait(false);
-        })));
-        await done.Task;
-    }
+    private Task Durable(int messages, int publishers, int outstanding) =>
+        DurableRun.Run(b => b.UseSqlite(_path), _body, messages, publishers, outstanding);
 
     private void Raw(int messages, int batch)
     {
@@ -158,5 +124,45 @@ public class DurableBenchmarks
         using var command = connection.CreateCommand();
         command.CommandText = sql;
         command.ExecuteNonQuery();
+    }
+}
+
+/// <summary>The durable scenario both stores run: a broker with one durable queue and a handler, publishers that each
+/// keep at most a number of publishes waiting for their confirm, until the handler has seen every message.</summary>
+public static class DurableRun
+{
+    public static async Task Run(Func<MessageBrokerBuilder, MessageBrokerBuilder> store, byte[] body, int messages, int publishers, int outstanding)
+    {
+        await using var broker = store(new MessageBrokerBuilder())
+            .AddQueue("q", o => o.Durable = true)
+            .Build();
+        var done = new TaskCompletionSource(TaskCreationOptions.RunContinuationsAsynchronously);
+        var received = 0;
+        await using var subscription = broker.Subscribe<byte[]>("q", (_, _) =>
+        {
+            if (Interlocked.Increment(ref received) == messages)
+            {
+                done.SetResult();
+            }
+
+            return ValueTask.CompletedTask;
+        });
+        var each = messages / publishers;
+        await Task.WhenAll(Enumerable.Range(0, publishers).Select(_ => Task.Run(async () =>
+        {
+            var pending = new Queue<Task>(outstanding);
+            for (var i = 0; i < each; i++)
+            {
+                if (pending.Count == outstanding)
+                {
+                    await pending.Dequeue().ConfigureAwait(false);
+                }
+
+                pending.Enqueue(broker.SendAsync("q", body).AsTask());
+            }
+
+            await Task.WhenAll(pending).ConfigureAwait(false);
+        })));
+        await done.Task;
     }
 }

@@ -5,7 +5,7 @@ using MessageQueue.Benchmarks.Infrastructure;
 namespace MessageQueue.Benchmarks;
 
 /// <summary>
-/// A lazy queue holding a backlog of <see cref="Messages"/> messages of 1 KB (SQLite, <c>Synchronous = Normal</c>):
+/// A lazy queue holding a backlog of <see cref="Messages"/> messages of 1 KB (SQLite or LiteDB, <c>Synchronous = Normal</c>):
 /// published in batches of 1,000, then the managed heap measured with <c>GC.GetTotalMemory(true)</c>, then drained
 /// by a pull consumer (prefetch 100, auto ack). One operation is the whole fill and drain, run once in every job
 /// (a single iteration takes tens of seconds). Columns: Heap (MB) with everything queued, Fill and Drain (msg/s).
@@ -29,16 +29,23 @@ public class LazyBenchmarks
     public void DeleteDatabase() => TempDatabase.Delete(_path);
 
     [Benchmark(OperationsPerInvoke = Messages, Description = "lazy queue, fill and drain")]
-    public async Task FillAndDrain()
+    public Task FillAndDrain() =>
+        Run(nameof(FillAndDrain), b => b.UseSqlite(_path, o => o.Synchronous = SqliteSynchronous.Normal));
+
+    [Benchmark(OperationsPerInvoke = Messages, Description = "lazy queue on LiteDB, fill and drain")]
+    public Task FillAndDrainLiteDb() =>
+        Run(nameof(FillAndDrainLiteDb), b => b.UseLiteDb(_path, o => o.Synchronous = LiteDbSynchronous.Normal));
+
+    private async Task Run(string name, Func<MessageBrokerBuilder, MessageBrokerBuilder> store)
     {
-        await using var broker = new MessageBrokerBuilder()
-            .UseSqlite(_path, o => o.Synchronous = SqliteSynchronous.Normal)
+        await using var broker = store(new MessageBrokerBuilder())
             .AddQueue("big", o => o.Mode = QueueMode.Lazy)
             .Build();
+        var messages = Smoke.Scale(Messages);
         var fill = Stopwatch.StartNew();
-        for (var i = 0; i < Messages; i += Batch)
+        for (var i = 0; i < messages; i += Batch)
         {
-            await broker.PublishBatchAsync("", "big", Enumerable.Range(i, Math.Min(Batch, Messages - i)).Select(n => new Blob(n, _padding))).ConfigureAwait(false);
+            await broker.PublishBatchAsync("", "big", Enumerable.Range(i, Math.Min(Batch, messages - i)).Select(n => new Blob(n, _padding))).ConfigureAwait(false);
         }
 
         fill.Stop();
@@ -49,7 +56,7 @@ public class LazyBenchmarks
             o.AckMode = AckMode.Auto;
         });
         var drain = Stopwatch.StartNew();
-        for (var expected = 0; expected < Messages; expected++)
+        for (var expected = 0; expected < messages; expected++)
         {
             var d = await consumer.ReceiveAsync().ConfigureAwait(false);
             if (d.Message.N != expected)
@@ -59,9 +66,9 @@ public class LazyBenchmarks
         }
 
         drain.Stop();
-        ScenarioMetrics.Report(typeof(LazyBenchmarks), nameof(FillAndDrain), "heap-mb", heap / (1024.0 * 1024.0));
-        ScenarioMetrics.Report(typeof(LazyBenchmarks), nameof(FillAndDrain), "fill-msg-s", Messages / fill.Elapsed.TotalSeconds);
-        ScenarioMetrics.Report(typeof(LazyBenchmarks), nameof(FillAndDrain), "drain-msg-s", Messages / drain.Elapsed.TotalSeconds);
+        ScenarioMetrics.Report(typeof(LazyBenchmarks), name, "heap-mb", heap / (1024.0 * 1024.0));
+        ScenarioMetrics.Report(typeof(LazyBenchmarks), name, "fill-msg-s", messages / fill.Elapsed.TotalSeconds);
+        ScenarioMetrics.Report(typeof(LazyBenchmarks), name, "drain-msg-s", messages / drain.Elapsed.TotalSeconds);
     }
 }
 

@@ -2,7 +2,8 @@ using Microsoft.Data.Sqlite;
 
 namespace MessageQueue.Benchmarks.Infrastructure;
 
-/// <summary>Fresh SQLite database paths for benchmark iterations, and their deletion (with the WAL files).</summary>
+/// <summary>Fresh database paths for benchmark iterations, and their deletion (with SQLite's WAL files, LiteDB's log
+/// and the owner lock).</summary>
 public static class TempDatabase
 {
     public static string NewPath() => Path.Combine(Path.GetTempPath(), $"mq-bench-{Guid.NewGuid():N}.db");
@@ -10,7 +11,8 @@ public static class TempDatabase
     public static void Delete(string path)
     {
         SqliteConnection.ClearAllPools(); // pooled connections keep the file open
-        foreach (var file in new[] { path, path + "-wal", path + "-shm" })
+        var liteDbLog = Path.Combine(Path.GetDirectoryName(path)!, Path.GetFileNameWithoutExtension(path) + "-log" + Path.GetExtension(path));
+        foreach (var file in new[] { path, path + "-wal", path + "-shm", path + ".lock", path + ".owner", liteDbLog })
         {
             File.Delete(file);
         }
