@@ -6,9 +6,10 @@ using MessageQueue.Benchmarks.Infrastructure;
 namespace MessageQueue.Benchmarks;
 
 /// <summary>
-/// The LiteDB store next to raw LiteDB 5.0.21 doing the same work, and next to the SQLite store, in one run. The work
-/// is <see cref="DurableBenchmarks"/>'s: each message inserted (one transaction per message, or batches of 100), then
-/// read in order and deleted. Raw LiteDB a user would write runs on its two files opened unbuffered; "synced" rows
+/// The LiteDB store next to raw LiteDB 5.0.21 doing the same work, and next to the SQLite store, in one run. The work:
+/// each message inserted and, once consumed, deleted; raw LiteDB does it as the store does, one transaction per
+/// message (or per 100) that inserts the new messages and deletes the ones consumed since the last (the store's
+/// acks join the next publish's commit). Raw LiteDB a user would write runs on its two files opened unbuffered; "synced" rows
 /// also sync the log file after each commit (what <see cref="LiteDbSynchronous.Full"/> does, and SQLite's
 /// <c>synchronous = FULL</c>), the others leave it to the operating system (LiteDB's own behaviour,
 /// <see cref="LiteDbSynchronous.Normal"/>). Two groups, each with its own baseline: one publisher waiting for each
@@ -63,6 +64,9 @@ public class LiteDbBenchmarks
     [BenchmarkCategory("8 publishers"), Benchmark(OperationsPerInvoke = Many, Description = "SQLite store Full, 8 publishers, 100 outstanding")]
     public Task SqliteEightPublishersPipelined() => DurableRun.Run(b => b.UseSqlite(_path), _body, Smoke.Scale(Many), publishers: 8, outstanding: 100);
 
+    /// <summary>What the store does, without the broker: each transaction inserts the next <paramref name="batch"/>
+    /// messages and reads and deletes (consumes) the ones the previous transaction inserted, then the log is synced
+    /// if <paramref name="synced"/> (the store syncs confirming commits; its acks join the next commit).</summary>
     private void Raw(int messages, int batch, bool synced)
     {
         var log = Path.Combine(Path.GetDirectoryName(_path)!, Path.GetFileNameWithoutExtension(_path) + "-log" + Path.GetExtension(_path));
@@ -71,12 +75,20 @@ public class LiteDbBenchmarks
         using var db = new LiteDatabase(dataFile, logStream: logFile);
         var m = db.GetCollection("m", BsonAutoId.Int64);
         m.EnsureIndex("q");
-        for (var i = 0; i < messages; i += batch)
+        var previous = new List<BsonValue>();
+        for (var i = 0; i <= messages; i += batch)
         {
             db.BeginTrans();
-            for (var j = 0; j < batch; j++)
+            foreach (var id in previous)
             {
-                m.Insert(new BsonDocument { ["q"] = "q", ["b"] = _body });
+                _ = m.FindById(id)["b"].AsBinary; // the consumer reads it, then acks it
+                m.Delete(id);
+            }
+
+            previous.Clear();
+            for (var j = 0; j < batch && i + j < messages; j++)
+            {
+                previous.Add(m.Insert(new BsonDocument { ["q"] = "q", ["b"] = _body }));
             }
 
             db.Commit();
@@ -85,15 +97,5 @@ public class LiteDbBenchmarks
                 logFile.Flush(flushToDisk: true);
             }
         }
-
-        // Consume: read every message in order, then delete them (acks written in one transaction).
-        var ids = m.Query().Where("$.q = 'q'").OrderBy("_id").ToEnumerable().Select(d => d["_id"].AsInt64).ToList();
-        db.BeginTrans();
-        foreach (var id in ids)
-        {
-            m.Delete(id);
-        }
-
-        db.Commit();
     }
 }

@@ -126,7 +126,12 @@ public sealed partial class LiteDbMessageStore : IMessageStore
         {
             if (!db.BeginTrans())
             {
-                throw new InvalidOperationException("A LiteDB transaction was already open on the writer's thread.");
+                // A transaction left open on this thread (a rollback that failed with the disk): drop it, start afresh.
+                db.Rollback();
+                if (!db.BeginTrans())
+                {
+                    throw new InvalidOperationException("A LiteDB transaction could not be started on the writer's thread.");
+                }
             }
 
             try
