@@ -31,12 +31,11 @@ public sealed partial class LiteDbMessageStore
                 yield return ToMessage(doc, withEnvelopes);
             }
 
-            if (page.Count < ReadPage)
+            after = page.Count < ReadPage ? long.MaxValue : page[^1]["_id"].AsInt64;
+            if (after == long.MaxValue)
             {
                 yield break;
             }
-
-            after = page[^1]["_id"].AsInt64;
         }
     }
 
@@ -63,6 +62,8 @@ public sealed partial class LiteDbMessageStore
             $"{ids.Count} messages by id");
     }
 
+    /// <summary>A queue's rows with ids in (<paramref name="afterId"/>, <paramref name="upToId"/>], in id order
+    /// (callers never pass <paramref name="afterId"/> = <see cref="long.MaxValue"/>).</summary>
     private ILiteQueryable<BsonDocument> Range(string queue, long afterId, long upToId) =>
         Collection().Query().Where(Query.Between("k", Key(queue, afterId + 1), Key(queue, upToId))).OrderBy("$.k");
 

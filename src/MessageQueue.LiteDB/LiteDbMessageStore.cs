@@ -191,7 +191,7 @@ public sealed partial class LiteDbMessageStore : IMessageStore
             messages.Delete(id);
         }
 
-        foreach (var (queue, after, upTo) in batch.Purges)
+        foreach (var (queue, after, upTo) in batch.Purges.Where(p => p.AfterId < p.UpToId))
         {
             messages.DeleteMany(Query.And(Query.Between("k", Key(queue, after + 1), Key(queue, upTo)), Query.EQ("d", 0L)));
         }

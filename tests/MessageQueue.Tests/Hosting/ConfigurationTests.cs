@@ -166,11 +166,61 @@ public sealed class ConfigurationTests
         }
     }
 
-    private static IHost HostWith(Dictionary<string, string?> settings)
+    [Test]
+    public async Task UseLiteDb_FromConfiguration_KeepsDurableQueuesInTheConfiguredFile_AndNamesBadValues()
+    {
+        var database = Path.Combine(Path.GetTempPath(), $"mq-config-{Guid.NewGuid():N}.db");
+        IHost Start() => HostWith(
+            new Dictionary<string, string?>
+            {
+                ["MessageQueue:Queues:q:Durable"] = "true",
+                ["MessageQueue:LiteDB:Database"] = database,
+                ["MessageQueue:LiteDB:Synchronous"] = "Normal",
+                ["MessageQueue:LiteDB:CheckpointPages"] = "100",
+            },
+            (sp, mq) => mq.UseLiteDb(sp.GetRequiredService<IConfiguration>().GetSection("MessageQueue:LiteDB")));
+        try
+        {
+            using (var host = Start())
+            {
+                await host.StartAsync().WithSafety();
+                await host.Services.GetRequiredService<IProducer>().SendAsync("q", new Order(1)).AsTask().WithSafety();
+                await host.StopAsync().WithSafety();
+            }
+
+            using (var again = Start())
+            {
+                await again.StartAsync().WithSafety();
+                Assert.That((await again.Services.GetRequiredService<IBrokerManagement>().PeekAsync("q")).Select(m => m.Body), Is.EqualTo(new object[] { new Order(1) }));
+                await again.StopAsync().WithSafety();
+            }
+
+            using var bad = HostWith(
+                new Dictionary<string, string?> { ["MessageQueue:LiteDB:Synchronous"] = "Sometimes", ["MessageQueue:LiteDB:CheckpointPages"] = "many" },
+                (sp, mq) => mq.UseLiteDb(sp.GetRequiredService<IConfiguration>().GetSection("MessageQueue:LiteDB")));
+            var ex = await Assert.ThrowsAsync<TopologyException>(() => bad.StartAsync());
+            Assert.That(ex!.Problems, Is.EquivalentTo(new[]
+            {
+                "MessageQueue:LiteDB:Database is missing: the LiteDB file path or connection string.",
+                "MessageQueue:LiteDB:Synchronous: 'Sometimes' is not one of Full, Normal.",
+                "MessageQueue:LiteDB:CheckpointPages: 'many' is not a whole number.",
+            }));
+        }
+        finally
+        {
+            var log = Path.Combine(Path.GetDirectoryName(database)!, Path.GetFileNameWithoutExtension(database) + "-log.db");
+            foreach (var file in new[] { database, log, database + ".lock", database + ".owner" })
+            {
+                File.Delete(file);
+            }
+        }
+    }
+
+    private static IHost HostWith(Dictionary<string, string?> settings, Action<IServiceProvider, MessageBrokerBuilder>? store = null)
     {
         var builder = new HostApplicationBuilder(new HostApplicationBuilderSettings { DisableDefaults = true });
         builder.Configuration.AddInMemoryCollection(settings);
-        builder.Services.AddMessageQueue((sp, mq) => mq.UseSqlite(sp.GetRequiredService<IConfiguration>().GetSection("MessageQueue:Sqlite")));
+        builder.Services.AddMessageQueue(store ?? ((sp, mq) => mq.UseSqlite(sp.GetRequiredService<IConfiguration>().GetSection("MessageQueue:Sqlite"))));
         return builder.Build();
     }
 

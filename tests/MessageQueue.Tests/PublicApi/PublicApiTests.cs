@@ -14,6 +14,7 @@ public sealed class PublicApiTests
 {
     [TestCase(typeof(MessageBrokerBuilder), "MessageQueue")]
     [TestCase(typeof(SqliteBrokerBuilderExtensions), "MessageQueue.Sqlite")]
+    [TestCase(typeof(LiteDbBrokerBuilderExtensions), "MessageQueue.LiteDB")]
     [TestCase(typeof(MessageQueue.Testing.MessageQueueTestHarness), "MessageQueue.Testing")]
     public void PublicApi_IsTheApprovedOne(Type anyType, string name)
     {
