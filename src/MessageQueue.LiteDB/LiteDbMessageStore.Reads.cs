@@ -9,7 +9,14 @@ namespace MessageQueue.LiteDb;
 /// read during a write sees the batches committed before it and nothing of the one in progress.</summary>
 public sealed partial class LiteDbMessageStore
 {
-    private const int ReadPage = 1000;
+    /// <summary>Rows read per query by <see cref="ReadQueue"/>: LiteDB loads whole documents, envelopes included,
+    /// also when only their lengths are wanted, so a page is kept small.</summary>
+    private const int ReadPage = 256;
+
+    /// <summary>A key range with its bounds as parameters. LiteDB caches every expression by its text for the life of
+    /// the process (a static cache); <c>Query.Between</c> writes the bounds into the text, which would add an entry
+    /// (and a compiled delegate) per read and grow the heap without end.</summary>
+    private const string InRange = "$.k BETWEEN @0 AND @1";
 
     /// <inheritdoc/>
     public IEnumerable<StoredMessage> ReadQueue(string queue, bool withEnvelopes)
@@ -65,13 +72,14 @@ public sealed partial class LiteDbMessageStore
     /// <summary>A queue's rows with ids in (<paramref name="afterId"/>, <paramref name="upToId"/>], in id order
     /// (callers never pass <paramref name="afterId"/> = <see cref="long.MaxValue"/>).</summary>
     private ILiteQueryable<BsonDocument> Range(string queue, long afterId, long upToId) =>
-        Collection().Query().Where(Query.Between("k", Key(queue, afterId + 1), Key(queue, upToId))).OrderBy("$.k");
+        Collection().Query().Where(InRange, Key(queue, afterId + 1), Key(queue, upToId)).OrderBy("$.k");
 
     private ILiteCollection<BsonDocument> Collection() =>
         _messages ?? throw new ObjectDisposedException(_name, "The store is closed.");
 
     private T Read<T>(Func<T> read, string what)
     {
+        _gate.EnterReadLock();
         try
         {
             return read();
@@ -79,6 +87,10 @@ public sealed partial class LiteDbMessageStore
         catch (Exception ex) when (ex is not ObjectDisposedException && !IsFatal(ex))
         {
             throw new MessageStoreException($"Reading {what} from the {_name} failed: {ex.Message}", ex);
+        }
+        finally
+        {
+            _gate.ExitReadLock();
         }
     }
 

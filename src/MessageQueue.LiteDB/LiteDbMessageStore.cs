@@ -1,3 +1,4 @@
+using System.Globalization;
 using LiteDB;
 using LiteDB.Engine;
 using MessageQueue.Storage;
@@ -19,6 +20,7 @@ public sealed partial class LiteDbMessageStore : IMessageStore
 
     private const string Messages = "mq_messages";
     private const string Dedup = "mq_dedup";
+    private const int PageSize = 8192; // LiteDB's page
 
     private readonly string _path;
     private readonly string _logPath;
@@ -32,6 +34,11 @@ public sealed partial class LiteDbMessageStore : IMessageStore
     private LiteDatabase? _db;
     private ILiteCollection<BsonDocument>? _messages;
     private ILiteCollection<BsonDocument>? _dedup;
+    private Exception? _broken;
+
+    /// <summary>Reads hold it shared; replacing or closing the engine holds it alone, so no read runs on an engine
+    /// being closed (LiteDB would leave the read's transaction to a finalizer that throws).</summary>
+    private readonly ReaderWriterLockSlim _gate = new(LockRecursionPolicy.NoRecursion);
 
     /// <summary>Creates a store on a file path or a LiteDB connection string (<c>Filename=...;Password=...;ReadOnly=true</c>;
     /// <c>Connection=shared</c> is refused: one broker owns the file).</summary>
@@ -88,20 +95,9 @@ public sealed partial class LiteDbMessageStore : IMessageStore
                 throw new MessageStoreException($"The {_name} could not be opened: the connection string says ReadOnly=true, and a broker writes to its store (publishes, acks, delivery counts).");
             }
 
-            _data = StoreFile.Open(_path);
-            _log = StoreFile.Open(_logPath);
-            var settings = new EngineSettings { DataStream = _data, LogStream = _log, Password = _password, AutoRebuild = false };
-            _db = new LiteDatabase(new LiteEngine(settings), disposeOnClose: true);
-            EnsureSchema(_db);
-            _messages = _db.GetCollection(Messages, BsonAutoId.Int64);
-            _dedup = _db.GetCollection(Dedup, BsonAutoId.ObjectId);
-            _db.Pragma("CHECKPOINT", _options.CheckpointPages);
-            if (FreeBytesForTests is { } free)
-            {
-                _db.Pragma("LIMIT_SIZE", _data.Length + _log.Length + free);
-            }
-
-            _messages.EnsureIndex("k", "$.k", unique: true);
+            OpenEngine();
+            EnsureSchema(_db!);
+            _messages!.EnsureIndex("k", "$.k", unique: true);
             _messages.DeleteMany("$.t = true");
             return ReadContents();
         }
@@ -121,38 +117,171 @@ public sealed partial class LiteDbMessageStore : IMessageStore
     public void Write(StoreBatch batch)
     {
         ArgumentNullException.ThrowIfNull(batch);
-        var db = _db ?? throw new InvalidOperationException("The store is not open.");
+        var db = _db ?? throw (_broken is { } broken
+            ? new MessageStoreException($"The {_name} failed and could not be reopened ({broken.Message}); restart the broker once the cause is fixed.", broken)
+            : new InvalidOperationException("The store is not open."));
         try
         {
             if (!db.BeginTrans())
             {
-                // A transaction left open on this thread (a rollback that failed with the disk): drop it, start afresh.
-                db.Rollback();
-                if (!db.BeginTrans())
-                {
-                    throw new InvalidOperationException("A LiteDB transaction could not be started on the writer's thread.");
-                }
+                throw new InvalidOperationException("A LiteDB transaction was already open on the writer's thread.");
             }
 
-            try
-            {
-                WriteChanges(batch);
-                db.Commit();
-            }
-            catch
-            {
-                db.Rollback();
-                throw;
-            }
-
-            if (batch.MustBeDurable && _options.Synchronous == LiteDbSynchronous.Full)
-            {
-                _log!.Sync();
-            }
+            WriteChanges(batch);
+            db.Commit();
         }
         catch (Exception ex) when (!IsFatal(ex))
         {
+            // Nothing of the batch is committed. LiteDB may be left unusable (a commit whose log write failed keeps
+            // its transaction, which no rollback can end): start a fresh engine on the files, which holds every
+            // committed batch and nothing of this one.
+            Reopen(rollback: true);
             throw new MessageStoreException($"Writing to the {_name} failed ({ex.Message}); nothing of the batch was written.", ex);
+        }
+
+        // Committed: from here on, a failure must not say that nothing was written.
+        if (batch.MustBeDurable && _options.Synchronous == LiteDbSynchronous.Full)
+        {
+            try
+            {
+                _log!.Sync();
+            }
+            catch (Exception ex) when (!IsFatal(ex))
+            {
+                throw new MessageStoreException(
+                    $"The batch was committed to the {_name}, but syncing its log to disk failed ({ex.Message}): it survives a crash of this process, and may not survive a power cut.", ex);
+            }
+        }
+
+        CheckpointIfDue();
+    }
+
+    /// <summary>Copies LiteDB's log into the data file once it holds <see cref="LiteDbStoreOptions.CheckpointPages"/>
+    /// pages. The store does it after a commit, not inside it (LiteDB's own automatic checkpoint runs inside
+    /// <c>Commit</c>, so its failure would look like the commit's). A failed checkpoint loses nothing (the log still
+    /// holds every committed batch): the engine is reopened and the next commit tries again.</summary>
+    private void CheckpointIfDue()
+    {
+        if (_log!.Length < (long)_options.CheckpointPages * PageSize)
+        {
+            return;
+        }
+
+        _gate.EnterWriteLock(); // LiteDB's checkpoint waits for reads to end; new ones wait for it
+        try
+        {
+            _db!.Checkpoint();
+        }
+        catch (Exception ex) when (!IsFatal(ex))
+        {
+            _ = ex;
+            ReopenLocked(rollback: false);
+        }
+        finally
+        {
+            _gate.ExitWriteLock();
+        }
+    }
+
+    private void OpenEngine()
+    {
+        _data = StoreFile.Open(_path);
+        _log = StoreFile.Open(_logPath);
+        var settings = new EngineSettings { DataStream = _data, LogStream = _log, Password = _password, AutoRebuild = false, Collation = Ordinal };
+        _db = new LiteDatabase(new LiteEngine(settings), disposeOnClose: true);
+        _messages = _db.GetCollection(Messages, BsonAutoId.Int64);
+        _dedup = _db.GetCollection(Dedup, BsonAutoId.ObjectId);
+        _db.Pragma("CHECKPOINT", 0); // the store checkpoints itself (CheckpointIfDue)
+        if (FreeBytesForTests is { } free)
+        {
+            _db.Pragma("LIMIT_SIZE", _data.Length + _log.Length + free);
+        }
+    }
+
+    private void Reopen(bool rollback)
+    {
+        _gate.EnterWriteLock();
+        try
+        {
+            ReopenLocked(rollback);
+        }
+        finally
+        {
+            _gate.ExitWriteLock();
+        }
+    }
+
+    /// <summary>Replaces the engine by a fresh one on the same files (the owner lock is kept): LiteDB recovers every
+    /// committed batch from its log. When that fails too, the store is broken until the broker restarts.</summary>
+    private void ReopenLocked(bool rollback)
+    {
+        if (rollback)
+        {
+            try
+            {
+                _db?.Rollback();
+            }
+            catch (Exception ex) when (!IsFatal(ex))
+            {
+                _ = ex; // the transaction cannot end; it is abandoned with the engine below
+            }
+        }
+
+        CloseEngine();
+        try
+        {
+            OpenEngine();
+        }
+        catch (Exception ex) when (!IsFatal(ex))
+        {
+            _broken = ex;
+            CloseEngine();
+        }
+    }
+
+    private void CloseEngine()
+    {
+        var db = _db;
+        _db = null;
+        _messages = _dedup = null;
+        try
+        {
+            AbandonTransactions(db);
+            db?.Dispose(); // a checkpoint, then the engine closes (the streams are ours)
+        }
+        catch (Exception ex) when (!IsFatal(ex))
+        {
+            _ = ex; // an engine that failed may fail to close; its files are closed below all the same
+        }
+        finally
+        {
+            _data?.Dispose();
+            _log?.Dispose();
+            _data = _log = null;
+        }
+    }
+
+    /// <summary>LiteDB 5.0.21 leaves the transaction of a commit whose write failed registered, and its finalizer throws
+    /// on the finalizer thread, which ends the process. Before a failed engine is dropped, its transactions are taken
+    /// off its list and their finalizers cancelled (LiteDB's private fields: checked by LiteDbReviewTests).</summary>
+    private static void AbandonTransactions(LiteDatabase? db)
+    {
+        const System.Reflection.BindingFlags Private = System.Reflection.BindingFlags.NonPublic | System.Reflection.BindingFlags.Instance;
+        var engine = db is null ? null : typeof(LiteDatabase).GetField("_engine", Private)?.GetValue(db);
+        var monitor = engine?.GetType().GetField("_monitor", Private)?.GetValue(engine);
+        if (monitor?.GetType().GetField("_transactions", Private)?.GetValue(monitor) is System.Collections.IDictionary transactions)
+        {
+            lock (monitor)
+            {
+                foreach (var transaction in transactions.Values)
+                {
+#pragma warning disable CA1816 // deliberately another object's finalizer: LiteDB's, which would throw
+                    GC.SuppressFinalize(transaction);
+#pragma warning restore CA1816
+                }
+
+                transactions.Clear();
+            }
         }
     }
 
@@ -193,7 +322,7 @@ public sealed partial class LiteDbMessageStore : IMessageStore
 
         foreach (var (queue, after, upTo) in batch.Purges.Where(p => p.AfterId < p.UpToId))
         {
-            messages.DeleteMany(Query.And(Query.Between("k", Key(queue, after + 1), Key(queue, upTo)), Query.EQ("d", 0L)));
+            messages.DeleteMany(InRange + " AND $.d = 0", Key(queue, after + 1), Key(queue, upTo));
         }
 
         foreach (var forget in batch.Forget)
@@ -211,21 +340,29 @@ public sealed partial class LiteDbMessageStore : IMessageStore
         }
     }
 
-    /// <summary>Closes the files, then lets them go (another broker may open them).</summary>
+    /// <summary>Closes the files, then lets them go (another broker may open them). Waits for reads in progress.</summary>
     public void Dispose()
     {
+        _gate.EnterWriteLock();
         try
         {
             var db = _db;
             _db = null;
             _messages = _dedup = null;
-            db?.Dispose(); // a checkpoint, then the engine closes (the streams are ours)
+            try
+            {
+                db?.Dispose(); // a checkpoint, then the engine closes (the streams are ours)
+            }
+            finally
+            {
+                _data?.Dispose();
+                _log?.Dispose();
+                _data = _log = null;
+            }
         }
         finally
         {
-            _data?.Dispose();
-            _log?.Dispose();
-            _data = _log = null;
+            _gate.ExitWriteLock();
             _owner?.Dispose(); // after the files, and even when closing failed: the file is never kept
             _owner = null;
         }
@@ -236,6 +373,11 @@ public sealed partial class LiteDbMessageStore : IMessageStore
     public override string ToString() => _name;
 
     private static bool IsFatal(Exception ex) => ex is OutOfMemoryException or StackOverflowException or AccessViolationException;
+
+    /// <summary>Queue names and index keys compare by their characters: LiteDB's default collation (the culture's,
+    /// ignoring case) would make "q" and "Q" one queue and ignore the separator in the index key. A new file takes
+    /// this collation; LiteDB keeps a file's collation for its life and refuses to open one of another.</summary>
+    private static readonly Collation Ordinal = new(CultureInfo.InvariantCulture.LCID, CompareOptions.Ordinal);
 
     private void EnsureSchema(LiteDatabase db)
     {

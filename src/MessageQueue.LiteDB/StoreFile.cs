@@ -45,7 +45,16 @@ internal sealed class StoreFile(FileStream file) : Stream
 
     public override long Seek(long offset, SeekOrigin origin) => file.Seek(offset, origin);
 
-    public override void SetLength(long value) => file.SetLength(value);
+    /// <summary>Sets the length; emptying the file (LiteDB empties its log after a checkpoint) is synced at once, so
+    /// after a power cut the log holds no pages of transactions already copied into the data file.</summary>
+    public override void SetLength(long value)
+    {
+        file.SetLength(value);
+        if (value == 0)
+        {
+            Sync();
+        }
+    }
 
     public override void Write(byte[] buffer, int offset, int count) => file.Write(buffer, offset, count);
 
