@@ -138,16 +138,17 @@ public static class DurableRun
             .Build();
         var done = new TaskCompletionSource(TaskCreationOptions.RunContinuationsAsynchronously);
         var received = 0;
+        var each = messages / publishers;
+        var total = each * publishers; // what the publishers send (a smoke run's scaled count need not divide)
         await using var subscription = broker.Subscribe<byte[]>("q", (_, _) =>
         {
-            if (Interlocked.Increment(ref received) == messages)
+            if (Interlocked.Increment(ref received) == total)
             {
                 done.SetResult();
             }
 
             return ValueTask.CompletedTask;
         });
-        var each = messages / publishers;
         await Task.WhenAll(Enumerable.Range(0, publishers).Select(_ => Task.Run(async () =>
         {
             var pending = new Queue<Task>(outstanding);
