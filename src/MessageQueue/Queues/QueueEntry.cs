@@ -153,10 +153,52 @@ internal enum EntryState
     Gone = 4,
 }
 
-/// <summary>Generates message ids.</summary>
+/// <summary>
+/// Generates message ids: 32 hex digits in the layout of a version 7 UUID (RFC 9562), without a system call per id
+/// (<c>Guid.CreateVersion7</c> reads the kernel's random source for every id: about 200 ns, more than a fanout's
+/// queue writes). The first 48 bits are the Unix time in milliseconds; the other 74 free bits are a 74-bit number
+/// drawn once per process from the kernel's random source and advanced by one per id. So ids are unique within a
+/// process (2^74 of them before one repeats), unique across processes and restarts as long as two processes' random
+/// starts do not fall within the number of ids they make of each other (for a million ids each, about one chance in
+/// 10^16), and they sort by time, then by order of making within a process.
+/// </summary>
 internal static class MessageIds
 {
-    internal static string New() => Guid.CreateVersion7().ToString("N");
+    private const ulong Low62 = (1UL << 62) - 1;
+    private static readonly ulong StartHigh = Random(12);
+    private static readonly ulong StartLow = Random(62);
+    private static long _made;
+
+    internal static string New()
+    {
+        var n = (ulong)Interlocked.Increment(ref _made);
+        var low = (StartLow + n) & Low62;
+        var high = (StartHigh + ((StartLow + n) >> 62)) & 0xFFF; // the carry into the 12 bits above
+        var ms = (ulong)DateTimeOffset.UtcNow.ToUnixTimeMilliseconds() & 0xFFFF_FFFF_FFFF;
+        var first = (ms << 16) | (0x7UL << 12) | high;      // time, version 7, 12 bits of the number
+        var second = (0x2UL << 62) | low;                   // variant 10, 62 bits of the number
+        return string.Create(32, (first, second), static (span, v) =>
+        {
+            Hex(span[..16], v.first);
+            Hex(span[16..], v.second);
+        });
+    }
+
+    private static void Hex(Span<char> into, ulong value)
+    {
+        for (var i = into.Length - 1; i >= 0; i--)
+        {
+            into[i] = "0123456789abcdef"[(int)(value & 0xF)];
+            value >>= 4;
+        }
+    }
+
+    private static ulong Random(int bits)
+    {
+        Span<byte> bytes = stackalloc byte[8];
+        System.Security.Cryptography.RandomNumberGenerator.Fill(bytes);
+        return BitConverter.ToUInt64(bytes) & ((1UL << bits) - 1);
+    }
 }
 
 /// <summary>Something that knows a message's id without having made it yet (the engine's queue entry makes it on
