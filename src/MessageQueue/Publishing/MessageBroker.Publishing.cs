@@ -37,7 +37,7 @@ internal sealed partial class MessageBroker
             }
 
             // One queue: the entry creates the properties on first read. More: they must share one id.
-            properties ??= queues.Count > 1 ? CreateProperties(new PublishOptions(), message, now) : null;
+            properties ??= queues.Count > 1 ? DefaultProperties(message, now) : null;
             var due = options is null ? 0 : DueTicks(options);
             var guarded = false;
             foreach (var queue in queues)
@@ -341,6 +341,15 @@ internal sealed partial class MessageBroker
             throw new ArgumentOutOfRangeException(nameof(options), delay, "PublishOptions.Delay is negative; use DeliverAt for a point in time.");
         }
     }
+
+    /// <summary>The properties of a message published without options (what <see cref="QueueEntry.GetProperties"/>
+    /// makes on first read), for a publish whose queues must share one id.</summary>
+    private static MessageProperties DefaultProperties(object message, long nowTicks) => new()
+    {
+        MessageId = MessageIds.New(),
+        Timestamp = new DateTimeOffset(nowTicks, TimeSpan.Zero),
+        MessageType = MessageTypeNames.NameOf(message.GetType()),
+    };
 
     private static MessageProperties CreateProperties(PublishOptions options, object message, long nowTicks)
     {
