@@ -17,6 +17,11 @@ public static class Program
     /// returns 1 when any report failed.</summary>
     public static int Main(string[] args)
     {
+        if (args is ["--interleaved", var className, ..])
+        {
+            return Interleaved(className, args);
+        }
+
         var quick = args.Contains("--quick");
         var summaries = Run([.. args.Where(a => a != "--quick")], quick ? QuickJob() : null);
         var failed = summaries.SelectMany(s => s.Reports).Where(r => !r.Success).ToList();
@@ -26,6 +31,24 @@ public static class Program
         }
 
         return failed.Count > 0 || summaries.Any(s => s.HasCriticalValidationErrors) ? 1 : 0;
+    }
+
+    /// <summary><c>--interleaved Class [--rounds N] [--warmup N] [--category "name"] [--out file.md]</c>: the class's rows in
+    /// rotated rounds in this process (<see cref="InterleavedRunner"/>); the report goes to the console and, with
+    /// <c>--out</c>, to a Markdown file.</summary>
+    private static int Interleaved(string className, string[] args)
+    {
+        string? Option(string name) => args.SkipWhile(a => a != name).Skip(1).FirstOrDefault();
+        var rounds = int.Parse(Option("--rounds") ?? "10", System.Globalization.CultureInfo.InvariantCulture);
+        var warmup = int.Parse(Option("--warmup") ?? "3", System.Globalization.CultureInfo.InvariantCulture);
+        var report = InterleavedRunner.RunAsync(className, rounds, Option("--category"), Console.Out, warmup).GetAwaiter().GetResult();
+        Console.WriteLine(report);
+        if (Option("--out") is { } file)
+        {
+            File.WriteAllText(file, report);
+        }
+
+        return 0;
     }
 
     /// <summary>One warm-up and three iterations, in this process (no project to build, no process per benchmark).</summary>
