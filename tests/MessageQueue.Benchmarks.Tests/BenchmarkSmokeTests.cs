@@ -62,7 +62,7 @@ public sealed class BenchmarkSmokeTests
         var report = await InterleavedRunner.RunAsync("PointToPointBenchmarks", rounds: 3, log: log, warmupRounds: 1);
         using (Assert.EnterMultipleScope())
         {
-            Assert.That(report, Does.Contain("| raw Channel<T> (baseline) |").And.Contain("| 1.00x (1.00-1.00) |"));
+            Assert.That(report, Does.Contain("| raw Channel<T> (baseline) |").And.Contain("| 1.000x (1.000-1.000) |"));
             Assert.That(report, Does.Match(@"\| MessageQueue[^|]*\| [\d.]+ (ns|us) \| [\d.]+ (ns|us) \| [\d.]+x \([\d.]+-[\d.]+\) \|"));
             Assert.That(report, Does.Contain("Rounds flagged for busy neighbours"));
             Assert.That(log.ToString(), Does.Contain("round 1: load").And.Contain("round 3: load"));

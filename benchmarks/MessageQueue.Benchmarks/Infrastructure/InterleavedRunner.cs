@@ -141,8 +141,8 @@ public static class InterleavedRunner
                 {
                     var ratios = times.Select((t, i) => results[baseline][i].Ns / t.Ns).ToList();
                     var unflagged = ratios.Where((_, i) => !flagged[i]).ToList();
-                    ratio = string.Create(CultureInfo.InvariantCulture, $"{Median(ratios):F2}x ({ratios.Min():F2}-{ratios.Max():F2})");
-                    clean = unflagged.Count == 0 ? "no unflagged round" : string.Create(CultureInfo.InvariantCulture, $"{Median(unflagged):F2}x ({unflagged.Count} rounds)");
+                    ratio = string.Create(CultureInfo.InvariantCulture, $"{Median(ratios):F3}x ({ratios.Min():F3}-{ratios.Max():F3})");
+                    clean = unflagged.Count == 0 ? "no unflagged round" : string.Create(CultureInfo.InvariantCulture, $"{Median(unflagged):F3}x ({unflagged.Count} rounds)");
                 }
 
                 text.AppendLine(CultureInfo.InvariantCulture, $"| {group.Key} | {row.Name}{(row.Baseline ? " (baseline)" : "")} | {Format(Median(times.Select(t => t.Ns)))} | {Format(Median(times.Select(t => t.CpuNs)))} | {ratio} | {clean} |");
