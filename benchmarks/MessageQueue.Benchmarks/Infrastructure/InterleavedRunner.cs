@@ -94,6 +94,9 @@ public static class InterleavedRunner
     private static async Task<(double Ns, double CpuNs)> InvokeAsync(object instance, Type type, Row row)
     {
         await CallAsync(instance, type, typeof(IterationSetupAttribute), row.Method).ConfigureAwait(false);
+        GC.Collect(); // as BenchmarkDotNet does before each iteration: no row pays for the last one's garbage
+        GC.WaitForPendingFinalizers();
+        GC.Collect();
         var cpu = Process.GetCurrentProcess().TotalProcessorTime;
         var clock = Stopwatch.StartNew();
         await AwaitResult(row.Method.Invoke(instance, null)).ConfigureAwait(false);
