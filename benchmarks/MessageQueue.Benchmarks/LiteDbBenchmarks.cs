@@ -69,7 +69,7 @@ public class LiteDbBenchmarks
     /// if <paramref name="synced"/> (the store syncs confirming commits; its acks join the next commit).</summary>
     private void Raw(int messages, int batch, bool synced)
     {
-        var log = Path.Combine(Path.GetDirectoryName(_path)!, Path.GetFileNameWithoutExtension(_path) + "-log" + Path.GetExtension(_path));
+        var log = MessageQueue.LiteDb.LiteDbMessageStore.LogFileOf(_path);
         using var dataFile = new FileStream(_path, FileMode.OpenOrCreate, FileAccess.ReadWrite, FileShare.None, bufferSize: 0);
         using var logFile = new FileStream(log, FileMode.OpenOrCreate, FileAccess.ReadWrite, FileShare.None, bufferSize: 0);
         using var db = new LiteDatabase(dataFile, logStream: logFile);

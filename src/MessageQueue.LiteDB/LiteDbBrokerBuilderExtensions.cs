@@ -44,24 +44,12 @@ public static class LiteDbBrokerBuilderExtensions
         var synchronous = values.Enum<LiteDbSynchronous>(section, nameof(LiteDbStoreOptions.Synchronous));
         var ownerWait = values.Duration(section, nameof(LiteDbStoreOptions.OwnerWaitTimeout));
         var checkpoint = values.Int(section, nameof(LiteDbStoreOptions.CheckpointPages));
-        if (values.Problems.Count > 0)
+        return values.UseStore(section, () => builder.UseLiteDb(database!, o =>
         {
-            throw new TopologyException(values.Problems);
-        }
-
-        try
-        {
-            return builder.UseLiteDb(database!, o =>
-            {
-                storage(o);
-                o.Synchronous = synchronous ?? o.Synchronous;
-                o.OwnerWaitTimeout = ownerWait ?? o.OwnerWaitTimeout;
-                o.CheckpointPages = checkpoint ?? o.CheckpointPages;
-            });
-        }
-        catch (ArgumentException ex)
-        {
-            throw new TopologyException($"{(section as IConfigurationSection)?.Path}: {ex.Message}");
-        }
+            storage(o);
+            o.Synchronous = synchronous ?? o.Synchronous;
+            o.OwnerWaitTimeout = ownerWait ?? o.OwnerWaitTimeout;
+            o.CheckpointPages = checkpoint ?? o.CheckpointPages;
+        }));
     }
 }

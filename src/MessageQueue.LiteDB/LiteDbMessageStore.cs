@@ -71,11 +71,17 @@ public sealed partial class LiteDbMessageStore : IMessageStore
         }
 
         _path = StoreFileOwner.Canonical(Path.GetFullPath(connection.Filename));
-        _logPath = Path.Combine(Path.GetDirectoryName(_path)!, $"{Path.GetFileNameWithoutExtension(_path)}-log{Path.GetExtension(_path)}");
+        _logPath = LogFileOf(_path);
         _password = connection.Password;
         _readOnly = connection.ReadOnly;
         _name = $"LiteDB message store '{_path}'"; // the file, never the password
     }
+
+    /// <summary>LiteDB's log file of a data file: <c>name-log.db</c> beside <c>name.db</c> (LiteDB's naming).</summary>
+    /// <param name="dataFile">The data file's path.</param>
+    /// <returns>The log file's path.</returns>
+    internal static string LogFileOf(string dataFile) =>
+        Path.Combine(Path.GetDirectoryName(dataFile) ?? "", $"{Path.GetFileNameWithoutExtension(dataFile)}-log{Path.GetExtension(dataFile)}");
 
     /// <summary>Limits the data file to this many bytes beyond its size when opened (tests of a full disk).</summary>
     internal long? FreeBytesForTests { get; init; }
@@ -227,7 +233,7 @@ public sealed partial class LiteDbMessageStore : IMessageStore
             }
         }
 
-        CloseEngine();
+        CloseEngine(quietly: true);
         try
         {
             OpenEngine();
@@ -235,11 +241,13 @@ public sealed partial class LiteDbMessageStore : IMessageStore
         catch (Exception ex) when (!IsFatal(ex))
         {
             _broken = ex;
-            CloseEngine();
+            CloseEngine(quietly: true);
         }
     }
 
-    private void CloseEngine()
+    /// <summary>Closes the engine and the files; <paramref name="quietly"/> for an engine that failed, which may fail
+    /// to close (its files are closed all the same).</summary>
+    private void CloseEngine(bool quietly)
     {
         var db = _db;
         _db = null;
@@ -249,9 +257,9 @@ public sealed partial class LiteDbMessageStore : IMessageStore
             AbandonTransactions(db);
             db?.Dispose(); // a checkpoint, then the engine closes (the streams are ours)
         }
-        catch (Exception ex) when (!IsFatal(ex))
+        catch (Exception ex) when (quietly && !IsFatal(ex))
         {
-            _ = ex; // an engine that failed may fail to close; its files are closed below all the same
+            _ = ex;
         }
         finally
         {
@@ -346,19 +354,7 @@ public sealed partial class LiteDbMessageStore : IMessageStore
         _gate.EnterWriteLock();
         try
         {
-            var db = _db;
-            _db = null;
-            _messages = _dedup = null;
-            try
-            {
-                db?.Dispose(); // a checkpoint, then the engine closes (the streams are ours)
-            }
-            finally
-            {
-                _data?.Dispose();
-                _log?.Dispose();
-                _data = _log = null;
-            }
+            CloseEngine(quietly: false);
         }
         finally
         {

@@ -41,24 +41,12 @@ public static class SqliteBrokerBuilderExtensions
         var synchronous = values.Enum<SqliteSynchronous>(section, nameof(SqliteStoreOptions.Synchronous));
         var busy = values.Duration(section, nameof(SqliteStoreOptions.BusyTimeout));
         var ownerWait = values.Duration(section, nameof(SqliteStoreOptions.OwnerWaitTimeout));
-        if (values.Problems.Count > 0)
+        return values.UseStore(section, () => builder.UseSqlite(database!, o =>
         {
-            throw new TopologyException(values.Problems);
-        }
-
-        try
-        {
-            return builder.UseSqlite(database!, o =>
-            {
-                storage(o);
-                o.Synchronous = synchronous ?? o.Synchronous;
-                o.BusyTimeout = busy ?? o.BusyTimeout;
-                o.OwnerWaitTimeout = ownerWait ?? o.OwnerWaitTimeout;
-            });
-        }
-        catch (ArgumentException ex)
-        {
-            throw new TopologyException($"{(section as IConfigurationSection)?.Path}: {ex.Message}");
-        }
+            storage(o);
+            o.Synchronous = synchronous ?? o.Synchronous;
+            o.BusyTimeout = busy ?? o.BusyTimeout;
+            o.OwnerWaitTimeout = ownerWait ?? o.OwnerWaitTimeout;
+        }));
     }
 }

@@ -11,8 +11,7 @@ public static class TempDatabase
     public static void Delete(string path)
     {
         SqliteConnection.ClearAllPools(); // pooled connections keep the file open
-        var liteDbLog = Path.Combine(Path.GetDirectoryName(path)!, Path.GetFileNameWithoutExtension(path) + "-log" + Path.GetExtension(path));
-        foreach (var file in new[] { path, path + "-wal", path + "-shm", path + ".lock", path + ".owner", liteDbLog })
+        foreach (var file in new[] { path, path + "-wal", path + "-shm", path + ".lock", path + ".owner", MessageQueue.LiteDb.LiteDbMessageStore.LogFileOf(path) })
         {
             File.Delete(file);
         }

@@ -39,6 +39,27 @@ internal sealed class ConfigurationValues(List<string> problems)
         return (database, Storage(section));
     }
 
+    /// <summary>Ends the reading of a store's section: throws the problems found, all at once; else calls
+    /// <paramref name="use"/> (the store's <c>Use...</c>), naming the section in the exception if it refuses a value.</summary>
+    /// <returns>What <paramref name="use"/> returns.</returns>
+    /// <exception cref="TopologyException">A problem was found, or <paramref name="use"/> refused a value.</exception>
+    internal MessageBrokerBuilder UseStore(IConfiguration section, Func<MessageBrokerBuilder> use)
+    {
+        if (Problems.Count > 0)
+        {
+            throw new TopologyException(Problems);
+        }
+
+        try
+        {
+            return use();
+        }
+        catch (ArgumentException ex)
+        {
+            throw new TopologyException($"{(section as IConfigurationSection)?.Path}: {ex.Message}");
+        }
+    }
+
     /// <summary>Reads the <see cref="StorageOptions"/> keys of <paramref name="section"/>.</summary>
     /// <returns>What to apply to the options.</returns>
     internal Action<StorageOptions> Storage(IConfiguration section)

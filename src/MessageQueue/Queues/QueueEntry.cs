@@ -177,20 +177,10 @@ internal static class MessageIds
         var ms = (ulong)DateTimeOffset.UtcNow.ToUnixTimeMilliseconds() & 0xFFFF_FFFF_FFFF;
         var first = (ms << 16) | (0x7UL << 12) | high;      // time, version 7, 12 bits of the number
         var second = (0x2UL << 62) | low;                   // variant 10, 62 bits of the number
-        return string.Create(32, (first, second), static (span, v) =>
-        {
-            Hex(span[..16], v.first);
-            Hex(span[16..], v.second);
-        });
-    }
-
-    private static void Hex(Span<char> into, ulong value)
-    {
-        for (var i = into.Length - 1; i >= 0; i--)
-        {
-            into[i] = "0123456789abcdef"[(int)(value & 0xF)];
-            value >>= 4;
-        }
+        Span<byte> bytes = stackalloc byte[16];
+        System.Buffers.Binary.BinaryPrimitives.WriteUInt64BigEndian(bytes, first);
+        System.Buffers.Binary.BinaryPrimitives.WriteUInt64BigEndian(bytes[8..], second);
+        return Convert.ToHexStringLower(bytes);
     }
 
     private static ulong Random(int bits)

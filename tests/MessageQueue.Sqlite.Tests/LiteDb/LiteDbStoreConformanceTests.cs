@@ -37,7 +37,6 @@ public sealed class LiteDbStoreConformanceTests : MessageStoreConformance
     protected override void DeleteLocation(string location)
     {
         base.DeleteLocation(location);
-        var log = Path.Combine(Path.GetDirectoryName(location)!, Path.GetFileNameWithoutExtension(location) + "-log" + Path.GetExtension(location));
-        File.Delete(log);
+        File.Delete(LiteDbMessageStore.LogFileOf(location));
     }
 }

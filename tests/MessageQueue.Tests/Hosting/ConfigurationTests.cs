@@ -133,19 +133,7 @@ public sealed class ConfigurationTests
         });
         try
         {
-            using (var host = Start())
-            {
-                await host.StartAsync().WithSafety();
-                await host.Services.GetRequiredService<IProducer>().SendAsync("q", new Order(1)).AsTask().WithSafety();
-                await host.StopAsync().WithSafety();
-            }
-
-            using (var again = Start())
-            {
-                await again.StartAsync().WithSafety();
-                Assert.That((await again.Services.GetRequiredService<IBrokerManagement>().PeekAsync("q")).Select(m => m.Body), Is.EqualTo(new object[] { new Order(1) }));
-                await again.StopAsync().WithSafety();
-            }
+            await SentBeforeARestart_IsThereAfterIt(Start);
 
             using var bad = HostWith(new Dictionary<string, string?> { ["MessageQueue:Sqlite:Synchronous"] = "Sometimes", ["MessageQueue:Sqlite:Databse"] = database });
             var ex = await Assert.ThrowsAsync<TopologyException>(() => bad.StartAsync());
@@ -158,11 +146,7 @@ public sealed class ConfigurationTests
         }
         finally
         {
-            Microsoft.Data.Sqlite.SqliteConnection.ClearAllPools();
-            foreach (var file in new[] { database, database + "-wal", database + "-shm", database + ".lock", database + ".owner" })
-            {
-                File.Delete(file);
-            }
+            DeleteStoreFiles(database);
         }
     }
 
@@ -178,26 +162,14 @@ public sealed class ConfigurationTests
                 ["MessageQueue:LiteDB:Synchronous"] = "Normal",
                 ["MessageQueue:LiteDB:CheckpointPages"] = "100",
             },
-            (sp, mq) => mq.UseLiteDb(sp.GetRequiredService<IConfiguration>().GetSection("MessageQueue:LiteDB")));
+            LiteDbFromConfiguration);
         try
         {
-            using (var host = Start())
-            {
-                await host.StartAsync().WithSafety();
-                await host.Services.GetRequiredService<IProducer>().SendAsync("q", new Order(1)).AsTask().WithSafety();
-                await host.StopAsync().WithSafety();
-            }
-
-            using (var again = Start())
-            {
-                await again.StartAsync().WithSafety();
-                Assert.That((await again.Services.GetRequiredService<IBrokerManagement>().PeekAsync("q")).Select(m => m.Body), Is.EqualTo(new object[] { new Order(1) }));
-                await again.StopAsync().WithSafety();
-            }
+            await SentBeforeARestart_IsThereAfterIt(Start);
 
             using var bad = HostWith(
                 new Dictionary<string, string?> { ["MessageQueue:LiteDB:Synchronous"] = "Sometimes", ["MessageQueue:LiteDB:CheckpointPages"] = "many" },
-                (sp, mq) => mq.UseLiteDb(sp.GetRequiredService<IConfiguration>().GetSection("MessageQueue:LiteDB")));
+                LiteDbFromConfiguration);
             var ex = await Assert.ThrowsAsync<TopologyException>(() => bad.StartAsync());
             Assert.That(ex!.Problems, Is.EquivalentTo(new[]
             {
@@ -208,11 +180,36 @@ public sealed class ConfigurationTests
         }
         finally
         {
-            var log = Path.Combine(Path.GetDirectoryName(database)!, Path.GetFileNameWithoutExtension(database) + "-log.db");
-            foreach (var file in new[] { database, log, database + ".lock", database + ".owner" })
-            {
-                File.Delete(file);
-            }
+            DeleteStoreFiles(database);
+        }
+    }
+
+    private static void LiteDbFromConfiguration(IServiceProvider services, MessageBrokerBuilder mq) =>
+        mq.UseLiteDb(services.GetRequiredService<IConfiguration>().GetSection("MessageQueue:LiteDB"));
+
+    /// <summary>A message sent to the durable queue "q" through one host is there in the next host on the same file.</summary>
+    private static async Task SentBeforeARestart_IsThereAfterIt(Func<IHost> start)
+    {
+        using (var host = start())
+        {
+            await host.StartAsync().WithSafety();
+            await host.Services.GetRequiredService<IProducer>().SendAsync("q", new Order(1)).AsTask().WithSafety();
+            await host.StopAsync().WithSafety();
+        }
+
+        using var again = start();
+        await again.StartAsync().WithSafety();
+        Assert.That((await again.Services.GetRequiredService<IBrokerManagement>().PeekAsync("q")).Select(m => m.Body), Is.EqualTo(new object[] { new Order(1) }));
+        await again.StopAsync().WithSafety();
+    }
+
+    /// <summary>Deletes a store's files, SQLite's or LiteDB's, and the owner lock.</summary>
+    private static void DeleteStoreFiles(string database)
+    {
+        Microsoft.Data.Sqlite.SqliteConnection.ClearAllPools();
+        foreach (var file in new[] { database, database + "-wal", database + "-shm", MessageQueue.LiteDb.LiteDbMessageStore.LogFileOf(database), database + ".lock", database + ".owner" })
+        {
+            File.Delete(file);
         }
     }
 

@@ -7,7 +7,7 @@ public abstract class TempDatabaseFixture
     protected string Database { get; private set; } = "";
 
     /// <summary>Gets LiteDB's log file of <see cref="Database"/> (<c>name-log.db</c>).</summary>
-    protected string LiteDbLog => Path.Combine(Path.GetDirectoryName(Database)!, Path.GetFileNameWithoutExtension(Database) + "-log" + Path.GetExtension(Database));
+    protected string LiteDbLog => MessageQueue.LiteDb.LiteDbMessageStore.LogFileOf(Database);
 
     [SetUp]
     public void NewDatabasePath() => Database = Path.Combine(Path.GetTempPath(), $"mq-{Guid.NewGuid():N}.db");
