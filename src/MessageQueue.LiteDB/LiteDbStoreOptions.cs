@@ -15,9 +15,10 @@ public sealed class LiteDbStoreOptions : StorageOptions
     /// <value>The default value is 15 seconds.</value>
     public TimeSpan OwnerWaitTimeout { get; set; } = TimeSpan.FromSeconds(15);
 
-    /// <summary>Gets or sets after how many pages (8 KB each) in LiteDB's log file a commit copies the log into the
-    /// data file (LiteDB's <c>CHECKPOINT</c> pragma). Smaller keeps the log small; larger makes fewer, longer
-    /// checkpoints.</summary>
+    /// <summary>Gets or sets after how many pages (8 KB each) in LiteDB's log file the store copies the log into the
+    /// data file (a checkpoint), right after the commit that reached it (not inside it, as LiteDB's own
+    /// <c>CHECKPOINT</c> pragma would: a failed checkpoint then never fails a commit). Smaller keeps the log small;
+    /// larger makes fewer, longer checkpoints.</summary>
     /// <value>The default value is 1,000 pages (LiteDB's default).</value>
     public int CheckpointPages { get; set; } = 1000;
 }
