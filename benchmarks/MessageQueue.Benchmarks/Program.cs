@@ -22,6 +22,14 @@ public static class Program
             return Interleaved(className, args);
         }
 
+        if (args is ["--repeat", var repeatClass, var repeatMethod, ..])
+        {
+            var seconds = args.Length > 3 ? double.Parse(args[3], System.Globalization.CultureInfo.InvariantCulture) : 20;
+            var (calls, median, bytes) = InterleavedRunner.RepeatAsync(repeatClass, repeatMethod, seconds).GetAwaiter().GetResult();
+            Console.WriteLine(string.Create(System.Globalization.CultureInfo.InvariantCulture, $"{repeatClass}.{repeatMethod}: {calls} calls, median {median:F1} ns and {bytes:F0} B allocated per message"));
+            return 0;
+        }
+
         var quick = args.Contains("--quick");
         var summaries = Run([.. args.Where(a => a != "--quick")], quick ? QuickJob() : null);
         var failed = summaries.SelectMany(s => s.Reports).Where(r => !r.Success).ToList();
@@ -32,6 +40,8 @@ public static class Program
 
         return failed.Count > 0 || summaries.Any(s => s.HasCriticalValidationErrors) ? 1 : 0;
     }
+
+    // --repeat Class Method [seconds]: one row over and over (InterleavedRunner.RepeatAsync), for a profiler.
 
     /// <summary><c>--interleaved Class [--rounds N] [--warmup N] [--category "name"] [--out file.md]</c>: the class's rows in
     /// rotated rounds in this process (<see cref="InterleavedRunner"/>); the report goes to the console and, with

@@ -73,6 +73,32 @@ public static class InterleavedRunner
         return Report(className, rounds, rows, results, flagged, notes);
     }
 
+    /// <summary>Runs one row of <paramref name="className"/> (its method name) over and over for
+    /// <paramref name="seconds"/> seconds, after its setup and one uncounted call, and returns how many calls ran and
+    /// the median time and the bytes allocated (by every thread) per message: a steady load to attach a profiler to
+    /// (<c>perf record</c>, <c>dotnet-trace</c>).</summary>
+    public static async Task<(int Calls, double MedianNs, double BytesPerMessage)> RepeatAsync(string className, string method, double seconds)
+    {
+        var type = typeof(InterleavedRunner).Assembly.GetTypes().SingleOrDefault(t => t.Name == className)
+            ?? throw new ArgumentException($"No benchmark class named '{className}'.", nameof(className));
+        var row = Rows(type, category: null).SingleOrDefault(r => r.Method.Name == method)
+            ?? throw new ArgumentException($"'{className}' has no benchmark method named '{method}' to run here.", nameof(method));
+        var instance = Activator.CreateInstance(type)!;
+        await CallAsync(instance, type, typeof(GlobalSetupAttribute), row.Method).ConfigureAwait(false);
+        await InvokeAsync(instance, type, row).ConfigureAwait(false);
+        var times = new List<double>();
+        var allocated = GC.GetTotalAllocatedBytes(precise: true);
+        var clock = Stopwatch.StartNew();
+        while (clock.Elapsed.TotalSeconds < seconds)
+        {
+            times.Add((await InvokeAsync(instance, type, row).ConfigureAwait(false)).Ns);
+        }
+
+        var bytes = (double)(GC.GetTotalAllocatedBytes(precise: true) - allocated) / times.Count / row.Operations;
+        await CallAsync(instance, type, typeof(GlobalCleanupAttribute), row.Method).ConfigureAwait(false);
+        return (times.Count, Median(times), bytes);
+    }
+
     internal sealed record Row(MethodInfo Method, string Name, string Category, bool Baseline, int Operations);
 
     private static List<Row> Rows(Type type, string? category)

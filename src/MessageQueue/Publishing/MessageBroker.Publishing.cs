@@ -36,8 +36,6 @@ internal sealed partial class MessageBroker
                     : new ValueTask<PublishResult>(new PublishResult(properties?.MessageId ?? MessageIds.New(), 0));
             }
 
-            // One queue: the entry creates the properties on first read. More: they must share one id.
-            properties ??= queues.Count > 1 ? DefaultProperties(message, now) : null;
             var due = options is null ? 0 : DueTicks(options);
             var guarded = false;
             foreach (var queue in queues)
@@ -45,9 +43,15 @@ internal sealed partial class MessageBroker
                 guarded |= queue.IsGuarded;
             }
 
-            return guarded
-                ? Admit(AdmissionItems(queues, exchange, routingKey, message, properties, options, now, due), properties, options is { Mandatory: true } ? exchange.Name : null, routingKey, cancellationToken)
-                : new ValueTask<PublishResult>(EnqueueAll(queues, exchange, routingKey, message, properties, options, now, due));
+            if (!guarded)
+            {
+                // Without properties, the entries make them on first read; several queues' entries share the first's.
+                return new ValueTask<PublishResult>(EnqueueAll(queues, exchange, routingKey, message, properties, options, now, due));
+            }
+
+            // Admission may store the message (its row holds the properties): made now, one id for every queue.
+            properties ??= queues.Count > 1 ? DefaultProperties(message, now) : null;
+            return Admit(AdmissionItems(queues, exchange, routingKey, message, properties, options, now, due), properties, options is { Mandatory: true } ? exchange.Name : null, routingKey, cancellationToken);
         }
         finally
         {
@@ -72,10 +76,23 @@ internal sealed partial class MessageBroker
     private static PublishResult EnqueueAll(List<BrokerQueue> queues, Exchange exchange, string routingKey, object message, MessageProperties? properties, PublishOptions? options, long now, long due)
     {
         var routed = 0;
+        QueueEntry? first = null;
         QueueEntry? last = null;
         foreach (var queue in queues)
         {
             var entry = queue.NewEntry(message, properties, exchange.Name, routingKey, now, properties?.Priority ?? 0);
+            if (properties is null)
+            {
+                if (first is null)
+                {
+                    first = entry;
+                }
+                else
+                {
+                    entry.ShareProperties(first);
+                }
+            }
+
             if (due == 0 ? queue.Enqueue(entry) : queue.EnqueueDelayed(entry, due))
             {
                 routed++;

@@ -5,7 +5,8 @@ namespace MessageQueue.Queues;
 /// <summary>
 /// One message in one queue: the only object allocated per message on the in-memory path. The body is
 /// held by reference (no serialization) and the properties are created on first read when the publisher
-/// gave none.
+/// gave none; the entries of one publish to several queues share them (<see cref="ShareProperties"/>), made on
+/// first read of any of them.
 /// </summary>
 /// <remarks>
 /// <see cref="Handle"/> packs the delivery tag (high 32 bits) and the state (low 32 bits) into one word so
@@ -15,7 +16,9 @@ namespace MessageQueue.Queues;
 [DebuggerDisplay("#{Sequence} {State} deliveries={DeliveryCount}")]
 internal class QueueEntry : IMessageIdSource
 {
-    private MessageProperties? _properties;
+    // The properties; or null until first read; or, for the second and later entries of a publish to several queues
+    // without properties, that publish's first entry, whose properties (made on first read of either) they share.
+    private object? _properties;
     private long _handle;
 
     internal QueueEntry(object body, MessageProperties? properties, string exchange, string routingKey, long timestampTicks, byte priority)
@@ -31,7 +34,9 @@ internal class QueueEntry : IMessageIdSource
     internal object Body { get; }
 
     /// <summary>The properties if they exist yet (never creates them; for hot-path checks).</summary>
-    internal MessageProperties? RawProperties => Volatile.Read(ref _properties);
+    /// <remarks>Null for an entry that shares another's properties (<see cref="ShareProperties"/>) before they are read
+    /// through it: those are defaults then (no expiration, no headers), as an entry's own made on first read are.</remarks>
+    internal MessageProperties? RawProperties => Volatile.Read(ref _properties) as MessageProperties;
 
     internal string Exchange { get; }
 
@@ -98,21 +103,34 @@ internal class QueueEntry : IMessageIdSource
     /// <summary>The message id (made on first read when the publish gave none).</summary>
     string IMessageIdSource.MessageId => GetProperties().MessageId;
 
+    /// <summary>Makes this entry, published to several queues at once without properties, share
+    /// <paramref name="first"/>'s (the publish's first entry): one id for all its queues, made only when one of them
+    /// is read. Called before the entry is enqueued.</summary>
+    internal void ShareProperties(QueueEntry first)
+    {
+        Debug.Assert(_properties is null && first._properties is null && !ReferenceEquals(first, this), "only an entry without properties shares those of another without");
+        _properties = first;
+    }
+
     internal MessageProperties GetProperties()
     {
-        var p = Volatile.Read(ref _properties);
-        if (p is not null)
+        var current = Volatile.Read(ref _properties);
+        if (current is MessageProperties p)
         {
             return p;
         }
 
-        p = new MessageProperties
-        {
-            MessageId = MessageIds.New(),
-            Timestamp = new DateTimeOffset(TimestampTicks, TimeSpan.Zero),
-            MessageType = MessageTypeNames.NameOf(Body.GetType()),
-        };
-        return Interlocked.CompareExchange(ref _properties, p, null) ?? p;
+        p = current is QueueEntry first
+            ? first.GetProperties()
+            : new MessageProperties
+            {
+                MessageId = MessageIds.New(),
+                Timestamp = new DateTimeOffset(TimestampTicks, TimeSpan.Zero),
+                MessageType = MessageTypeNames.NameOf(Body.GetType()),
+            };
+
+        // Lost the race: another reader made them (from the same first entry, if shared), and those are kept.
+        return Interlocked.CompareExchange(ref _properties, p, current) as MessageProperties ?? p;
     }
 }
 

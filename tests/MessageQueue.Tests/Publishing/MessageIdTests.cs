@@ -44,4 +44,48 @@ public sealed class MessageIdTests
         var ids = Enumerable.Range(0, 10_000).Select(_ => MessageIds.New()).ToList();
         Assert.That(ids, Is.Ordered.Using((IComparer<string>)StringComparer.Ordinal));
     }
+
+    [Test]
+    public void EntriesOfOneFanoutPublish_ReadFromFourThreadsAtOnce_AllHaveOneId()
+    {
+        for (var round = 0; round < 2_000; round++)
+        {
+            var first = new QueueEntry(new object(), null, "f", "", DateTime.UtcNow.Ticks, 0);
+            var entries = new[] { first, new QueueEntry(first.Body, null, "f", "", first.TimestampTicks, 0), new QueueEntry(first.Body, null, "f", "", first.TimestampTicks, 0), new QueueEntry(first.Body, null, "f", "", first.TimestampTicks, 0) };
+            for (var i = 1; i < entries.Length; i++)
+            {
+                entries[i].ShareProperties(first);
+            }
+
+            using var start = new Barrier(entries.Length);
+            var ids = new string[entries.Length];
+            Parallel.For(0, entries.Length, new ParallelOptions { MaxDegreeOfParallelism = entries.Length }, i =>
+            {
+                start.SignalAndWait();
+                ids[i] = entries[(i + round) % entries.Length].GetProperties().MessageId;
+            });
+            Assert.That(ids.Distinct().Count(), Is.EqualTo(1), $"round {round}");
+            Assert.That(entries.Select(e => e.GetProperties()).Distinct().Count(), Is.EqualTo(1), "one properties object, read again through any entry");
+        }
+    }
+
+    [Test]
+    public async Task AFanoutPublish_ReadFirstThroughItsLastQueue_GivesEveryQueueTheIdThePublishReturned()
+    {
+        await using var broker = new MessageBrokerBuilder()
+            .AddExchange("f", ExchangeType.Fanout).AddQueue("a").AddQueue("b").AddQueue("c")
+            .Bind("f", "a").Bind("f", "b").Bind("f", "c").Build();
+        var result = await broker.PublishAsync("f", "", "hello");
+        var seen = new List<string>();
+        foreach (var queue in new[] { "c", "a", "b" })
+        {
+            await using var consumer = broker.Consume<string>(queue);
+            var delivery = await consumer.ReceiveAsync();
+            seen.Add(delivery.Properties.MessageId);
+            Assert.That(delivery.Properties.MessageType, Is.EqualTo("System.String"));
+            await delivery.AckAsync();
+        }
+
+        Assert.That(seen, Is.All.EqualTo(result.MessageId));
+    }
 }
