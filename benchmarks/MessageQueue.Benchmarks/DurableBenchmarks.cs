@@ -15,7 +15,9 @@ namespace MessageQueue.Benchmarks;
 /// RabbitMQ publishers do with confirms), against batches of 100 (<see cref="Many"/> messages per operation).
 /// The table reports per message. When a RabbitMQ server answers on localhost, each group also has RabbitMQ
 /// (persistent messages to a durable queue, publisher confirms, manual acks) with the same publishers and
-/// outstanding confirms; otherwise those rows are left out and the reason printed.
+/// outstanding confirms; otherwise those rows are left out and the reason printed. WolverineFx 6.62 is the in-process
+/// peer: a durable local queue with its SQLite message store (<see cref="WolverinePeer"/>), one host started once for
+/// all its iterations (its handled messages are deleted from the store, so each iteration starts as empty).
 /// </summary>
 [MemoryDiagnoser]
 [MedianColumn]
@@ -29,12 +31,29 @@ public class DurableBenchmarks
     private readonly byte[] _body = new byte[256];
     private string _path = "";
     private IConnection? _rabbit;
+    private WolverinePeer? _wolverine;
+    private string _wolverinePath = "";
+    private readonly WolverineMessage _wolverineMessage = new(42);
 
     [GlobalSetup(Targets = [nameof(RabbitOnePublisher), nameof(RabbitEightPublishers), nameof(RabbitEightPublishersPipelined)])]
     public void ConnectRabbit() => _rabbit = new ConnectionFactory { HostName = "localhost" }.CreateConnectionAsync().GetAwaiter().GetResult();
 
     [GlobalCleanup(Targets = [nameof(RabbitOnePublisher), nameof(RabbitEightPublishers), nameof(RabbitEightPublishersPipelined)])]
     public void DisconnectRabbit() => _rabbit?.DisposeAsync().AsTask().GetAwaiter().GetResult();
+
+    [GlobalSetup(Targets = [nameof(WolverineOnePublisher), nameof(WolverineEightPublishers)])]
+    public void StartWolverine()
+    {
+        _wolverinePath = TempDatabase.NewPath();
+        _wolverine = WolverinePeer.StartAsync(_wolverinePath).GetAwaiter().GetResult();
+    }
+
+    [GlobalCleanup(Targets = [nameof(WolverineOnePublisher), nameof(WolverineEightPublishers)])]
+    public void StopWolverine()
+    {
+        _wolverine?.DisposeAsync().AsTask().GetAwaiter().GetResult();
+        TempDatabase.Delete(_wolverinePath);
+    }
 
     [IterationSetup]
     public void NewDatabase() => _path = TempDatabase.NewPath();
@@ -65,6 +84,26 @@ public class DurableBenchmarks
 
     [RequiresRabbitMq, BenchmarkCategory("8 publishers"), Benchmark(OperationsPerInvoke = Many, Description = "RabbitMQ, 8 publishers, 100 outstanding")]
     public Task RabbitEightPublishersPipelined() => RabbitMqPeer.PublishAndConsumeAsync(_rabbit!, _body, Many, publishers: 8, outstanding: 100);
+
+    [BenchmarkCategory("1 publisher"), Benchmark(OperationsPerInvoke = Few, Description = "Wolverine durable local queue, SQLite, 1 publisher")]
+    public Task WolverineOnePublisher() => Wolverine(Few, publishers: 1);
+
+    [BenchmarkCategory("8 publishers"), Benchmark(OperationsPerInvoke = Many, Description = "Wolverine durable local queue, SQLite, 8 publishers, 1 outstanding")]
+    public Task WolverineEightPublishers() => Wolverine(Many, publishers: 8);
+
+    private async Task Wolverine(int messages, int publishers)
+    {
+        var each = Smoke.Scale(messages) / publishers;
+        var done = _wolverine!.Expect(each * publishers);
+        await Task.WhenAll(Enumerable.Range(0, publishers).Select(_ => Task.Run(async () =>
+        {
+            for (var i = 0; i < each; i++)
+            {
+                await _wolverine.Bus.SendAsync(_wolverineMessage).ConfigureAwait(false);
+            }
+        }))).ConfigureAwait(false);
+        await done.ConfigureAwait(false);
+    }
 
     private Task Durable(int messages, int publishers, int outstanding) =>
         DurableRun.Run(b => b.UseSqlite(_path), _body, messages, publishers, outstanding);

@@ -9,7 +9,8 @@ namespace MessageQueue.Benchmarks;
 /// One producer, one consumer, in memory: how fast messages move from a send to the consumer's code.
 /// The baseline is a raw unbounded <see cref="Channel{T}"/> moving the same message objects, measured in
 /// the same run; the peer is MassTransit's in-memory transport (send to a receive endpoint whose handler
-/// takes one message at a time, prefetch 32, as the MessageQueue subscription). Each operation moves
+/// takes one message at a time, prefetch 32, as the MessageQueue subscription), and WolverineFx 6.62's local queue
+/// (sequential, in memory: <see cref="WolverinePeer"/>). Each operation moves
 /// <see cref="Messages"/> messages; the table reports per message.
 /// </summary>
 [MemoryDiagnoser]
@@ -26,6 +27,8 @@ public class PointToPointBenchmarks
     private int _received;
     private MassTransitPeer _massTransit = null!;
     private ISendEndpoint _massTransitEndpoint = null!;
+    private WolverinePeer _wolverine = null!;
+    private readonly WolverineMessage _wolverineMessage = new(42);
 
     [GlobalSetup]
     public void Setup()
@@ -43,6 +46,7 @@ public class PointToPointBenchmarks
         _consumer = _broker.Consume<Payload>("pull", o => o.Prefetch = 32);
         _massTransit = MassTransitPeer.StartAsync(["mt-p2p"], concurrency: 1).GetAwaiter().GetResult();
         _massTransitEndpoint = _massTransit.EndpointAsync("mt-p2p").GetAwaiter().GetResult();
+        _wolverine = WolverinePeer.StartAsync().GetAwaiter().GetResult();
     }
 
     [GlobalCleanup]
@@ -52,6 +56,7 @@ public class PointToPointBenchmarks
         _consumer.DisposeAsync().AsTask().GetAwaiter().GetResult();
         _broker.DisposeAsync().AsTask().GetAwaiter().GetResult();
         _massTransit.DisposeAsync().AsTask().GetAwaiter().GetResult();
+        _wolverine.DisposeAsync().AsTask().GetAwaiter().GetResult();
     }
 
     [Benchmark(Baseline = true, OperationsPerInvoke = Messages, Description = "raw Channel<T>")]
@@ -120,6 +125,18 @@ public class PointToPointBenchmarks
         for (var i = 0; i < Messages; i++)
         {
             await _massTransitEndpoint.Send(_payload).ConfigureAwait(false);
+        }
+
+        await done.ConfigureAwait(false);
+    }
+
+    [Benchmark(OperationsPerInvoke = Messages, Description = "Wolverine local queue")]
+    public async Task Wolverine()
+    {
+        var done = _wolverine.Expect(Messages);
+        for (var i = 0; i < Messages; i++)
+        {
+            await _wolverine.Bus.SendAsync(_wolverineMessage).ConfigureAwait(false);
         }
 
         await done.ConfigureAwait(false);
