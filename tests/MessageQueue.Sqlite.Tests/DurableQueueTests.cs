@@ -186,6 +186,25 @@ public sealed class DurableQueueTests : TempDatabaseFixture
     }
 
     [Test]
+    public async Task ALonePublishersMessage_JoinsItsQueueOnTheWriterThread_WithoutAHopToTheApplier()
+    {
+        // Issue 16: a lone publisher's confirm waited for two thread hops after the commit (writer to applier, applier
+        // to the publisher). With nothing else to write and the applier idle, the writer applies the batch itself.
+        await using var broker = Build();
+        var queue = broker.Engine().Context.Topology.GetQueue("q");
+        var threads = new System.Collections.Concurrent.ConcurrentQueue<string?>();
+        queue.Changed += () => threads.Enqueue(Thread.CurrentThread.Name);
+        for (var i = 0; i < 20; i++)
+        {
+            await broker.SendAsync("q", new Order(i));
+        }
+
+        // Changed is raised by the publisher's admission too; the join is the change made on a store thread.
+        Assert.That(threads, Does.Contain("MessageQueue store writer").And.No.Contains("MessageQueue store applier"), "the threads the queue changed on");
+        Assert.That(await IdsAsync(broker, "q"), Is.EqualTo(Enumerable.Range(0, 20)));
+    }
+
+    [Test]
     public async Task Acks_WaitForTheNextPublish_AndShareItsCommit_DisposeWritesTheRest()
     {
         var store = new FlakyStore(new SqliteMessageStore(Database));

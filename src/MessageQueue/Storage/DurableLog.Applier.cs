@@ -3,7 +3,8 @@ namespace MessageQueue.Storage;
 /// <summary>
 /// The applier: a second thread that puts written units in place (their <see cref="StoreUnit.Committed"/>), in the
 /// order they were written, while the writer goes on with the next transaction. Barriers complete after the units
-/// written before them are applied.
+/// written before them are applied. When no unit waits to be written and the applier is idle, the writer applies the
+/// batch it wrote itself (see <see cref="ApplierIdleAndNothingToWrite"/>).
 /// </summary>
 internal sealed partial class DurableLog
 {
@@ -77,18 +78,7 @@ internal sealed partial class DurableLog
             }
 
             Finish(next.Units, next.Failure);
-            foreach (var waiter in next.Waiters)
-            {
-                if (next.Failure is null)
-                {
-                    waiter.TrySetResult();
-                }
-                else
-                {
-                    waiter.TrySetException(next.Failure);
-                }
-            }
-
+            Release(next.Waiters, next.Failure);
             next = default; // nothing of the batch stays reachable while the applier waits
 
             lock (_gate)
@@ -98,6 +88,33 @@ internal sealed partial class DurableLog
             }
 
             Applied?.Invoke(); // the units are in their queues: whoever waits for the broker to be idle looks again
+        }
+    }
+
+    /// <summary>Whether the writer may apply the batch it just wrote itself (on the writer thread, while
+    /// <c>_writing</c> is still set): no unit waits to be written, and every batch handed to the applier is applied,
+    /// so applying now keeps the order of writing.</summary>
+    private bool ApplierIdleAndNothingToWrite()
+    {
+        lock (_gate)
+        {
+            return _units.Count == 0 && _pendingApply == 0;
+        }
+    }
+
+    /// <summary>Completes the barriers that waited for a batch: it was written and applied (or it failed).</summary>
+    private static void Release(List<TaskCompletionSource> waiters, Exception? failure)
+    {
+        foreach (var waiter in waiters)
+        {
+            if (failure is null)
+            {
+                waiter.TrySetResult();
+            }
+            else
+            {
+                waiter.TrySetException(failure);
+            }
         }
     }
 

@@ -227,9 +227,19 @@ internal sealed partial class DurableLog : IDisposable
             }
 
             // The applier puts the units in place (in order) while this thread writes the next batch; a barrier
-            // taken meanwhile waits for it (see _pendingApply).
+            // taken meanwhile waits for it (see _pendingApply). When nothing waits to be written and the applier has
+            // nothing left, this thread applies them itself (one thread hop less for a lone publisher's confirm).
             batch.MutableInserts.Clear(); // written or failed: the batch keeps no body alive while the writer waits
-            Hand(units, failure, waiters);
+            if (ApplierIdleAndNothingToWrite())
+            {
+                Finish(units, failure);
+                Release(waiters, failure);
+            }
+            else
+            {
+                Hand(units, failure, waiters);
+            }
+
             lock (_gate)
             {
                 _writing = false;

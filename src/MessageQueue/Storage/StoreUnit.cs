@@ -7,7 +7,8 @@ namespace MessageQueue.Storage;
 /// deduplication ids it makes its queues remember), a dead letter's rows in its targets with the delete of its row in
 /// the queue it died in, a redrive's moves, a delayed message's renumbering when it becomes due. The store writer
 /// gives new rows their ids when the unit is submitted (so ids grow in the order units are written), writes the
-/// unit, then runs <see cref="Committed"/> on its own thread, in submission order: that is where the messages join
+/// unit, then runs <see cref="Committed"/> on its applier thread (or on the writer thread, when nothing else waits), in
+/// submission order: that is where the messages join
 /// their queues, so what is in memory follows what is on disk, in the same order.
 /// </summary>
 internal sealed class StoreUnit
@@ -24,7 +25,8 @@ internal sealed class StoreUnit
     /// <summary>Deduplication ids to remember with the rows.</summary>
     internal List<RememberedId> Remember { get; } = [];
 
-    /// <summary>Runs on the writer thread after the unit is on disk, before <see cref="Done"/> completes.</summary>
+    /// <summary>Runs on the log's applier thread (or its writer thread: see <see cref="DurableLog"/>) after the unit is
+    /// on disk, before <see cref="Done"/> completes.</summary>
     internal Action? Committed { get; init; }
 
     /// <summary>Runs when the unit could not be written and will not be retried.</summary>
