@@ -105,10 +105,11 @@ internal class QueueEntry : IMessageIdSource
 
     /// <summary>Makes this entry, published to several queues at once without properties, share
     /// <paramref name="first"/>'s (the publish's first entry): one id for all its queues, made only when one of them
-    /// is read. Called before the entry is enqueued.</summary>
+    /// is read. Called before this entry is enqueued; the first may be in its queue already, and its properties read
+    /// (made) there meanwhile: this entry then reads those.</summary>
     internal void ShareProperties(QueueEntry first)
     {
-        Debug.Assert(_properties is null && first._properties is null && !ReferenceEquals(first, this), "only an entry without properties shares those of another without");
+        Debug.Assert(_properties is null && first._properties is not QueueEntry && !ReferenceEquals(first, this), "only an entry without properties shares those of a first entry, which shares none");
         _properties = first;
     }
 
