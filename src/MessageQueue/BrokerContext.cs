@@ -46,6 +46,9 @@ internal sealed class BrokerContext
     /// <summary>The writer to the message store, when the broker has one (durable queues).</summary>
     internal Storage.DurableLog? Durable { get; set; }
 
+    /// <summary>The broker's instruments on the <c>MessageQueue</c> meter (set when the broker is built).</summary>
+    internal Diagnostics.BrokerMetrics Metrics { get; set; } = null!;
+
     /// <summary>The test harness's observer, or null (see <see cref="IBrokerObserver"/>).</summary>
     internal IBrokerObserver? Observer { get; set; }
 

@@ -26,6 +26,12 @@ internal sealed partial class MessageBroker : IMessageBroker
         ShutdownTimeout = shutdownTimeout;
         _management = new BrokerManagement(context, this);
         context.InFlight.Runners = () => _consumers.Keys.OfType<IRunsHandlers>();
+        if (context.Logger.IsEnabled(Microsoft.Extensions.Logging.LogLevel.Information))
+        {
+            var exchanges = context.Topology.Exchanges.Count() - 1; // the default exchange is not counted
+            var store = context.Durable is null ? "none" : context.Durable.Store.GetType().Name;
+            LogStarted(context.Logger, context.Topology.Queues.Count, exchanges, store);
+        }
     }
 
     /// <summary>Completes when the broker has no work left: nothing ready or due, nothing unacked, no handler running,
@@ -67,6 +73,12 @@ internal sealed partial class MessageBroker : IMessageBroker
             throw new TopologyException($"Exchange '{exchange}' does not exist; declare it with AddExchange or Management.DeclareExchangeAsync.");
         }
 
+        _context.Metrics.CountSent(exchange, "publish");
+        if (Diagnostics.BrokerTracing.Source.HasListeners())
+        {
+            return TracedAsync(null, ex, exchange, routingKey, message, options, cancellationToken);
+        }
+
         var published = Publish(ex, routingKey, message, options, cancellationToken);
         return _context.Observer is { } observer ? Observed(published, observer, exchange, routingKey, message) : published;
     }
@@ -82,8 +94,48 @@ internal sealed partial class MessageBroker : IMessageBroker
             return ValueTask.FromCanceled<PublishResult>(cancellationToken);
         }
 
-        var sent = Send(_context.Topology.GetQueue(queue), message, options, cancellationToken);
+        var target = _context.Topology.GetQueue(queue);
+        _context.Metrics.CountSent(queue, "send");
+        if (Diagnostics.BrokerTracing.Source.HasListeners())
+        {
+            return TracedAsync(target, null, "", queue, message, options, cancellationToken);
+        }
+
+        var sent = Send(target, message, options, cancellationToken);
         return _context.Observer is { } observer ? Observed(sent, observer, "", queue, message) : sent;
+    }
+
+    private ValueTask<PublishResult> PublishOrSend(Queues.BrokerQueue? queue, Routing.Exchange? exchange, string exchangeName, string routingKey, object message, PublishOptions? options, CancellationToken cancellationToken) =>
+        _context.Observer is { } observer
+            ? Observed(queue is not null ? Send(queue, message, options, cancellationToken) : Publish(exchange!, routingKey, message, options, cancellationToken), observer, exchangeName, routingKey, message)
+            : queue is not null ? Send(queue, message, options, cancellationToken) : Publish(exchange!, routingKey, message, options, cancellationToken);
+
+    /// <summary>A publish (to <paramref name="exchange"/>) or send (to <paramref name="queue"/>) while someone listens
+    /// to traces: its producer span starts and ends in this method's own flow (the caller's current activity is left as
+    /// it was), and its context travels in the message's headers.</summary>
+    private async ValueTask<PublishResult> TracedAsync(Queues.BrokerQueue? queue, Routing.Exchange? exchange, string exchangeName, string routingKey, object message, PublishOptions? options, CancellationToken cancellationToken)
+    {
+        using var activity = Diagnostics.BrokerTracing.StartPublish(exchangeName, routingKey, send: queue is not null);
+        if (activity is not null)
+        {
+            options = Diagnostics.BrokerTracing.WithContext(options, activity);
+        }
+
+        try
+        {
+            var result = await PublishOrSend(queue, exchange, exchangeName, routingKey, message, options, cancellationToken).ConfigureAwait(false);
+            if (activity is not null)
+            {
+                Diagnostics.BrokerTracing.Published(activity, result);
+            }
+
+            return result;
+        }
+        catch (Exception ex) when (activity is not null)
+        {
+            Diagnostics.BrokerTracing.Fail(activity, ex);
+            throw;
+        }
     }
 
     /// <summary>Tells the harness's observer of a publish once it succeeded.</summary>
@@ -181,7 +233,15 @@ internal sealed partial class MessageBroker : IMessageBroker
         await Task.WhenAll(_context.Topology.Queues.Where(q => q.IsLazy).Select(q => q.LoaderTask)).ConfigureAwait(false);
         _context.Durable?.Dispose(); // writes what is queued (acks, counts) and closes the store
         _context.Scheduler.Dispose();
+        _context.Metrics.Dispose();
+        LogStopped(_context.Logger);
     }
+
+    [Microsoft.Extensions.Logging.LoggerMessage(EventId = 40, EventName = "BrokerStarted", Level = Microsoft.Extensions.Logging.LogLevel.Information, Message = "Message broker started: {Queues} queues, {Exchanges} exchanges, store {Store}")]
+    private static partial void LogStarted(Microsoft.Extensions.Logging.ILogger logger, int queues, int exchanges, string store);
+
+    [Microsoft.Extensions.Logging.LoggerMessage(EventId = 41, EventName = "BrokerStopped", Level = Microsoft.Extensions.Logging.LogLevel.Information, Message = "Message broker stopped")]
+    private static partial void LogStopped(Microsoft.Extensions.Logging.ILogger logger);
 
     /// <summary>Stops every push subscription as disposing it would, but gives up waiting for running handlers when
     /// <paramref name="giveUp"/> is cancelled (a host's shutdown timeout). The broker stays open: publishing still

@@ -15,6 +15,7 @@ public sealed partial class MessageBrokerBuilder
     private readonly List<(string Source, string Destination, bool ToExchange, string RoutingKey, IReadOnlyDictionary<string, object?>? Arguments)> _bindings = [];
     private TimeProvider _time = TimeProvider.System;
     private ILoggerFactory _loggerFactory = NullLoggerFactory.Instance;
+    private System.Diagnostics.Metrics.IMeterFactory? _meterFactory;
     private StorageOptions _storageOptions = new();
     private TimeSpan _shutdownTimeout = TimeSpan.FromSeconds(30);
     private Func<IMessageStore>? _store;
@@ -89,6 +90,18 @@ public sealed partial class MessageBrokerBuilder
         return this;
     }
 
+    /// <summary>Creates the broker's <c>MessageQueue</c> meter through <paramref name="meterFactory"/> (as
+    /// <c>AddMessageQueue</c> does with the container's), so that the application's metrics pipeline owns it; without
+    /// one the broker makes a meter of its own, which listeners (OpenTelemetry, <c>dotnet-counters</c>) see as well.</summary>
+    /// <param name="meterFactory">The meter factory.</param>
+    /// <returns>This builder.</returns>
+    public MessageBrokerBuilder UseMeterFactory(System.Diagnostics.Metrics.IMeterFactory meterFactory)
+    {
+        ArgumentNullException.ThrowIfNull(meterFactory);
+        _meterFactory = meterFactory;
+        return this;
+    }
+
     /// <summary>Sets how long disposing the broker waits for running handlers before cancelling them.</summary>
     /// <param name="timeout">The timeout; the default is 30 seconds. <see cref="Timeout.InfiniteTimeSpan"/> (or
     /// <see cref="TimeSpan.MaxValue"/>) waits for as long as the handlers take.</param>
@@ -151,6 +164,7 @@ public sealed partial class MessageBrokerBuilder
         }
 
         var context = new BrokerContext(_time, _loggerFactory) { Observer = Observer, KeepsDurableInMemory = KeepDurableQueuesInMemory };
+        context.Metrics = new Diagnostics.BrokerMetrics(_meterFactory, context.Topology);
         IMessageStore? opened = null;
         try
         {
@@ -195,6 +209,7 @@ public sealed partial class MessageBrokerBuilder
         opened = store;
         context.Durable = new Storage.DurableLog(store, _serializer, _storageOptions, context.Logger, stored.MaxId, _time);
         context.Durable.Applied = context.InFlight.Signal;
+        context.Durable.Metrics = context.Metrics;
         LastDurableLog = context.Durable;
         return stored;
     }
@@ -241,6 +256,7 @@ public sealed partial class MessageBrokerBuilder
         finally
         {
             context.Scheduler.Dispose();
+            context.Metrics.Dispose(); // a failed build reports nothing
         }
     }
 
@@ -369,6 +385,6 @@ public sealed partial class MessageBrokerBuilder
         }
     }
 
-    [LoggerMessage(EventId = 26, Level = LogLevel.Error, Message = "Build failed ({Failure}), and releasing what it had opened failed too")]
+    [LoggerMessage(EventId = 26, EventName = "BuildReleaseFailed", Level = LogLevel.Error, Message = "Build failed ({Failure}), and releasing what it had opened failed too")]
     private static partial void LogReleaseFailed(ILogger logger, string failure, Exception exception);
 }

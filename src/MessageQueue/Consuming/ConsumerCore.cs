@@ -113,6 +113,11 @@ internal sealed class ConsumerCore : IDeliverySource
         }
 
         Queue.Observer?.Delivered(Queue.Name, entry, handoff.DeliveryCount);
+        if (Queue.Metrics.DeliveryLatency.Enabled)
+        {
+            Queue.Metrics.RecordDelivery(Queue.Name, entry.TimestampTicks, Queue.ClockTicks);
+        }
+
         return true;
     }
 }

@@ -151,6 +151,9 @@ internal sealed class PullConsumer<T> : IConsumer<T>
             _core.Queue.AutoAck(_core, handoff.Entry, handoff.Tag);
         }
 
+        // The receive span marks the moment code took the delivery, in the trace its message carries.
+        Diagnostics.BrokerTracing.StartConsume(Queue, handoff.Entry, handoff.DeliveryCount, process: false)?.Dispose();
+
         delivery = new Delivery<T>(handoff.Entry, _core, handoff.Tag, handoff.DeliveryCount);
         return true;
     }

@@ -147,20 +147,25 @@ internal sealed partial class Subscription<T>
             while (true)
             {
                 var delivery = new Delivery<T>(handoff.Entry, _core, handoff.Tag, count);
+                var activity = Diagnostics.BrokerTracing.StartConsume(Queue, handoff.Entry, count, process: true);
+                var started = _broker.Context.Metrics.ProcessStart();
                 try
                 {
                     await _handler(delivery, _abort.Token).ConfigureAwait(false);
+                    EndProcess(activity, started, failure: null);
                     _core.Queue.Ack(_core, handoff.Entry, handoff.Tag); // skipped when the handler settled it
                     return;
                 }
-                catch (OperationCanceledException) when (_abort.IsCancellationRequested)
+                catch (OperationCanceledException ex) when (_abort.IsCancellationRequested)
                 {
+                    EndProcess(activity, started, ex);
                     return; // shutdown gave up waiting; the message returns to the queue
                 }
 #pragma warning disable CA1031 // A handler's failure must become a retry or a dead letter, whatever it is.
                 catch (Exception ex)
 #pragma warning restore CA1031
                 {
+                    EndProcess(activity, started, ex);
                     if (!await WaitToRetryAsync(delivery, handoff, ex).ConfigureAwait(false))
                     {
                         return; // dead-lettered, or stopping while it waited
@@ -181,6 +186,21 @@ internal sealed partial class Subscription<T>
                 Interlocked.Decrement(ref _orderedRunning);
                 _broker.Context.InFlight.Signal();
             }
+        }
+    }
+
+    /// <summary>Records a handler's run: its duration (when listened to) and its span's end.</summary>
+    private void EndProcess(System.Diagnostics.Activity? activity, long started, Exception? failure)
+    {
+        _broker.Context.Metrics.RecordProcess(Queue, started, failure);
+        if (activity is not null)
+        {
+            if (failure is not null)
+            {
+                Diagnostics.BrokerTracing.Fail(activity, failure);
+            }
+
+            activity.Dispose();
         }
     }
 
@@ -231,6 +251,6 @@ internal sealed partial class Subscription<T>
         return true;
     }
 
-    [LoggerMessage(EventId = 5, Level = LogLevel.Error, Message = "The ordering key function of the subscription to queue '{Queue}' threw on message {MessageId} (delivery {DeliveryCount}); dead-lettering it")]
+    [LoggerMessage(EventId = 5, EventName = "OrderingKeyFailed", Level = LogLevel.Warning, Message = "The ordering key function of the subscription to queue '{Queue}' threw on message {MessageId} (delivery {DeliveryCount}); dead-lettering it")]
     private static partial void LogOrderingKeyFailed(ILogger logger, string queue, string messageId, int deliveryCount, Exception exception);
 }

@@ -146,6 +146,8 @@ internal sealed partial class Subscription<T> : ISubscription, IRunsHandlers, IS
             var delivery = new Delivery<T>(handoff.Entry, _core, handoff.Tag, handoff.DeliveryCount);
             Exception? failure = null;
             Volatile.Write(ref _handling[index * Stride], 1); // a handler that settles early and publishes after is still work
+            var activity = Diagnostics.BrokerTracing.StartConsume(Queue, handoff.Entry, handoff.DeliveryCount, process: true);
+            var started = _broker.Context.Metrics.ProcessStart();
             try
             {
                 try
@@ -157,8 +159,9 @@ internal sealed partial class Subscription<T> : ISubscription, IRunsHandlers, IS
                         await pending.ConfigureAwait(false);
                     }
                 }
-                catch (OperationCanceledException) when (_abort.IsCancellationRequested)
+                catch (OperationCanceledException ex) when (_abort.IsCancellationRequested)
                 {
+                    failure = ex;
                     continue; // shutdown gave up waiting; the message returns to the queue
                 }
 #pragma warning disable CA1031 // A handler's failure must become a retry or a dead letter, whatever it is.
@@ -173,6 +176,17 @@ internal sealed partial class Subscription<T> : ISubscription, IRunsHandlers, IS
             finally
             {
                 Volatile.Write(ref _handling[index * Stride], 0);
+                _broker.Context.Metrics.RecordProcess(Queue, started, failure);
+                if (activity is not null)
+                {
+                    if (failure is not null)
+                    {
+                        Diagnostics.BrokerTracing.Fail(activity, failure);
+                    }
+
+                    activity.Dispose();
+                }
+
                 _broker.Context.InFlight.Signal();
             }
         }
@@ -310,18 +324,18 @@ internal sealed partial class Subscription<T> : ISubscription, IRunsHandlers, IS
         return delay;
     }
 
-    [LoggerMessage(EventId = 1, Level = LogLevel.Warning, Message = "Handler for queue '{Queue}' failed on message {MessageId} (delivery {DeliveryCount}); retrying in {Delay}")]
+    [LoggerMessage(EventId = 1, EventName = "HandlerRetrying", Level = LogLevel.Warning, Message = "Handler for queue '{Queue}' failed on message {MessageId} (delivery {DeliveryCount}); retrying in {Delay}")]
     private static partial void LogRetry(ILogger logger, string queue, string messageId, int deliveryCount, TimeSpan delay, Exception exception);
 
-    [LoggerMessage(EventId = 2, Level = LogLevel.Error, Message = "Handler for queue '{Queue}' failed on message {MessageId} (delivery {DeliveryCount}); retries exhausted, dead-lettering")]
+    [LoggerMessage(EventId = 2, EventName = "HandlerDeadLettering", Level = LogLevel.Warning, Message = "Handler for queue '{Queue}' failed on message {MessageId} (delivery {DeliveryCount}); retries exhausted, dead-lettering")]
     private static partial void LogDeadLetter(ILogger logger, string queue, string messageId, int deliveryCount, Exception exception);
 
-    [LoggerMessage(EventId = 6, Level = LogLevel.Error, Message = "Handler for queue '{Queue}' failed on message {MessageId} (delivery {DeliveryCount}) with {ExceptionType}, which the retry policy does not retry; dead-lettering")]
+    [LoggerMessage(EventId = 6, EventName = "HandlerNotRetried", Level = LogLevel.Warning, Message = "Handler for queue '{Queue}' failed on message {MessageId} (delivery {DeliveryCount}) with {ExceptionType}, which the retry policy does not retry; dead-lettering")]
     private static partial void LogNotRetried(ILogger logger, string queue, string messageId, int deliveryCount, string exceptionType, Exception exception);
 
-    [LoggerMessage(EventId = 4, Level = LogLevel.Warning, Message = "Queue '{Queue}' was deleted; its subscription stopped")]
+    [LoggerMessage(EventId = 4, EventName = "SubscriptionQueueDeleted", Level = LogLevel.Warning, Message = "Queue '{Queue}' was deleted; its subscription stopped")]
     private static partial void LogQueueDeleted(ILogger logger, string queue);
 
-    [LoggerMessage(EventId = 3, Level = LogLevel.Warning, Message = "Handlers for queue '{Queue}' did not finish in time (the broker's shutdown timeout {Timeout}, or the host's, whichever came first); cancelling them and returning their messages")]
+    [LoggerMessage(EventId = 3, EventName = "ShutdownTimedOut", Level = LogLevel.Warning, Message = "Handlers for queue '{Queue}' did not finish in time (the broker's shutdown timeout {Timeout}, or the host's, whichever came first); cancelling them and returning their messages")]
     private static partial void LogShutdownTimeout(ILogger logger, string queue, TimeSpan timeout);
 }

@@ -125,6 +125,11 @@ public static class MessageQueueServiceCollectionExtensions
         }
 
         builder.UseTimeProvider(services.GetService<TimeProvider>() ?? TimeProvider.System);
+        if (services.GetService<System.Diagnostics.Metrics.IMeterFactory>() is { } meterFactory)
+        {
+            builder.UseMeterFactory(meterFactory); // the host's metrics pipeline owns the meter
+        }
+
         return registration.Build(builder);
     }
 }

@@ -31,6 +31,7 @@ internal sealed partial class MessageBroker
             var queues = collector.Queues;
             if (queues.Count == 0)
             {
+                exchange.CountUnroutable();
                 return options is { Mandatory: true }
                     ? throw new UnroutableMessageException(exchange.Name, routingKey)
                     : new ValueTask<PublishResult>(new PublishResult(properties?.MessageId ?? MessageIds.New(), 0));
@@ -102,6 +103,7 @@ internal sealed partial class MessageBroker
 
         if (routed == 0 && options is { Mandatory: true })
         {
+            exchange.CountUnroutable(); // its queues were deleted meanwhile
             throw new UnroutableMessageException(exchange.Name, routingKey);
         }
 

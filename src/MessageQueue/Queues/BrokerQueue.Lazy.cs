@@ -335,12 +335,12 @@ internal sealed partial class BrokerQueue
             DeliveryCount = row.DeliveryCount,
         };
 
-    [LoggerMessage(EventId = 24, Level = LogLevel.Error, Message = "Reading the next messages of lazy queue '{Queue}' from the store failed; retrying")]
+    [LoggerMessage(EventId = 24, EventName = "LazyReadFailed", Level = LogLevel.Error, Message = "Reading the next messages of lazy queue '{Queue}' from the store failed; retrying")]
     private static partial void LogLoadFailed(ILogger logger, string queue, Exception exception);
 
-    [LoggerMessage(EventId = 25, Level = LogLevel.Warning, Message = "{Count} messages of lazy queue '{Queue}' were no longer in the store when read back")]
+    [LoggerMessage(EventId = 25, EventName = "LazyRowsMissing", Level = LogLevel.Warning, Message = "{Count} messages of lazy queue '{Queue}' were no longer in the store when read back")]
     private static partial void LogRowsMissing(ILogger logger, int count, string queue);
 
-    [LoggerMessage(EventId = 29, Level = LogLevel.Error, Message = "The stored message {Id} of lazy queue '{Queue}' is too damaged to read; it was dropped")]
+    [LoggerMessage(EventId = 29, EventName = "LazyRowDamaged", Level = LogLevel.Error, Message = "The stored message {Id} of lazy queue '{Queue}' is too damaged to read; it was dropped")]
     private static partial void LogRowDamaged(ILogger logger, long id, string queue, Exception exception);
 }

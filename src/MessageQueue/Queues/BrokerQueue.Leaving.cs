@@ -83,7 +83,7 @@ internal sealed partial class BrokerQueue
         Notify();
     }
 
-    internal void CountDeadLettered(bool routed)
+    internal void CountDeadLettered(bool routed, string reason)
     {
         if (routed)
         {
@@ -94,6 +94,31 @@ internal sealed partial class BrokerQueue
             Interlocked.Increment(ref _counters.Dropped);
         }
 
+        var index = Array.IndexOf(DeathReasons, reason);
+        if (index >= 0)
+        {
+            Interlocked.Increment(ref _deaths[(index * 2) + (routed ? 1 : 0)]);
+        }
+
         Notify();
+    }
+
+    /// <summary>The dead-letter reasons counted per queue (for metrics), in <see cref="_deaths"/>'s order.</summary>
+    private static readonly string[] DeathReasons = [DeathRecord.Expired, DeathRecord.MaxLength, DeathRecord.Rejected, DeathRecord.DeliveryLimit];
+
+    // Messages that left for each reason: [reason * 2] dropped, [reason * 2 + 1] routed to a target (Interlocked).
+    private readonly long[] _deaths = new long[8];
+
+    /// <summary>How many messages left this queue for each dead-letter reason, routed to a target or dropped (only the
+    /// pairs that happened).</summary>
+    internal IEnumerable<(string Reason, bool Routed, long Count)> DeadLetterCounts()
+    {
+        for (var i = 0; i < _deaths.Length; i++)
+        {
+            if (Interlocked.Read(ref _deaths[i]) is var count and > 0)
+            {
+                yield return (DeathReasons[i / 2], i % 2 == 1, count);
+            }
+        }
     }
 }

@@ -14,7 +14,7 @@ internal sealed partial class BrokerQueue
         }
     }
 
-    [Microsoft.Extensions.Logging.LoggerMessage(EventId = 27, Level = Microsoft.Extensions.Logging.LogLevel.Warning, Message = "Queue '{Queue}' names {Target}, which does not exist; its dead letters are dropped (counted in QueueInfo.Dropped) until it is declared")]
+    [Microsoft.Extensions.Logging.LoggerMessage(EventId = 27, EventName = "DeadLetterTargetMissing", Level = Microsoft.Extensions.Logging.LogLevel.Warning, Message = "Queue '{Queue}' names {Target}, which does not exist; its dead letters are dropped (counted in QueueInfo.Dropped) until it is declared")]
     private static partial void LogDeadLetterTargetMissing(Microsoft.Extensions.Logging.ILogger logger, string queue, string target);
 
     internal QueueInfo GetInfo()
@@ -40,6 +40,7 @@ internal sealed partial class BrokerQueue
                 Published = _counters.Published,
                 Delivered = _counters.Delivered,
                 Acked = _counters.Acked,
+                Nacked = _counters.Nacked,
                 Redelivered = _counters.Redelivered,
                 DeadLettered = Interlocked.Read(ref _counters.DeadLettered),
                 Dropped = Interlocked.Read(ref _counters.Dropped),

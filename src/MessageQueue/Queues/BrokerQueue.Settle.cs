@@ -161,6 +161,8 @@ internal sealed partial class BrokerQueue
             {
                 return check;
             }
+
+            _counters.Nacked++;
             if (!requeue)
             {
                 Kill(entry, DeathRecord.Rejected, detail: null, exception: null);
@@ -190,6 +192,8 @@ internal sealed partial class BrokerQueue
             {
                 return check;
             }
+
+            _counters.Nacked++;
             Kill(entry, DeathRecord.Rejected, reason, exception);
             Settled(consumer);
         }

@@ -243,10 +243,10 @@ internal sealed partial class BrokerQueue
         }
     }
 
-    [LoggerMessage(EventId = 21, Level = LogLevel.Warning, Message = "Message {MessageId} (delivery {DeliveryCount}) entering durable queue '{Queue}' could not be serialized; it is kept in memory only")]
+    [LoggerMessage(EventId = 21, EventName = "SerializationFailedKeptInMemory", Level = LogLevel.Warning, Message = "Message {MessageId} (delivery {DeliveryCount}) entering durable queue '{Queue}' could not be serialized; it is kept in memory only")]
     private static partial void LogNotStored(ILogger logger, string queue, string messageId, int deliveryCount, Exception exception);
 
-    [LoggerMessage(EventId = 31, Level = LogLevel.Error, Message = "Message {MessageId} (delivery {DeliveryCount}) could not be serialized and was refused by lazy queue '{Queue}': older messages are on disk, and it cannot join behind them without a row")]
+    [LoggerMessage(EventId = 31, EventName = "SerializationFailedRefused", Level = LogLevel.Warning, Message = "Message {MessageId} (delivery {DeliveryCount}) could not be serialized and was refused by lazy queue '{Queue}': older messages are on disk, and it cannot join behind them without a row")]
     private static partial void LogLazyRefused(ILogger logger, string queue, string messageId, int deliveryCount);
 }
 

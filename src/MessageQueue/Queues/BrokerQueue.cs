@@ -94,6 +94,12 @@ internal sealed partial class BrokerQueue : IDueTarget
 
     internal bool IsDeleted => Volatile.Read(ref _deleted);
 
+    /// <summary>The broker's instruments (delivery latency is recorded when code takes a delivery).</summary>
+    internal Diagnostics.BrokerMetrics Metrics => _context.Metrics;
+
+    /// <summary>The broker clock's now, in UTC ticks (as entries' timestamps).</summary>
+    internal long ClockTicks => _context.Clock.UtcNowTicks();
+
     /// <summary>Raised after every change of the queue's state, outside the lock (test harnesses wait on it
     /// instead of guessing from inactivity).</summary>
     internal event Action? Changed;

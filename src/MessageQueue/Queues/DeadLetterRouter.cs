@@ -23,7 +23,7 @@ internal sealed class DeadLetterRouter(BrokerContext context)
         foreach (var dead in deadLetters)
         {
             var pendingBefore = handover.Pending;
-            source.CountDeadLettered(Send(source, dead, handover));
+            source.CountDeadLettered(Send(source, dead, handover), dead.Reason);
             if (dead.StoreId > 0)
             {
                 if (handover.Pending > pendingBefore)

@@ -11,6 +11,7 @@ internal struct QueueCounters
     internal long Published;
     internal long Delivered;
     internal long Acked;
+    internal long Nacked;
     internal long Redelivered;
     internal long DeadLettered;
     internal long Dropped;

@@ -28,6 +28,9 @@ public sealed class QueueInfo
     /// <summary>Gets how many deliveries were acked.</summary>
     public long Acked { get; init; }
 
+    /// <summary>Gets how many deliveries consumers nacked or rejected (requeued, retried or dead-lettered by it).</summary>
+    public long Nacked { get; init; }
+
     /// <summary>Gets how many deliveries were redeliveries.</summary>
     public long Redelivered { get; init; }
 
@@ -55,5 +58,5 @@ public sealed class QueueInfo
 
     /// <inheritdoc/>
     public override string ToString() =>
-        $"{Name}: ready={Ready} unacked={Unacked} delayed={Delayed} consumers={Consumers} published={Published} delivered={Delivered} acked={Acked} redelivered={Redelivered} dead-lettered={DeadLettered} dropped={Dropped} expired={Expired} rejected={Rejected} duplicates={Duplicates}";
+        $"{Name}: ready={Ready} unacked={Unacked} delayed={Delayed} consumers={Consumers} published={Published} delivered={Delivered} acked={Acked} nacked={Nacked} redelivered={Redelivered} dead-lettered={DeadLettered} dropped={Dropped} expired={Expired} rejected={Rejected} duplicates={Duplicates}";
 }

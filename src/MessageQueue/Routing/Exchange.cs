@@ -10,6 +10,7 @@ namespace MessageQueue.Routing;
 internal abstract class Exchange
 {
     private volatile Binding[] _bindings = [];
+    private long _unroutable;
 
     protected Exchange(string name, ExchangeType type, ExchangeOptions options)
     {
@@ -19,6 +20,11 @@ internal abstract class Exchange
     }
 
     internal string Name { get; }
+
+    /// <summary>How many publishes to this exchange reached no queue (for metrics).</summary>
+    internal long UnroutableCount => Interlocked.Read(ref _unroutable);
+
+    internal void CountUnroutable() => Interlocked.Increment(ref _unroutable);
 
     internal ExchangeType Type { get; }
 

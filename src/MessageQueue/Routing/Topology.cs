@@ -24,6 +24,9 @@ internal sealed class Topology
 
     internal IReadOnlyCollection<BrokerQueue> Queues => _queues.Values;
 
+    /// <summary>The exchanges, the default one first.</summary>
+    internal IEnumerable<Exchange> Exchanges => _exchanges.Values.Prepend(Default);
+
     internal bool TryGetQueue(string name, out BrokerQueue queue) => _queues.TryGetValue(name, out queue!);
 
     internal bool TryGetExchange(string name, out Exchange exchange)

@@ -120,6 +120,6 @@ internal sealed partial class Scheduler : IDisposable
         _timer.Dispose();
     }
 
-    [LoggerMessage(EventId = 30, Level = LogLevel.Error, Message = "A scheduled wake-up of {Target} failed")]
+    [LoggerMessage(EventId = 30, EventName = "ScheduledWakeUpFailed", Level = LogLevel.Error, Message = "A scheduled wake-up of {Target} failed")]
     private static partial void LogDueFailed(ILogger logger, IDueTarget target, Exception exception);
 }

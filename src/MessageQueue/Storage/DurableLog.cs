@@ -89,6 +89,9 @@ internal sealed partial class DurableLog : IDisposable
     /// a lazy queue's disk part, purged or deleted.</summary>
     internal void Purge(string queue, long afterId, long upToId) => Queue(b => b.MutablePurges.Add((queue, afterId, upToId)));
 
+    /// <summary>The broker's instruments: each write's duration and size are recorded when anyone listens.</summary>
+    internal Diagnostics.BrokerMetrics? Metrics { get; set; }
+
     /// <summary>How many batches were written (for tests of group commit).</summary>
     internal long Writes { get; private set; }
 
@@ -213,7 +216,13 @@ internal sealed partial class DurableLog : IDisposable
             {
                 if (!batch.IsEmpty)
                 {
+                    var started = Metrics is { TimesCommits: true } ? System.Diagnostics.Stopwatch.GetTimestamp() : 0;
                     _store.Write(batch);
+                    if (started != 0)
+                    {
+                        Metrics!.RecordCommit(started, batch.Count);
+                    }
+
                     Writes++;
                     LastWriteFailure = null;
                 }
@@ -383,9 +392,9 @@ internal sealed partial class DurableLog : IDisposable
         }
     }
 
-    [LoggerMessage(EventId = 20, Level = LogLevel.Error, Message = "Writing {Count} changes to the message store failed; publishes in the batch failed, other changes will be retried")]
+    [LoggerMessage(EventId = 20, EventName = "StoreWriteFailed", Level = LogLevel.Error, Message = "Writing {Count} changes to the message store failed; publishes in the batch failed, other changes will be retried")]
     private static partial void LogWriteFailed(ILogger logger, int count, Exception exception);
 
-    [LoggerMessage(EventId = 28, Level = LogLevel.Error, Message = "Applying {Count} written changes to their queues failed")]
+    [LoggerMessage(EventId = 28, EventName = "StoreApplyFailed", Level = LogLevel.Error, Message = "Applying {Count} written changes to their queues failed")]
     private static partial void LogApplyFailed(ILogger logger, int count, Exception exception);
 }

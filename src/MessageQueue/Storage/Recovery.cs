@@ -136,9 +136,9 @@ internal static partial class Recovery
     private static MessageStoreException ReadFailed(IMessageStore store, string queue, Exception ex) =>
         new($"Reading the messages of queue '{queue}' from the {Envelope.Describe(store)} failed: {ex.Message}", ex);
 
-    [LoggerMessage(EventId = 22, Level = LogLevel.Warning, Message = "The message store holds {Count} messages for queue '{Queue}', which is not declared as a durable queue; they are kept and recovered when it is")]
+    [LoggerMessage(EventId = 22, EventName = "StoredQueueNotDeclared", Level = LogLevel.Warning, Message = "The message store holds {Count} messages for queue '{Queue}', which is not declared as a durable queue; they are kept and recovered when it is")]
     private static partial void LogOrphans(ILogger logger, int count, string queue);
 
-    [LoggerMessage(EventId = 23, Level = LogLevel.Information, Message = "Recovered {Count} messages into durable queue '{Queue}'")]
+    [LoggerMessage(EventId = 23, EventName = "QueueRecovered", Level = LogLevel.Information, Message = "Recovered {Count} messages into durable queue '{Queue}'")]
     private static partial void LogRecovered(ILogger logger, int count, string queue);
 }
