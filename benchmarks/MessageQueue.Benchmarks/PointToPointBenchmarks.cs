@@ -99,6 +99,57 @@ public class PointToPointBenchmarks
         await _done.Task.ConfigureAwait(false);
     }
 
+    private System.Diagnostics.Metrics.MeterListener? _meterListener;
+    private System.Diagnostics.ActivityListener? _activityListener;
+
+    /// <summary>Issue 17: what listening costs. Every MessageQueue instrument enabled (measurements dropped) and, for
+    /// the traced row, every span sampled with all data (dropped when stopped), as an OpenTelemetry pipeline without an
+    /// exporter would.</summary>
+    [IterationSetup(Targets = [nameof(HandlerMetered)])]
+    public void Meter()
+    {
+        _meterListener = new System.Diagnostics.Metrics.MeterListener
+        {
+            InstrumentPublished = (instrument, listener) =>
+            {
+                if (instrument.Meter.Name == MessageQueue.Diagnostics.MessageQueueTelemetry.MeterName)
+                {
+                    listener.EnableMeasurementEvents(instrument);
+                }
+            },
+        };
+        _meterListener.SetMeasurementEventCallback<long>(static (_, _, _, _) => { });
+        _meterListener.SetMeasurementEventCallback<double>(static (_, _, _, _) => { });
+        _meterListener.Start();
+    }
+
+    [IterationSetup(Targets = [nameof(HandlerTraced)])]
+    public void MeterAndTrace()
+    {
+        Meter();
+        _activityListener = new System.Diagnostics.ActivityListener
+        {
+            ShouldListenTo = s => s.Name == MessageQueue.Diagnostics.MessageQueueTelemetry.ActivitySourceName,
+            Sample = static (ref System.Diagnostics.ActivityCreationOptions<System.Diagnostics.ActivityContext> _) => System.Diagnostics.ActivitySamplingResult.AllDataAndRecorded,
+        };
+        System.Diagnostics.ActivitySource.AddActivityListener(_activityListener);
+    }
+
+    [IterationCleanup(Targets = [nameof(HandlerMetered), nameof(HandlerTraced)])]
+    public void StopListening()
+    {
+        _meterListener?.Dispose();
+        _activityListener?.Dispose();
+        _meterListener = null;
+        _activityListener = null;
+    }
+
+    [Benchmark(OperationsPerInvoke = Messages, Description = "MessageQueue Subscribe handler, metrics listened to")]
+    public Task HandlerMetered() => Handler();
+
+    [Benchmark(OperationsPerInvoke = Messages, Description = "MessageQueue Subscribe handler, metrics and every span listened to")]
+    public Task HandlerTraced() => Handler();
+
     [Benchmark(OperationsPerInvoke = Messages, Description = "MessageQueue pull + manual ack")]
     public async Task PullManualAck()
     {

@@ -1,7 +1,11 @@
 // WebApi: an order service on MessageQueue. POST /orders publishes; a handler (with a scoped service) bills each order
 // from stock; an order that cannot be filled is dead-lettered with the reason; after restocking, the dead letters are
-// re-driven. Queues are durable (SQLite): what is queued survives a restart.
+// re-driven. Queues are durable (SQLite): what is queued survives a restart. With Telemetry:Console=true, the broker's
+// metrics and traces (and ASP.NET Core's) go to the console through OpenTelemetry.
 using MessageQueue;
+using MessageQueue.Diagnostics;
+using OpenTelemetry.Metrics;
+using OpenTelemetry.Trace;
 using WebApi;
 
 var builder = WebApplication.CreateBuilder(args);
@@ -30,6 +34,12 @@ builder.Services.AddMessageQueue(mq => mq
     // for one publisher, 1.7x with confirms outstanding, with a seventh of the allocation (README, Persistence).
     .UseSqlite(database));
 builder.Services.AddHealthChecks().AddMessageQueue(o => o.MaxHeadMessageAge = TimeSpan.FromMinutes(5));
+if (builder.Configuration.GetValue("Telemetry:Console", false))
+{
+    builder.Services.AddOpenTelemetry()
+        .WithMetrics(m => m.AddMeter(MessageQueueTelemetry.MeterName).AddConsoleExporter())
+        .WithTracing(t => t.AddSource(MessageQueueTelemetry.ActivitySourceName, "Microsoft.AspNetCore").AddConsoleExporter()); // request -> publish -> handler
+}
 
 var app = builder.Build();
 

@@ -116,9 +116,11 @@ internal sealed partial class MessageBroker : IMessageBroker
     private async ValueTask<PublishResult> TracedAsync(Queues.BrokerQueue? queue, Routing.Exchange? exchange, string exchangeName, string routingKey, object message, PublishOptions? options, CancellationToken cancellationToken)
     {
         using var activity = Diagnostics.BrokerTracing.StartPublish(exchangeName, routingKey, send: queue is not null);
-        if (activity is not null)
+        if ((activity ?? System.Diagnostics.Activity.Current) is { } context)
         {
-            options = Diagnostics.BrokerTracing.WithContext(options, activity);
+            // The publish span's context; or, when the sampler dropped it, the caller's: an unsampled trace still
+            // propagates (as HttpClient does), and the consumer's sampler decides the same way.
+            options = Diagnostics.BrokerTracing.WithContext(options, context);
         }
 
         try

@@ -152,7 +152,7 @@ internal sealed partial class Subscription<T>
                 try
                 {
                     await _handler(delivery, _abort.Token).ConfigureAwait(false);
-                    EndProcess(activity, started, failure: null);
+                    EndProcess(activity, started, failure: null); // before the ack: whoever sees it sees the measurement
                     _core.Queue.Ack(_core, handoff.Entry, handoff.Tag); // skipped when the handler settled it
                     return;
                 }

@@ -148,6 +148,7 @@ internal sealed partial class Subscription<T> : ISubscription, IRunsHandlers, IS
             Volatile.Write(ref _handling[index * Stride], 1); // a handler that settles early and publishes after is still work
             var activity = Diagnostics.BrokerTracing.StartConsume(Queue, handoff.Entry, handoff.DeliveryCount, process: true);
             var started = _broker.Context.Metrics.ProcessStart();
+            var ended = false;
             try
             {
                 try
@@ -161,7 +162,8 @@ internal sealed partial class Subscription<T> : ISubscription, IRunsHandlers, IS
                 }
                 catch (OperationCanceledException ex) when (_abort.IsCancellationRequested)
                 {
-                    failure = ex;
+                    EndProcess(activity, started, ex);
+                    ended = true;
                     continue; // shutdown gave up waiting; the message returns to the queue
                 }
 #pragma warning disable CA1031 // A handler's failure must become a retry or a dead letter, whatever it is.
@@ -171,20 +173,16 @@ internal sealed partial class Subscription<T> : ISubscription, IRunsHandlers, IS
                     failure = ex;
                 }
 
+                EndProcess(activity, started, failure); // before the settle: whoever sees the ack sees the measurement
+                ended = true;
                 Settle(batch, handoff, delivery, failure);
             }
             finally
             {
                 Volatile.Write(ref _handling[index * Stride], 0);
-                _broker.Context.Metrics.RecordProcess(Queue, started, failure);
-                if (activity is not null)
+                if (!ended)
                 {
-                    if (failure is not null)
-                    {
-                        Diagnostics.BrokerTracing.Fail(activity, failure);
-                    }
-
-                    activity.Dispose();
+                    EndProcess(activity, started, failure);
                 }
 
                 _broker.Context.InFlight.Signal();

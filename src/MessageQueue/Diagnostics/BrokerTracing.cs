@@ -41,7 +41,7 @@ internal static class BrokerTracing
         return activity;
     }
 
-    /// <summary>The options to publish with so that the span's context travels in the message's headers: a copy of
+    /// <summary>The options to publish with so that <paramref name="activity"/>'s context travels in the message's headers: a copy of
     /// <paramref name="options"/> (the caller's object is never changed) with <c>traceparent</c> (and <c>tracestate</c>)
     /// set, unless the publisher set a <c>traceparent</c> of its own.</summary>
     internal static PublishOptions WithContext(PublishOptions? options, Activity activity)

@@ -309,6 +309,12 @@ internal sealed partial class MessageBroker
             _ = _context.Topology.GetQueue(queue);
         }
 
+        _context.Metrics.CountSent(exchange ?? queue ?? "", exchange is null ? "send" : "publish");
+        if (System.Diagnostics.Activity.Current is { } current && Diagnostics.BrokerTracing.Source.HasListeners())
+        {
+            options = Diagnostics.BrokerTracing.WithContext(options, current); // staged messages carry the stager's context
+        }
+
         var properties = CreateProperties(options ?? new PublishOptions(), message, _context.Clock.UtcNowTicks());
         return new StagedMessage(exchange ?? "", queue, routingKey, message, properties, options);
     }

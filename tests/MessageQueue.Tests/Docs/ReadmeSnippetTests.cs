@@ -1,7 +1,10 @@
 using System.Text.RegularExpressions;
 using Microsoft.Extensions.DependencyInjection;
 using Microsoft.Extensions.Hosting;
+using MessageQueue.Diagnostics;
 using MessageQueue.Testing;
+using OpenTelemetry.Metrics;
+using OpenTelemetry.Trace;
 using MessageQueue.Tests.Support;
 
 namespace MessageQueue.Tests.Docs;
@@ -233,6 +236,26 @@ public sealed partial class ReadmeSnippetTests : TempDatabaseFixture
         await host.Services.GetRequiredService<IProducer>().SendAsync("billing", new Invoice(1));
         await host.Services.GetRequiredService<IMessageBroker>().WaitForQueueAsync("billing", i => i.Acked == 1);
         Assert.That(host.Services.GetRequiredService<InvoiceLedger>().Numbers, Is.EqualTo(new[] { 1 }));
+        await host.StopAsync();
+    }
+
+    [Test]
+    public async Task Telemetry()
+    {
+        var builder = new HostApplicationBuilder(new HostApplicationBuilderSettings { DisableDefaults = true });
+        builder.Services.AddMessageQueue(mq => mq.AddQueue("billing"));
+        // snippet:telemetry:start
+        builder.Services.AddOpenTelemetry()
+            .WithMetrics(m => m.AddMeter(MessageQueueTelemetry.MeterName))
+            .WithTracing(t => t.AddSource(MessageQueueTelemetry.ActivitySourceName));
+        // snippet:telemetry:end
+        var spans = new List<System.Diagnostics.Activity>();
+        builder.Services.ConfigureOpenTelemetryTracerProvider(t => t.AddInMemoryExporter(spans));
+        using var host = builder.Build();
+        await host.StartAsync();
+        await host.Services.GetRequiredService<IProducer>().SendAsync("billing", new Invoice(1));
+        host.Services.GetRequiredService<OpenTelemetry.Trace.TracerProvider>().ForceFlush();
+        Assert.That(spans.Select(s => s.DisplayName), Is.EqualTo(new[] { "send billing" }));
         await host.StopAsync();
     }
 
