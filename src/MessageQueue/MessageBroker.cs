@@ -76,7 +76,7 @@ internal sealed partial class MessageBroker : IMessageBroker
         _context.Metrics.CountSent(exchange, "publish");
         if (Diagnostics.BrokerTracing.Source.HasListeners())
         {
-            return TracedAsync(null, ex, exchange, routingKey, message, options, cancellationToken);
+            return Traced(null, ex, exchange, routingKey, message, options, cancellationToken);
         }
 
         var published = Publish(ex, routingKey, message, options, cancellationToken);
@@ -98,7 +98,7 @@ internal sealed partial class MessageBroker : IMessageBroker
         _context.Metrics.CountSent(queue, "send");
         if (Diagnostics.BrokerTracing.Source.HasListeners())
         {
-            return TracedAsync(target, null, "", queue, message, options, cancellationToken);
+            return Traced(target, null, "", queue, message, options, cancellationToken);
         }
 
         var sent = Send(target, message, options, cancellationToken);
@@ -111,32 +111,65 @@ internal sealed partial class MessageBroker : IMessageBroker
             : queue is not null ? Send(queue, message, options, cancellationToken) : Publish(exchange!, routingKey, message, options, cancellationToken);
 
     /// <summary>A publish (to <paramref name="exchange"/>) or send (to <paramref name="queue"/>) while someone listens
-    /// to traces: its producer span starts and ends in this method's own flow (the caller's current activity is left as
-    /// it was), and its context travels in the message's headers.</summary>
-    private async ValueTask<PublishResult> TracedAsync(Queues.BrokerQueue? queue, Routing.Exchange? exchange, string exchangeName, string routingKey, object message, PublishOptions? options, CancellationToken cancellationToken)
+    /// to traces. Fails as the untraced call does (bad options and a mandatory message that reaches no queue throw from
+    /// the call itself). The producer span is open until the publish completes, but it is never left as the caller's
+    /// current activity; its context (or, when the sampler dropped it, the caller's) travels in the message's headers.</summary>
+    private ValueTask<PublishResult> Traced(Queues.BrokerQueue? queue, Routing.Exchange? exchange, string exchangeName, string routingKey, object message, PublishOptions? options, CancellationToken cancellationToken)
     {
-        using var activity = Diagnostics.BrokerTracing.StartPublish(exchangeName, routingKey, send: queue is not null);
-        if ((activity ?? System.Diagnostics.Activity.Current) is { } context)
+        var caller = System.Diagnostics.Activity.Current;
+        var activity = Diagnostics.BrokerTracing.StartPublish(exchangeName, routingKey, send: queue is not null);
+        if ((activity ?? caller) is { } context)
         {
-            // The publish span's context; or, when the sampler dropped it, the caller's: an unsampled trace still
-            // propagates (as HttpClient does), and the consumer's sampler decides the same way.
             options = Diagnostics.BrokerTracing.WithContext(options, context);
         }
 
+        ValueTask<PublishResult> pending;
         try
         {
-            var result = await PublishOrSend(queue, exchange, exchangeName, routingKey, message, options, cancellationToken).ConfigureAwait(false);
-            if (activity is not null)
-            {
-                Diagnostics.BrokerTracing.Published(activity, result);
-            }
-
-            return result;
+            pending = PublishOrSend(queue, exchange, exchangeName, routingKey, message, options, cancellationToken);
         }
         catch (Exception ex) when (activity is not null)
         {
             Diagnostics.BrokerTracing.Fail(activity, ex);
+            activity.Dispose();
+            System.Diagnostics.Activity.Current = caller;
             throw;
+        }
+
+        if (activity is null)
+        {
+            return pending;
+        }
+
+        System.Diagnostics.Activity.Current = caller;
+        if (pending.IsCompletedSuccessfully)
+        {
+            var result = pending.Result;
+            Diagnostics.BrokerTracing.Published(activity, result);
+            activity.Dispose();
+            System.Diagnostics.Activity.Current = caller;
+            return new ValueTask<PublishResult>(result);
+        }
+
+        return EndAsync(activity, pending);
+
+        static async ValueTask<PublishResult> EndAsync(System.Diagnostics.Activity activity, ValueTask<PublishResult> pending)
+        {
+            try
+            {
+                var result = await pending.ConfigureAwait(false);
+                Diagnostics.BrokerTracing.Published(activity, result);
+                return result;
+            }
+            catch (Exception ex)
+            {
+                Diagnostics.BrokerTracing.Fail(activity, ex);
+                throw;
+            }
+            finally
+            {
+                activity.Dispose();
+            }
         }
     }
 

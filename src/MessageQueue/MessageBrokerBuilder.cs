@@ -16,6 +16,10 @@ public sealed partial class MessageBrokerBuilder
     private TimeProvider _time = TimeProvider.System;
     private ILoggerFactory _loggerFactory = NullLoggerFactory.Instance;
     private System.Diagnostics.Metrics.IMeterFactory? _meterFactory;
+
+    /// <summary>The broker's name in its measurements (<c>messagequeue.broker</c>): its <c>AddMessageQueue</c> name, or
+    /// <c>default</c>.</summary>
+    internal string BrokerName { get; set; } = "default";
     private StorageOptions _storageOptions = new();
     private TimeSpan _shutdownTimeout = TimeSpan.FromSeconds(30);
     private Func<IMessageStore>? _store;
@@ -164,7 +168,7 @@ public sealed partial class MessageBrokerBuilder
         }
 
         var context = new BrokerContext(_time, _loggerFactory) { Observer = Observer, KeepsDurableInMemory = KeepDurableQueuesInMemory };
-        context.Metrics = new Diagnostics.BrokerMetrics(_meterFactory, context.Topology);
+        context.Metrics = new Diagnostics.BrokerMetrics(_meterFactory, context.Topology, BrokerName);
         IMessageStore? opened = null;
         try
         {

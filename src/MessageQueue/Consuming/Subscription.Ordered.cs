@@ -19,6 +19,7 @@ internal sealed partial class Subscription<T>
 
     private async Task RunOrderedAsync()
     {
+        System.Diagnostics.Activity.Current = null; // as RunAsync: handlers' spans do not join the subscriber's activity
         var reader = _core.Channel.Reader;
         try
         {
@@ -174,6 +175,11 @@ internal sealed partial class Subscription<T>
                     if (!_core.Queue.RedeliverInPlace(_core, handoff.Entry, handoff.Tag, out count))
                     {
                         return; // no longer ours (returned meanwhile), or dead-lettered at the delivery limit
+                    }
+
+                    if (_core.Queue.Metrics.DeliveryLatency.Enabled)
+                    {
+                        _core.Queue.Metrics.RecordDelivery(Queue, handoff.Entry.TimestampTicks, _core.Queue.ClockTicks); // a new delivery, as a claim records one
                     }
                 }
             }

@@ -107,6 +107,8 @@ internal sealed partial class Subscription<T> : ISubscription, IRunsHandlers, IS
 
     private async Task RunAsync(int index)
     {
+        // A worker is not part of whatever the subscriber was doing: spans of messages without trace context are roots.
+        System.Diagnostics.Activity.Current = null;
         var batch = new WorkerBatch(_core, ownsWindow: _workers.Length == 1);
         try
         {

@@ -32,6 +32,7 @@ internal sealed class MessageQueueRegistration(string? name, IServiceProvider se
     internal IMessageBroker Build(MessageBrokerBuilder builder)
     {
         builder.Services = Services;
+        builder.BrokerName = Name ?? "default";
         if (Services.GetService<IConfiguration>() is { } configuration
             && configuration.GetSection(Name is null ? "MessageQueue" : $"MessageQueue:Brokers:{Name}") is var section && section.Exists())
         {

@@ -28,13 +28,23 @@ internal sealed class BrokerMetrics : IDisposable
 
     private static readonly IReadOnlyList<long> BatchBuckets = [1, 2, 5, 10, 20, 50, 100, 200, 500, 1000, 2000, 5000];
 
-    private readonly Topology _topology;
+    internal const string BrokerTag = "messagequeue.broker";
+
+    private Topology? _topology; // dropped at dispose: a factory's meter outlives the broker and must not keep its queues
     private readonly bool _ownsMeter;
+    private readonly KeyValuePair<string, object?> _broker;
+    private readonly KeyValuePair<string, object?> _system = new(SystemTag, MessageQueueTelemetry.MessagingSystem);
     private volatile bool _disposed;
 
-    internal BrokerMetrics(IMeterFactory? factory, Topology topology)
+    /// <param name="factory">The application's meter factory, or null for a meter of the broker's own.</param>
+    /// <param name="topology">The broker's topology, whose queues and exchanges the observable instruments read.</param>
+    /// <param name="brokerName">The broker's name (its <c>AddMessageQueue</c> name; <c>default</c> otherwise): every
+    /// measurement carries it as <c>messagequeue.broker</c>, so two brokers of one process (sharing a factory's meter,
+    /// or merged by an exporter) report distinct series.</param>
+    internal BrokerMetrics(IMeterFactory? factory, Topology topology, string brokerName)
     {
         _topology = topology;
+        _broker = new KeyValuePair<string, object?>(BrokerTag, brokerName);
         var version = typeof(BrokerMetrics).Assembly.GetName().Version?.ToString();
         if (factory is not null)
         {
@@ -74,10 +84,10 @@ internal sealed class BrokerMetrics : IDisposable
             "Messages that left the queue for a dead-letter reason (expired, maxlen, rejected, delivery_limit), by whether they reached a target (routed) or not (dropped).");
         Meter.CreateObservableCounter("messagequeue.exchange.unroutable", Unroutable, "{message}",
             "Publishes to the exchange that reached no queue, its alternate exchange's included (dropped, or refused as mandatory).");
-        Gauge("messagequeue.queue.ready", "Messages ready for a consumer.", static i => i.Ready);
-        Gauge("messagequeue.queue.unacked", "Deliveries not settled yet, prefetched ones included.", static i => i.Unacked);
-        Gauge("messagequeue.queue.delayed", "Messages waiting for a due time.", static i => i.Delayed);
-        Gauge("messagequeue.queue.consumers", "Consumers and subscriptions reading the queue.", static i => i.Consumers);
+        Gauge("messagequeue.queue.ready", "{message}", "Messages ready for a consumer.", static i => i.Ready);
+        Gauge("messagequeue.queue.unacked", "{message}", "Deliveries not settled yet, prefetched ones included.", static i => i.Unacked);
+        Gauge("messagequeue.queue.delayed", "{message}", "Messages waiting for a due time.", static i => i.Delayed);
+        Gauge("messagequeue.queue.consumers", "{consumer}", "Consumers and subscriptions reading the queue.", static i => i.Consumers);
     }
 
     internal Meter Meter { get; }
@@ -97,7 +107,7 @@ internal sealed class BrokerMetrics : IDisposable
     {
         if (Sent.Enabled)
         {
-            Sent.Add(1, new(SystemTag, MessageQueueTelemetry.MessagingSystem), new(DestinationTag, destination), new(OperationTag, operation));
+            Sent.Add(1, _system, _broker, new(DestinationTag, destination), new(OperationTag, operation));
         }
     }
 
@@ -107,7 +117,7 @@ internal sealed class BrokerMetrics : IDisposable
         if (DeliveryLatency.Enabled)
         {
             DeliveryLatency.Record(Math.Max(0, nowTicks - publishedTicks) / (double)TimeSpan.TicksPerSecond,
-                new(SystemTag, MessageQueueTelemetry.MessagingSystem), new(DestinationTag, queue));
+                _system, _broker, new(DestinationTag, queue));
         }
     }
 
@@ -120,11 +130,11 @@ internal sealed class BrokerMetrics : IDisposable
             var seconds = Stopwatch.GetElapsedTime(started).TotalSeconds;
             if (failure is null)
             {
-                ProcessDuration.Record(seconds, new(SystemTag, MessageQueueTelemetry.MessagingSystem), new(DestinationTag, queue));
+                ProcessDuration.Record(seconds, _system, _broker, new(DestinationTag, queue));
             }
             else
             {
-                ProcessDuration.Record(seconds, new(SystemTag, MessageQueueTelemetry.MessagingSystem), new(DestinationTag, queue), new(ErrorTypeTag, failure.GetType().FullName));
+                ProcessDuration.Record(seconds, _system, _broker, new(DestinationTag, queue), new(ErrorTypeTag, failure.GetType().FullName));
             }
         }
     }
@@ -137,28 +147,28 @@ internal sealed class BrokerMetrics : IDisposable
 
     internal void RecordCommit(long started, int changes)
     {
-        CommitDuration.Record(Stopwatch.GetElapsedTime(started).TotalSeconds, new KeyValuePair<string, object?>(SystemTag, MessageQueueTelemetry.MessagingSystem));
-        CommitSize.Record(changes, new KeyValuePair<string, object?>(SystemTag, MessageQueueTelemetry.MessagingSystem));
+        CommitDuration.Record(Stopwatch.GetElapsedTime(started).TotalSeconds, _system, _broker);
+        CommitSize.Record(changes, _system, _broker);
     }
 
     private void PerQueue(string name, string description, Func<QueueInfo, long> value) =>
         Meter.CreateObservableCounter(name, () => Measure(value), "{message}", description);
 
-    private void Gauge(string name, string description, Func<QueueInfo, int> value) =>
-        Meter.CreateObservableGauge(name, () => Measure(value), "{message}", description);
+    private void Gauge(string name, string unit, string description, Func<QueueInfo, int> value) =>
+        Meter.CreateObservableGauge(name, () => Measure(value), unit, description);
 
     private List<Measurement<T>> Measure<T>(Func<QueueInfo, T> value)
         where T : struct
     {
         var measurements = new List<Measurement<T>>();
-        if (_disposed)
+        if (_disposed || Volatile.Read(ref _topology) is not { } topology)
         {
             return measurements;
         }
 
-        foreach (var queue in _topology.Queues)
+        foreach (var queue in topology.Queues)
         {
-            measurements.Add(new Measurement<T>(value(queue.GetInfo()), new(SystemTag, MessageQueueTelemetry.MessagingSystem), new(DestinationTag, queue.Name)));
+            measurements.Add(new Measurement<T>(value(queue.GetInfo()), _system, _broker, new(DestinationTag, queue.Name)));
         }
 
         return measurements;
@@ -166,17 +176,17 @@ internal sealed class BrokerMetrics : IDisposable
 
     private IEnumerable<Measurement<long>> DeadLettered()
     {
-        if (_disposed)
+        if (_disposed || Volatile.Read(ref _topology) is not { } topology)
         {
             return [];
         }
 
         var measurements = new List<Measurement<long>>();
-        foreach (var queue in _topology.Queues)
+        foreach (var queue in topology.Queues)
         {
             foreach (var (reason, routed, count) in queue.DeadLetterCounts())
             {
-                measurements.Add(new Measurement<long>(count, new(SystemTag, MessageQueueTelemetry.MessagingSystem), new(DestinationTag, queue.Name),
+                measurements.Add(new Measurement<long>(count, _system, _broker, new(DestinationTag, queue.Name),
                     new(ReasonTag, reason), new(OutcomeTag, routed ? "routed" : "dropped")));
             }
         }
@@ -186,15 +196,15 @@ internal sealed class BrokerMetrics : IDisposable
 
     private IEnumerable<Measurement<long>> Unroutable()
     {
-        if (_disposed)
+        if (_disposed || Volatile.Read(ref _topology) is not { } topology)
         {
             return [];
         }
 
         var measurements = new List<Measurement<long>>();
-        foreach (var exchange in _topology.Exchanges)
+        foreach (var exchange in topology.Exchanges)
         {
-            measurements.Add(new Measurement<long>(exchange.UnroutableCount, new(SystemTag, MessageQueueTelemetry.MessagingSystem), new(DestinationTag, exchange.Name)));
+            measurements.Add(new Measurement<long>(exchange.UnroutableCount, _system, _broker, new(DestinationTag, exchange.Name)));
         }
 
         return measurements;
@@ -205,6 +215,7 @@ internal sealed class BrokerMetrics : IDisposable
     public void Dispose()
     {
         _disposed = true;
+        Volatile.Write(ref _topology, null);
         if (_ownsMeter)
         {
             Meter.Dispose();

@@ -28,6 +28,11 @@ internal static class Admission
 
     private static ValueTask RunAsync(AdmissionItem[] items, bool atomic, bool reserve, CancellationToken cancellationToken)
     {
+        if (items.Length == 0)
+        {
+            return ValueTask.CompletedTask; // a transaction whose messages reached no queue: nothing to admit
+        }
+
         // The publish is work from now until its messages are in their queues (or reserved there): a publisher woken by
         // room in a Block queue has its message in no queue until it is admitted (see InFlight).
         var inFlight = items[0].Queue.InFlight;

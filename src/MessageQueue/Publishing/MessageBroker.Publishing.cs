@@ -269,9 +269,13 @@ internal sealed partial class MessageBroker
         }
 
         _context.Topology.Route(exchange, message.RoutingKey, message.Properties, collector);
-        if (collector.Queues.Count == 0 && message.Options?.Mandatory == true)
+        if (collector.Queues.Count == 0)
         {
-            throw new UnroutableMessageException(message.Exchange, message.RoutingKey);
+            exchange.CountUnroutable();
+            if (message.Options?.Mandatory == true)
+            {
+                throw new UnroutableMessageException(message.Exchange, message.RoutingKey);
+            }
         }
     }
 

@@ -213,6 +213,7 @@ internal sealed partial class BrokerQueue
                 return false;
             }
 
+            _counters.Nacked++; // the failed attempt, as a nack for a retry counts it
             if (entry.DeliveryCount < _maxDeliveries)
             {
                 deliveryCount = ++entry.DeliveryCount;

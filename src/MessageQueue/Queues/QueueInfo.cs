@@ -28,7 +28,8 @@ public sealed class QueueInfo
     /// <summary>Gets how many deliveries were acked.</summary>
     public long Acked { get; init; }
 
-    /// <summary>Gets how many deliveries consumers nacked or rejected (requeued, retried or dead-lettered by it).</summary>
+    /// <summary>Gets how many deliveries consumers nacked or rejected (requeued, retried or dead-lettered by it), an
+    /// ordered subscription's failed attempts retried in place included.</summary>
     public long Nacked { get; init; }
 
     /// <summary>Gets how many deliveries were redeliveries.</summary>

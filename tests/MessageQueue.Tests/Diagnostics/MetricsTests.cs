@@ -70,7 +70,7 @@ public sealed class MetricsTests
             Assert.That(metrics.Of("messagequeue.delivery.latency").Select(m => m.Unit).Distinct(), Is.EqualTo(new[] { "s" }));
             Assert.That(collected.Concat(metrics.Measurements).SelectMany(m => m.Tags.Keys).Distinct(), Is.SubsetOf(new[]
             {
-                "messaging.system", "messaging.destination.name", "messaging.operation.name", "messagequeue.dead_letter.reason", "messagequeue.dead_letter.outcome", "error.type",
+                "messaging.system", "messagequeue.broker", "messaging.destination.name", "messaging.operation.name", "messagequeue.dead_letter.reason", "messagequeue.dead_letter.outcome", "error.type",
             }), "bounded tags only: no message ids");
         }
     }
