@@ -61,7 +61,7 @@ public readonly struct Delivery<T> : IEquatable<Delivery<T>>
             return ValueTask.FromCanceled(cancellationToken);
         }
 
-        return Complete(CheckManual().Ack(Handle, _tag));
+        return Complete(CheckManual().AckAsync(Handle, _tag));
     }
 
     /// <summary>Negatively acknowledges the message.</summary>
@@ -84,7 +84,7 @@ public readonly struct Delivery<T> : IEquatable<Delivery<T>>
             return ValueTask.FromCanceled(cancellationToken);
         }
 
-        return Complete(CheckManual().Nack(Handle, _tag, requeue, delay));
+        return Complete(CheckManual().NackAsync(Handle, _tag, requeue, delay));
     }
 
     /// <summary>Rejects the message: it is dead-lettered with reason <c>rejected</c> (or dropped when the queue has
@@ -100,7 +100,7 @@ public readonly struct Delivery<T> : IEquatable<Delivery<T>>
             return ValueTask.FromCanceled(cancellationToken);
         }
 
-        return Complete(CheckManual().Reject(Handle, _tag, reason, exception: null));
+        return Complete(CheckManual().RejectAsync(Handle, _tag, reason, exception: null));
     }
 
     internal SettleResult TryRetry(TimeSpan delay) => Source.Nack(Handle, _tag, requeue: true, delay);
@@ -115,6 +115,12 @@ public readonly struct Delivery<T> : IEquatable<Delivery<T>>
                 $"The consumer of queue '{source.Queue}' uses AckMode.Auto: the message was acknowledged when it was delivered. Use AckMode.Manual to settle deliveries yourself.")
             : source;
     }
+
+    private ValueTask Complete(ValueTask<SettleResult> settling) =>
+        settling.IsCompletedSuccessfully ? Complete(settling.Result) : CompleteAsync(this, settling);
+
+    private static async ValueTask CompleteAsync(Delivery<T> delivery, ValueTask<SettleResult> settling) =>
+        await delivery.Complete(await settling.ConfigureAwait(false)).ConfigureAwait(false);
 
     private ValueTask Complete(SettleResult result) => result switch
     {

@@ -30,4 +30,14 @@ internal interface IDeliverySource
     SettleResult Nack(object message, int tag, bool requeue, TimeSpan? delay);
 
     SettleResult Reject(object message, int tag, string? reason, Exception? exception);
+
+    /// <summary>Acks as <see cref="Ack"/> does, for a backend whose settles go over the network (RabbitMQ); the
+    /// engine's are synchronous, and this default is what it uses.</summary>
+    ValueTask<SettleResult> AckAsync(object message, int tag) => new(Ack(message, tag));
+
+    /// <summary>Nacks as <see cref="Nack"/> does (see <see cref="AckAsync"/>).</summary>
+    ValueTask<SettleResult> NackAsync(object message, int tag, bool requeue, TimeSpan? delay) => new(Nack(message, tag, requeue, delay));
+
+    /// <summary>Rejects as <see cref="Reject"/> does (see <see cref="AckAsync"/>).</summary>
+    ValueTask<SettleResult> RejectAsync(object message, int tag, string? reason, Exception? exception) => new(Reject(message, tag, reason, exception));
 }

@@ -1,0 +1,282 @@
+using System.Runtime.CompilerServices;
+using System.Threading.Channels;
+using MessageQueue.Consuming;
+using MessageQueue.Publishing;
+using RabbitMQ.Client;
+using RabbitMQ.Client.Events;
+
+namespace MessageQueue.RabbitMq;
+
+/// <summary>A message a RabbitMQ consumer received: its body (copied out of the client's buffer), properties and
+/// delivery tag, and whether it was settled.</summary>
+internal sealed class RabbitMqMessage(object body, IReadOnlyBasicProperties properties, string exchange, string routingKey, ulong deliveryTag, int deliveryCount)
+{
+    private MessageProperties? _properties;
+    private int _settled;
+
+    internal object Body { get; } = body;
+
+    internal string Exchange { get; } = exchange;
+
+    internal string RoutingKey { get; } = routingKey;
+
+    internal ulong DeliveryTag { get; } = deliveryTag;
+
+    internal int DeliveryCount { get; } = deliveryCount;
+
+    internal MessageProperties Properties => _properties ??= RabbitMqProperties.FromAmqp(properties);
+
+    /// <summary>Marks the message settled; false when it already was.</summary>
+    internal bool TrySettle() => Interlocked.Exchange(ref _settled, 1) == 0;
+}
+
+/// <summary>
+/// A pull consumer on a RabbitMQ queue (issue 18, point 4): <c>basic.qos</c> with the prefetch, <c>basic.consume</c>
+/// with manual or automatic acks, deliveries handed to <see cref="ReceiveAsync"/> in order. Acks, nacks and rejects
+/// go to the server; disposing cancels the consumer and closes its channel, so the server requeues whatever was not
+/// settled. <see cref="Delivery{T}.DeliveryCount"/> is the quorum queue's <c>x-delivery-count</c> plus one, or, on a
+/// classic queue, 2 for a redelivery and 1 otherwise (RabbitMQ counts no further there). A body that is not a
+/// <typeparamref name="T"/> (its AMQP type names a known type that is not one) or cannot be deserialized as one is
+/// rejected without requeue, so RabbitMQ dead-letters it (reason <c>rejected</c>; RabbitMQ carries no text with a
+/// reject).
+/// </summary>
+internal sealed class RabbitMqConsumer<T> : IConsumer<T>, IDeliverySource
+{
+    private readonly IChannel _channel;
+    private readonly IMessageSerializer _serializer;
+    private readonly bool _autoAck;
+    private readonly Channel<RabbitMqMessage> _received = Channel.CreateUnbounded<RabbitMqMessage>(new UnboundedChannelOptions { SingleWriter = true });
+    private string? _consumerTag;
+    private int _disposed;
+
+    private RabbitMqConsumer(IChannel channel, string queue, bool autoAck, IMessageSerializer serializer)
+    {
+        _channel = channel;
+        Queue = queue;
+        _autoAck = autoAck;
+        _serializer = serializer;
+    }
+
+    public string Queue { get; }
+
+    /// <summary>Opens a channel and starts consuming <paramref name="queue"/>.</summary>
+    internal static async Task<RabbitMqConsumer<T>> StartAsync(IConnection connection, string queue, ConsumerOptions options, IMessageSerializer serializer, CancellationToken cancellationToken = default)
+    {
+        ArgumentOutOfRangeException.ThrowIfLessThan(options.Prefetch, 1, "options.Prefetch");
+        ArgumentOutOfRangeException.ThrowIfGreaterThan(options.Prefetch, ushort.MaxValue, "options.Prefetch");
+        var channel = await connection.CreateChannelAsync(cancellationToken: cancellationToken).ConfigureAwait(false);
+        var consumer = new RabbitMqConsumer<T>(channel, queue, options.AckMode == AckMode.Auto, serializer);
+        try
+        {
+            await channel.BasicQosAsync(0, (ushort)options.Prefetch, global: false, cancellationToken).ConfigureAwait(false);
+            var listener = new AsyncEventingBasicConsumer(channel);
+            listener.ReceivedAsync += consumer.OnReceivedAsync;
+            listener.ShutdownAsync += (_, _) =>
+            {
+                consumer._received.Writer.TryComplete();
+                return Task.CompletedTask;
+            };
+            consumer._consumerTag = await channel.BasicConsumeAsync(queue, consumer._autoAck, listener, cancellationToken).ConfigureAwait(false);
+            return consumer;
+        }
+        catch (global::RabbitMQ.Client.Exceptions.OperationInterruptedException ex) when (ex.ShutdownReason?.ReplyCode == Constants.NotFound)
+        {
+            await channel.DisposeAsync().ConfigureAwait(false);
+            throw new TopologyException($"Queue '{queue}' does not exist on the RabbitMQ server; declare it before consuming from it.", ex);
+        }
+        catch
+        {
+            await channel.DisposeAsync().ConfigureAwait(false);
+            throw;
+        }
+    }
+
+    private async Task OnReceivedAsync(object sender, BasicDeliverEventArgs e)
+    {
+        var body = e.Body.ToArray(); // the client reuses its buffer after this handler returns
+        var count = e.BasicProperties.Headers is { } h && h.TryGetValue("x-delivery-count", out var c) && c is not null
+            ? (int)Convert.ToInt64(c, System.Globalization.CultureInfo.InvariantCulture) + 1
+            : e.Redelivered ? 2 : 1;
+        if (TryRead(body, e.BasicProperties) is { } message)
+        {
+            _received.Writer.TryWrite(new RabbitMqMessage(message, e.BasicProperties, e.Exchange, e.RoutingKey, e.DeliveryTag, count));
+        }
+        else if (!_autoAck)
+        {
+            await _channel.BasicRejectAsync(e.DeliveryTag, requeue: false).ConfigureAwait(false); // dead-lettered by RabbitMQ
+        }
+    }
+
+    /// <summary>The body as a <typeparamref name="T"/>, or null when its AMQP type names another type or it cannot be
+    /// deserialized.</summary>
+    private object? TryRead(byte[] body, IReadOnlyBasicProperties properties)
+    {
+        // Its type name says what it is: a type this process knows that is not a T (a subtype is one) is refused, as
+        // in memory; an unknown name (another application's) is judged by whether the body reads as a T.
+        if (properties.Type is { Length: > 0 } type && type != MessageTypeNames.NameOf(typeof(T))
+            && MessageTypeNames.TryResolve(type, out var named, out _) && named is not null && !typeof(T).IsAssignableFrom(named))
+        {
+            return null;
+        }
+
+        try
+        {
+            return _serializer.Deserialize(body, typeof(T)) is T value ? value : null;
+        }
+#pragma warning disable CA1031 // Any failure to read the body dead-letters the message, as in memory.
+        catch (Exception)
+#pragma warning restore CA1031
+        {
+            return null;
+        }
+    }
+
+    public ValueTask<Delivery<T>> ReceiveAsync(CancellationToken cancellationToken = default)
+    {
+        ObjectDisposedException.ThrowIf(Volatile.Read(ref _disposed) != 0, this);
+        return TryReceive(out var delivery) ? new(delivery) : ReceiveSlowAsync(cancellationToken);
+    }
+
+    private async ValueTask<Delivery<T>> ReceiveSlowAsync(CancellationToken cancellationToken)
+    {
+        try
+        {
+            var message = await _received.Reader.ReadAsync(cancellationToken).ConfigureAwait(false);
+            return Wrap(message);
+        }
+        catch (ChannelClosedException ex)
+        {
+            throw new ObjectDisposedException($"The consumer of queue '{Queue}' stopped (disposed, or its channel was closed by the server); nothing more can be received.", ex);
+        }
+    }
+
+    public bool TryReceive(out Delivery<T> delivery)
+    {
+        ObjectDisposedException.ThrowIf(Volatile.Read(ref _disposed) != 0, this);
+        if (_received.Reader.TryRead(out var message))
+        {
+            delivery = Wrap(message);
+            return true;
+        }
+
+        delivery = default;
+        return false;
+    }
+
+    public async IAsyncEnumerable<Delivery<T>> ReadAllAsync([EnumeratorCancellation] CancellationToken cancellationToken = default)
+    {
+        while (Volatile.Read(ref _disposed) == 0)
+        {
+            Delivery<T> delivery;
+            try
+            {
+                delivery = await ReceiveAsync(cancellationToken).ConfigureAwait(false);
+            }
+            catch (ObjectDisposedException)
+            {
+                yield break;
+            }
+
+            yield return delivery;
+        }
+    }
+
+    private Delivery<T> Wrap(RabbitMqMessage message) => new(message, this, tag: 0, message.DeliveryCount);
+
+    public async ValueTask DisposeAsync()
+    {
+        if (Interlocked.Exchange(ref _disposed, 1) != 0)
+        {
+            return;
+        }
+
+        _received.Writer.TryComplete();
+        try
+        {
+            if (_consumerTag is not null && _channel.IsOpen)
+            {
+                await _channel.BasicCancelAsync(_consumerTag).ConfigureAwait(false);
+            }
+
+            await _channel.CloseAsync().ConfigureAwait(false); // the server requeues what was not settled
+        }
+        finally
+        {
+            await _channel.DisposeAsync().ConfigureAwait(false);
+        }
+    }
+
+    // ---- IDeliverySource: what a Delivery<T> of this consumer reaches (the handle is the RabbitMqMessage) ----
+    bool IDeliverySource.AutoAck => _autoAck;
+
+    TimeSpan? IDeliverySource.AckTimeout => null;
+
+    object IDeliverySource.Body(object message) => ((RabbitMqMessage)message).Body;
+
+    MessageProperties IDeliverySource.Properties(object message) => ((RabbitMqMessage)message).Properties;
+
+    string IDeliverySource.Exchange(object message) => ((RabbitMqMessage)message).Exchange;
+
+    string IDeliverySource.RoutingKey(object message) => ((RabbitMqMessage)message).RoutingKey;
+
+    // The synchronous settles are the engine's (its subscriptions); this consumer's deliveries settle through the
+    // asynchronous ones below, which Delivery<T> calls.
+    SettleResult IDeliverySource.Ack(object message, int tag) => ((IDeliverySource)this).AckAsync(message, tag).AsTask().GetAwaiter().GetResult();
+
+    SettleResult IDeliverySource.Nack(object message, int tag, bool requeue, TimeSpan? delay) => ((IDeliverySource)this).NackAsync(message, tag, requeue, delay).AsTask().GetAwaiter().GetResult();
+
+    SettleResult IDeliverySource.Reject(object message, int tag, string? reason, Exception? exception) => ((IDeliverySource)this).RejectAsync(message, tag, reason, exception).AsTask().GetAwaiter().GetResult();
+
+    async ValueTask<SettleResult> IDeliverySource.AckAsync(object message, int tag)
+    {
+        var m = (RabbitMqMessage)message;
+        if (Settle(m) is { } refused)
+        {
+            return refused;
+        }
+
+        await _channel.BasicAckAsync(m.DeliveryTag, multiple: false).ConfigureAwait(false);
+        return SettleResult.Ok;
+    }
+
+    async ValueTask<SettleResult> IDeliverySource.NackAsync(object message, int tag, bool requeue, TimeSpan? delay)
+    {
+        if (delay is { } d && d > TimeSpan.Zero)
+        {
+            throw new NotSupportedException($"RabbitMQ cannot wait {d} before redelivering a nacked message from queue '{Queue}'; nack without a delay (it is requeued at once), or retry with a subscription's retry policy.");
+        }
+
+        var m = (RabbitMqMessage)message;
+        if (Settle(m) is { } refused)
+        {
+            return refused;
+        }
+
+        await _channel.BasicNackAsync(m.DeliveryTag, multiple: false, requeue).ConfigureAwait(false);
+        return SettleResult.Ok;
+    }
+
+    async ValueTask<SettleResult> IDeliverySource.RejectAsync(object message, int tag, string? reason, Exception? exception)
+    {
+        var m = (RabbitMqMessage)message;
+        if (Settle(m) is { } refused)
+        {
+            return refused;
+        }
+
+        await _channel.BasicRejectAsync(m.DeliveryTag, requeue: false).ConfigureAwait(false); // RabbitMQ dead-letters it
+        return SettleResult.Ok;
+    }
+
+    /// <summary>Null when the message may be settled now; otherwise why not (settled before, or this consumer is gone
+    /// and the server requeued it).</summary>
+    private SettleResult? Settle(RabbitMqMessage message)
+    {
+        if (Volatile.Read(ref _disposed) != 0 || !_channel.IsOpen)
+        {
+            return SettleResult.ConsumerGone;
+        }
+
+        return message.TrySettle() ? null : SettleResult.AlreadySettled;
+    }
+}
