@@ -32,7 +32,10 @@ internal sealed class RabbitMqMessage(object body, IReadOnlyBasicProperties prop
 
 /// <summary>
 /// A pull consumer on a RabbitMQ queue (issue 18, point 4): <c>basic.qos</c> with the prefetch, <c>basic.consume</c>
-/// with manual or automatic acks, deliveries handed to <see cref="ReceiveAsync"/> in order. Acks, nacks and rejects
+/// with explicit acks on the wire (<see cref="AckMode.Auto"/> acks each delivery as the code takes it, as in memory;
+/// RabbitMQ's own no-ack mode would ignore the prefetch and lose what a disposed consumer had not handed out),
+/// deliveries handed to <see cref="ReceiveAsync"/> in order; a deleted queue ends a waiting receive with a
+/// <see cref="TopologyException"/>. Acks, nacks and rejects
 /// go to the server; disposing cancels the consumer and closes its channel, so the server requeues whatever was not
 /// settled. <see cref="Delivery{T}.DeliveryCount"/> is the quorum queue's <c>x-delivery-count</c> plus one, or, on a
 /// classic queue, 2 for a redelivery and 1 otherwise (RabbitMQ counts no further there). A body that is not a
@@ -76,7 +79,18 @@ internal sealed class RabbitMqConsumer<T> : IConsumer<T>, IDeliverySource
                 consumer._received.Writer.TryComplete();
                 return Task.CompletedTask;
             };
-            consumer._consumerTag = await channel.BasicConsumeAsync(queue, consumer._autoAck, listener, cancellationToken).ConfigureAwait(false);
+            listener.UnregisteredAsync += (_, _) =>
+            {
+                // The server cancelled the consumer (its queue was deleted), or this consumer was disposed (then the
+                // buffer is complete already and this changes nothing).
+                consumer._received.Writer.TryComplete(new TopologyException($"Queue '{queue}' was deleted on the RabbitMQ server; its consumer stopped."));
+                return Task.CompletedTask;
+            };
+
+            // Acks are always explicit on the wire, AckMode.Auto included: the server's no-ack mode ignores the prefetch
+            // and acks what is still in this consumer's buffer, which disposing would lose. Auto acks each delivery as
+            // it is handed to the code, as in memory.
+            consumer._consumerTag = await channel.BasicConsumeAsync(queue, autoAck: false, listener, cancellationToken).ConfigureAwait(false);
             return consumer;
         }
         catch (global::RabbitMQ.Client.Exceptions.OperationInterruptedException ex) when (ex.ShutdownReason?.ReplyCode == Constants.NotFound)
@@ -93,19 +107,37 @@ internal sealed class RabbitMqConsumer<T> : IConsumer<T>, IDeliverySource
 
     private async Task OnReceivedAsync(object sender, BasicDeliverEventArgs e)
     {
-        var body = e.Body.ToArray(); // the client reuses its buffer after this handler returns
-        var count = e.BasicProperties.Headers is { } h && h.TryGetValue("x-delivery-count", out var c) && c is not null
-            ? (int)Convert.ToInt64(c, System.Globalization.CultureInfo.InvariantCulture) + 1
-            : e.Redelivered ? 2 : 1;
-        if (TryRead(body, e.BasicProperties) is { } message)
+        object? message = null;
+        var count = 1;
+        try
+        {
+            var body = e.Body.ToArray(); // the client reuses its buffer after this handler returns
+            count = DeliveryCount(e);
+            message = TryRead(body, e.BasicProperties);
+        }
+#pragma warning disable CA1031 // Whatever fails in reading a delivery, it is dead-lettered, never left unsettled.
+        catch (Exception)
+#pragma warning restore CA1031
+        {
+            message = null;
+        }
+
+        if (message is not null)
         {
             _received.Writer.TryWrite(new RabbitMqMessage(message, e.BasicProperties, e.Exchange, e.RoutingKey, e.DeliveryTag, count));
         }
-        else if (!_autoAck)
+        else
         {
             await _channel.BasicRejectAsync(e.DeliveryTag, requeue: false).ConfigureAwait(false); // dead-lettered by RabbitMQ
         }
     }
+
+    /// <summary>The quorum queue's <c>x-delivery-count</c> (an integer the server sets) plus one; otherwise 2 for a
+    /// redelivery and 1 for a first delivery. A value of another type (another application's header) is ignored.</summary>
+    private static int DeliveryCount(BasicDeliverEventArgs e) =>
+        e.BasicProperties.Headers is { } h && h.TryGetValue("x-delivery-count", out var c) && c is long or int && Convert.ToInt64(c, System.Globalization.CultureInfo.InvariantCulture) is var n and >= 0 and < int.MaxValue
+            ? (int)n + 1
+            : e.Redelivered ? 2 : 1;
 
     /// <summary>The body as a <typeparamref name="T"/>, or null when its AMQP type names another type or it cannot be
     /// deserialized.</summary>
@@ -139,15 +171,33 @@ internal sealed class RabbitMqConsumer<T> : IConsumer<T>, IDeliverySource
 
     private async ValueTask<Delivery<T>> ReceiveSlowAsync(CancellationToken cancellationToken)
     {
+        RabbitMqMessage message;
         try
         {
-            var message = await _received.Reader.ReadAsync(cancellationToken).ConfigureAwait(false);
-            return Wrap(message);
+            message = await _received.Reader.ReadAsync(cancellationToken).ConfigureAwait(false);
+        }
+        catch (ChannelClosedException ex) when (ex.InnerException is TopologyException deleted)
+        {
+            throw new TopologyException(deleted.Message, ex);
         }
         catch (ChannelClosedException ex)
         {
             throw new ObjectDisposedException($"The consumer of queue '{Queue}' stopped (disposed, or its channel was closed by the server); nothing more can be received.", ex);
         }
+
+        if (_autoAck)
+        {
+            await AutoAckAsync(message).ConfigureAwait(false);
+        }
+
+        return Wrap(message);
+    }
+
+    /// <summary>Acks a delivery of an <see cref="AckMode.Auto"/> consumer as it is handed to the code.</summary>
+    private ValueTask AutoAckAsync(RabbitMqMessage message)
+    {
+        message.TrySettle();
+        return _channel.BasicAckAsync(message.DeliveryTag, multiple: false);
     }
 
     public bool TryReceive(out Delivery<T> delivery)
@@ -155,6 +205,17 @@ internal sealed class RabbitMqConsumer<T> : IConsumer<T>, IDeliverySource
         ObjectDisposedException.ThrowIf(Volatile.Read(ref _disposed) != 0, this);
         if (_received.Reader.TryRead(out var message))
         {
+            if (_autoAck)
+            {
+                // A synchronous receive cannot wait for the write; the ack's failure (a closed channel) means the
+                // server requeues the message, which is at-least-once, never a loss.
+                var acking = AutoAckAsync(message);
+                if (!acking.IsCompletedSuccessfully)
+                {
+                    _ = acking.AsTask().ContinueWith(static t => _ = t.Exception, CancellationToken.None, TaskContinuationOptions.OnlyOnFaulted, TaskScheduler.Default);
+                }
+            }
+
             delivery = Wrap(message);
             return true;
         }
@@ -235,7 +296,15 @@ internal sealed class RabbitMqConsumer<T> : IConsumer<T>, IDeliverySource
             return refused;
         }
 
-        await _channel.BasicAckAsync(m.DeliveryTag, multiple: false).ConfigureAwait(false);
+        try
+        {
+            await _channel.BasicAckAsync(m.DeliveryTag, multiple: false).ConfigureAwait(false);
+        }
+        catch (global::RabbitMQ.Client.Exceptions.AlreadyClosedException)
+        {
+            return SettleResult.ConsumerGone; // closed meanwhile: the server requeued the message
+        }
+
         return SettleResult.Ok;
     }
 
@@ -252,7 +321,15 @@ internal sealed class RabbitMqConsumer<T> : IConsumer<T>, IDeliverySource
             return refused;
         }
 
-        await _channel.BasicNackAsync(m.DeliveryTag, multiple: false, requeue).ConfigureAwait(false);
+        try
+        {
+            await _channel.BasicNackAsync(m.DeliveryTag, multiple: false, requeue).ConfigureAwait(false);
+        }
+        catch (global::RabbitMQ.Client.Exceptions.AlreadyClosedException)
+        {
+            return SettleResult.ConsumerGone; // closed meanwhile: the server requeued the message
+        }
+
         return SettleResult.Ok;
     }
 
@@ -264,7 +341,15 @@ internal sealed class RabbitMqConsumer<T> : IConsumer<T>, IDeliverySource
             return refused;
         }
 
-        await _channel.BasicRejectAsync(m.DeliveryTag, requeue: false).ConfigureAwait(false); // RabbitMQ dead-letters it
+        try
+        {
+            await _channel.BasicRejectAsync(m.DeliveryTag, requeue: false).ConfigureAwait(false); // RabbitMQ dead-letters it
+        }
+        catch (global::RabbitMQ.Client.Exceptions.AlreadyClosedException)
+        {
+            return SettleResult.ConsumerGone; // closed meanwhile: the server requeued the message
+        }
+
         return SettleResult.Ok;
     }
 

@@ -46,6 +46,11 @@ internal static class RabbitMqProperties
             amqp.Expiration = ((long)ttl.TotalMilliseconds).ToString(CultureInfo.InvariantCulture);
         }
 
+        if (properties.Headers.ContainsKey(TypesHeader))
+        {
+            throw new ArgumentException($"The header name '{TypesHeader}' is the transport's own (it carries the headers' types); use another name.", nameof(properties));
+        }
+
         if (properties.Headers.Count > 0)
         {
             var headers = new Dictionary<string, object?>(properties.Headers.Count + 1, StringComparer.Ordinal);
@@ -136,7 +141,7 @@ internal static class RabbitMqProperties
             case uint u:
                 return ((long)u, "u32");
             case ulong u:
-                return (u.ToString(CultureInfo.InvariantCulture), "u64");
+                return u <= long.MaxValue ? ((long)u, "u64") : (u.ToString(CultureInfo.InvariantCulture), "u64"); // integers compare by value on the server
             case decimal d:
                 return (d.ToString(CultureInfo.InvariantCulture), "dec");
             case Guid g:
@@ -159,7 +164,25 @@ internal static class RabbitMqProperties
         }
     }
 
+    /// <summary>A header value in the form it travels in (without its type hint): what a binding argument is compared
+    /// with.</summary>
+    internal static object? ToWire(object? value) => Encode(value).Wire;
+
+    /// <summary>The value of a header as its hint says, or as AMQP gave it when the hint does not fit it (another
+    /// publisher's table, a value out of the hinted type's range): reading properties never fails.</summary>
     private static object? Decode(object? wire, object? hint)
+    {
+        try
+        {
+            return DecodeStrict(wire, hint);
+        }
+        catch (Exception ex) when (ex is FormatException or OverflowException or InvalidCastException or ArgumentException)
+        {
+            return wire;
+        }
+    }
+
+    private static object? DecodeStrict(object? wire, object? hint)
     {
         if (hint is IList hints and not byte[] && wire is IList items and not byte[])
         {
@@ -176,10 +199,10 @@ internal static class RabbitMqProperties
         return text switch
         {
             "s" => Text(wire),
-            "u8" => (byte)Convert.ToInt32(wire, CultureInfo.InvariantCulture),
-            "u16" => (ushort)Convert.ToInt32(wire, CultureInfo.InvariantCulture),
-            "u32" => (uint)Convert.ToInt64(wire, CultureInfo.InvariantCulture),
-            "u64" => ulong.Parse(Text(wire)!, CultureInfo.InvariantCulture),
+            "u8" => checked((byte)Convert.ToInt32(wire, CultureInfo.InvariantCulture)),
+            "u16" => checked((ushort)Convert.ToInt32(wire, CultureInfo.InvariantCulture)),
+            "u32" => checked((uint)Convert.ToInt64(wire, CultureInfo.InvariantCulture)),
+            "u64" => wire is byte[] or string ? ulong.Parse(Text(wire)!, CultureInfo.InvariantCulture) : Convert.ToUInt64(wire, CultureInfo.InvariantCulture),
             "dec" => decimal.Parse(Text(wire)!, CultureInfo.InvariantCulture),
             "guid" => Guid.Parse(Text(wire)!),
             "dto" => DateTimeOffset.ParseExact(Text(wire)!, "O", CultureInfo.InvariantCulture),

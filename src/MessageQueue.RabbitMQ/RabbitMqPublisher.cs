@@ -93,6 +93,10 @@ internal sealed class RabbitMqPublisher(IConnection connection, IMessageSerializ
         if (healthy && channel.IsOpen && !_disposed)
         {
             _idle.Add(channel);
+            while (_disposed && _idle.TryTake(out var late))
+            {
+                _ = late.DisposeAsync().AsTask(); // DisposeAsync drained the pool meanwhile: nothing stays open after it
+            }
         }
         else
         {

@@ -89,6 +89,11 @@ internal static class RabbitMqTopology
             {
                 yield return Refusal(name, "Durable = false", "a quorum queue is always durable; set Durable = true or declare it as a classic queue");
             }
+
+            if (o.Overflow == OverflowPolicy.RejectPublishDeadLetter && (o.MaxLength is not null || o.MaxLengthBytes is not null))
+            {
+                yield return Refusal(name, "Overflow = RejectPublishDeadLetter", "a quorum queue in RabbitMQ 3.10 does not support reject-publish-dlx (it would drop the head instead); use RejectPublish or a classic queue");
+            }
         }
     }
 
@@ -212,8 +217,11 @@ internal static class RabbitMqTopology
         _ => throw new ArgumentOutOfRangeException(nameof(item), item, "Not a topology item."),
     };
 
+    /// <summary>A binding's arguments as the server compares them: values in the form message headers travel in
+    /// (<see cref="RabbitMqProperties.ToWire"/>), so a headers binding on a Guid or an unsigned integer matches a message
+    /// whose header has that value.</summary>
     private static Dictionary<string, object?>? Arguments(IReadOnlyDictionary<string, object?>? arguments) =>
-        arguments is null ? null : new Dictionary<string, object?>(arguments, StringComparer.Ordinal);
+        arguments?.ToDictionary(a => a.Key, a => a.Key.StartsWith("x-", StringComparison.Ordinal) ? a.Value : RabbitMqProperties.ToWire(a.Value), StringComparer.Ordinal);
 
     internal static string TypeName(ExchangeType type) => type switch
     {
