@@ -125,8 +125,13 @@ public sealed class ConsumerTests
 
         var consumer = await ConsumeAsync<Order>(Work, prefetch: 2);
         var held = await consumer.ReceiveAsync(TestContext.CurrentContext.CancellationToken);
-        await Task.Delay(200); // the server would push more if the prefetch allowed
-        Assert.That(await MessageCountAsync(Work), Is.EqualTo(3), "two unacked in the window, three ready");
+        _ = await consumer.ReceiveAsync(TestContext.CurrentContext.CancellationToken); // the window (2) is full and unacked
+        using (Assert.EnterMultipleScope())
+        {
+            Assert.That(await MessageCountAsync(Work), Is.EqualTo(3), "two unacked in the window, three ready: the server pushes no more");
+            Assert.That(consumer.TryReceive(out _), Is.False, "nothing past the prefetch in the consumer's buffer");
+        }
+
         await consumer.DisposeAsync();
         var gone = await Assert.ThrowsAsync<InvalidOperationException>(async () => await held.AckAsync());
         Assert.That(gone!.Message, Does.Contain("was disposed"));
