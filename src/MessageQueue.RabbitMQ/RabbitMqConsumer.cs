@@ -224,23 +224,8 @@ internal sealed class RabbitMqConsumer<T> : IConsumer<T>, IDeliverySource
         return false;
     }
 
-    public async IAsyncEnumerable<Delivery<T>> ReadAllAsync([EnumeratorCancellation] CancellationToken cancellationToken = default)
-    {
-        while (Volatile.Read(ref _disposed) == 0)
-        {
-            Delivery<T> delivery;
-            try
-            {
-                delivery = await ReceiveAsync(cancellationToken).ConfigureAwait(false);
-            }
-            catch (ObjectDisposedException)
-            {
-                yield break;
-            }
-
-            yield return delivery;
-        }
-    }
+    public IAsyncEnumerable<Delivery<T>> ReadAllAsync(CancellationToken cancellationToken = default) =>
+        ConsumerReads.ReadAllAsync(this, () => Volatile.Read(ref _disposed) != 0, cancellationToken);
 
     private Delivery<T> Wrap(RabbitMqMessage message) => new(message, this, tag: 0, message.DeliveryCount);
 
@@ -288,52 +273,25 @@ internal sealed class RabbitMqConsumer<T> : IConsumer<T>, IDeliverySource
 
     SettleResult IDeliverySource.Reject(object message, int tag, string? reason, Exception? exception) => ((IDeliverySource)this).RejectAsync(message, tag, reason, exception).AsTask().GetAwaiter().GetResult();
 
-    async ValueTask<SettleResult> IDeliverySource.AckAsync(object message, int tag)
-    {
-        var m = (RabbitMqMessage)message;
-        if (Settle(m) is { } refused)
-        {
-            return refused;
-        }
+    ValueTask<SettleResult> IDeliverySource.AckAsync(object message, int tag) =>
+        SettleAsync(message, static (channel, deliveryTag, _) => channel.BasicAckAsync(deliveryTag, multiple: false), requeue: false);
 
-        try
-        {
-            await _channel.BasicAckAsync(m.DeliveryTag, multiple: false).ConfigureAwait(false);
-        }
-        catch (global::RabbitMQ.Client.Exceptions.AlreadyClosedException)
-        {
-            return SettleResult.ConsumerGone; // closed meanwhile: the server requeued the message
-        }
-
-        return SettleResult.Ok;
-    }
-
-    async ValueTask<SettleResult> IDeliverySource.NackAsync(object message, int tag, bool requeue, TimeSpan? delay)
+    ValueTask<SettleResult> IDeliverySource.NackAsync(object message, int tag, bool requeue, TimeSpan? delay)
     {
         if (delay is { } d && d > TimeSpan.Zero)
         {
             throw new NotSupportedException($"RabbitMQ cannot wait {d} before redelivering a nacked message from queue '{Queue}'; nack without a delay (it is requeued at once), or retry with a subscription's retry policy.");
         }
 
-        var m = (RabbitMqMessage)message;
-        if (Settle(m) is { } refused)
-        {
-            return refused;
-        }
-
-        try
-        {
-            await _channel.BasicNackAsync(m.DeliveryTag, multiple: false, requeue).ConfigureAwait(false);
-        }
-        catch (global::RabbitMQ.Client.Exceptions.AlreadyClosedException)
-        {
-            return SettleResult.ConsumerGone; // closed meanwhile: the server requeued the message
-        }
-
-        return SettleResult.Ok;
+        return SettleAsync(message, static (channel, deliveryTag, requeue) => channel.BasicNackAsync(deliveryTag, multiple: false, requeue), requeue);
     }
 
-    async ValueTask<SettleResult> IDeliverySource.RejectAsync(object message, int tag, string? reason, Exception? exception)
+    ValueTask<SettleResult> IDeliverySource.RejectAsync(object message, int tag, string? reason, Exception? exception) =>
+        SettleAsync(message, static (channel, deliveryTag, _) => channel.BasicRejectAsync(deliveryTag, requeue: false), requeue: false); // RabbitMQ dead-letters it
+
+    /// <summary>Sends a settle of <paramref name="message"/> to the server, once: refused when it was settled before
+    /// or this consumer is gone (then, or when the channel closes meanwhile, the server requeued the message).</summary>
+    private async ValueTask<SettleResult> SettleAsync(object message, Func<IChannel, ulong, bool, ValueTask> send, bool requeue)
     {
         var m = (RabbitMqMessage)message;
         if (Settle(m) is { } refused)
@@ -343,11 +301,11 @@ internal sealed class RabbitMqConsumer<T> : IConsumer<T>, IDeliverySource
 
         try
         {
-            await _channel.BasicRejectAsync(m.DeliveryTag, requeue: false).ConfigureAwait(false); // RabbitMQ dead-letters it
+            await send(_channel, m.DeliveryTag, requeue).ConfigureAwait(false);
         }
         catch (global::RabbitMQ.Client.Exceptions.AlreadyClosedException)
         {
-            return SettleResult.ConsumerGone; // closed meanwhile: the server requeued the message
+            return SettleResult.ConsumerGone;
         }
 
         return SettleResult.Ok;

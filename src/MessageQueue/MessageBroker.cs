@@ -146,8 +146,7 @@ internal sealed partial class MessageBroker : IMessageBroker
         {
             var result = pending.Result;
             Diagnostics.BrokerTracing.Published(activity, result);
-            activity.Dispose();
-            System.Diagnostics.Activity.Current = caller;
+            activity.Dispose(); // the caller's activity stays current (it is the span's parent)
             return new ValueTask<PublishResult>(result);
         }
 

@@ -31,7 +31,7 @@ public sealed class Issue17ReviewTests
     {
         await using var broker = new MessageBrokerBuilder().AddQueue("q").Build();
         await broker.SendAsync("q", new Order(1)); // nobody listens yet: no trace context in the message
-        using var spans = new SpanRecorder();
+        using var spans = new SpanRecorder("MessageQueue.Tests.Issue17Review");
 
         Activity startup;
         ISubscription subscription;
@@ -86,7 +86,7 @@ public sealed class Issue17ReviewTests
 
         var withoutListener = ThrowsFromTheCall();
         bool withListener;
-        using (new SpanRecorder())
+        using (new SpanRecorder("MessageQueue.Tests.Issue17Review"))
         {
             withListener = ThrowsFromTheCall();
         }
@@ -258,29 +258,5 @@ public sealed class Issue17ReviewTests
         using var metrics = new MetricsRecorder(broker.Engine().Context.Metrics.Meter);
         var consumers = metrics.Collect().Single(m => m.Name == "messagequeue.queue.consumers");
         Assert.That((consumers.Value, consumers.Unit), Is.EqualTo((1.0, "{consumer}")));
-    }
-
-    /// <summary>Records the stopped spans of the <c>MessageQueue</c> source (all data) and of the test's own source.</summary>
-    private sealed class SpanRecorder : IDisposable
-    {
-        private readonly ActivityListener _listener;
-        private readonly ConcurrentQueue<Activity> _stopped = new();
-
-        public SpanRecorder()
-        {
-            _listener = new ActivityListener
-            {
-                ShouldListenTo = s => s.Name is "MessageQueue" or "MessageQueue.Tests.Issue17Review",
-                Sample = (ref ActivityCreationOptions<ActivityContext> _) => ActivitySamplingResult.AllDataAndRecorded,
-                ActivityStopped = _stopped.Enqueue,
-            };
-            ActivitySource.AddActivityListener(_listener);
-        }
-
-        public Activity Single(string name) => All(name).Single();
-
-        public List<Activity> All(string name) => [.. _stopped.Where(a => a.DisplayName == name).OrderBy(a => a.StartTimeUtc)];
-
-        public void Dispose() => _listener.Dispose();
     }
 }

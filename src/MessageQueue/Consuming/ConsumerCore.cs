@@ -113,11 +113,7 @@ internal sealed class ConsumerCore : IDeliverySource
         }
 
         Queue.Observer?.Delivered(Queue.Name, entry, handoff.DeliveryCount);
-        if (Queue.Metrics.DeliveryLatency.Enabled)
-        {
-            Queue.Metrics.RecordDelivery(Queue.Name, entry.TimestampTicks, Queue.ClockTicks);
-        }
-
+        Queue.Metrics.RecordDelivery(Queue, entry.TimestampTicks);
         return true;
     }
 }

@@ -64,23 +64,8 @@ internal sealed class PullConsumer<T> : IConsumer<T>
         return false;
     }
 
-    public async IAsyncEnumerable<Delivery<T>> ReadAllAsync([EnumeratorCancellation] CancellationToken cancellationToken = default)
-    {
-        while (Volatile.Read(ref _disposed) == 0)
-        {
-            Delivery<T> delivery;
-            try
-            {
-                delivery = await ReceiveAsync(cancellationToken).ConfigureAwait(false);
-            }
-            catch (ObjectDisposedException)
-            {
-                yield break;
-            }
-
-            yield return delivery;
-        }
-    }
+    public IAsyncEnumerable<Delivery<T>> ReadAllAsync(CancellationToken cancellationToken = default) =>
+        ConsumerReads.ReadAllAsync(this, () => Volatile.Read(ref _disposed) != 0, cancellationToken);
 
     public ValueTask DisposeAsync()
     {

@@ -177,10 +177,7 @@ internal sealed partial class Subscription<T>
                         return; // no longer ours (returned meanwhile), or dead-lettered at the delivery limit
                     }
 
-                    if (_core.Queue.Metrics.DeliveryLatency.Enabled)
-                    {
-                        _core.Queue.Metrics.RecordDelivery(Queue, handoff.Entry.TimestampTicks, _core.Queue.ClockTicks); // a new delivery, as a claim records one
-                    }
+                    _core.Queue.Metrics.RecordDelivery(_core.Queue, handoff.Entry.TimestampTicks); // a new delivery, as a claim records one
                 }
             }
         }

@@ -34,7 +34,6 @@ internal sealed class BrokerMetrics : IDisposable
     private readonly bool _ownsMeter;
     private readonly KeyValuePair<string, object?> _broker;
     private readonly KeyValuePair<string, object?> _system = new(SystemTag, MessageQueueTelemetry.MessagingSystem);
-    private volatile bool _disposed;
 
     /// <param name="factory">The application's meter factory, or null for a meter of the broker's own.</param>
     /// <param name="topology">The broker's topology, whose queues and exchanges the observable instruments read.</param>
@@ -111,13 +110,14 @@ internal sealed class BrokerMetrics : IDisposable
         }
     }
 
-    /// <summary>Records the wait of a message from its publish (<paramref name="publishedTicks"/>, UTC) to now, when anyone listens.</summary>
-    internal void RecordDelivery(string queue, long publishedTicks, long nowTicks)
+    /// <summary>Records the wait of a message from its publish (<paramref name="publishedTicks"/>, UTC) to now on
+    /// <paramref name="queue"/>'s clock, when anyone listens (the clock is read only then).</summary>
+    internal void RecordDelivery(BrokerQueue queue, long publishedTicks)
     {
         if (DeliveryLatency.Enabled)
         {
-            DeliveryLatency.Record(Math.Max(0, nowTicks - publishedTicks) / (double)TimeSpan.TicksPerSecond,
-                _system, _broker, new(DestinationTag, queue));
+            DeliveryLatency.Record(Math.Max(0, queue.ClockTicks - publishedTicks) / (double)TimeSpan.TicksPerSecond,
+                _system, _broker, new(DestinationTag, queue.Name));
         }
     }
 
@@ -161,7 +161,7 @@ internal sealed class BrokerMetrics : IDisposable
         where T : struct
     {
         var measurements = new List<Measurement<T>>();
-        if (_disposed || Volatile.Read(ref _topology) is not { } topology)
+        if (Volatile.Read(ref _topology) is not { } topology)
         {
             return measurements;
         }
@@ -176,7 +176,7 @@ internal sealed class BrokerMetrics : IDisposable
 
     private IEnumerable<Measurement<long>> DeadLettered()
     {
-        if (_disposed || Volatile.Read(ref _topology) is not { } topology)
+        if (Volatile.Read(ref _topology) is not { } topology)
         {
             return [];
         }
@@ -196,7 +196,7 @@ internal sealed class BrokerMetrics : IDisposable
 
     private IEnumerable<Measurement<long>> Unroutable()
     {
-        if (_disposed || Volatile.Read(ref _topology) is not { } topology)
+        if (Volatile.Read(ref _topology) is not { } topology)
         {
             return [];
         }
@@ -214,8 +214,7 @@ internal sealed class BrokerMetrics : IDisposable
     /// the broker made it (a factory's meter is the factory's to dispose).</summary>
     public void Dispose()
     {
-        _disposed = true;
-        Volatile.Write(ref _topology, null);
+        Volatile.Write(ref _topology, null); // the observable instruments report nothing more
         if (_ownsMeter)
         {
             Meter.Dispose();

@@ -16,7 +16,7 @@ public sealed class TracingTests
     [Test]
     public async Task OneTrace_SpansThePublish_TheHandlersRetry_AndTheDeadLetterReceived()
     {
-        using var spans = new SpanRecorder();
+        using var spans = new SpanRecorder("MessageQueue.Tests.Tracing");
         await using var broker = new MessageBrokerBuilder().AddQueue("dead").AddQueue("work", o => o.DeadLetterQueue = "dead").Build();
         var attempts = 0;
         await using var sub = broker.Subscribe<Order>("work", (_, _) =>
@@ -66,7 +66,7 @@ public sealed class TracingTests
     [Test]
     public async Task APublishThroughAnExchange_IsAProducerSpanNamedForIt_AndTheHandlersSpanIsCurrentInTheHandler()
     {
-        using var spans = new SpanRecorder();
+        using var spans = new SpanRecorder("MessageQueue.Tests.Tracing");
         await using var broker = new MessageBrokerBuilder().AddExchange("orders", ExchangeType.Fanout).AddQueue("a").Bind("orders", "a").Build();
         var current = new TaskCompletionSource<Activity?>(TaskCreationOptions.RunContinuationsAsynchronously);
         await using var sub = broker.Subscribe<Order>("a", (_, _) =>
@@ -96,7 +96,7 @@ public sealed class TracingTests
     [Test]
     public async Task AFailedPublish_EndsItsSpanAsAnError()
     {
-        using var spans = new SpanRecorder();
+        using var spans = new SpanRecorder("MessageQueue.Tests.Tracing");
         await using var broker = new MessageBrokerBuilder().AddExchange("ex", ExchangeType.Direct).Build();
         await Assert.ThrowsAsync<UnroutableMessageException>(async () => await broker.PublishAsync("ex", "nowhere", new Order(1), new PublishOptions { Mandatory = true }));
         var span = spans.Single("publish ex");
@@ -130,29 +130,5 @@ public sealed class TracingTests
         var entry = broker.Engine().Context.Topology.GetQueue("q").Peek(1).Single();
         Assert.That(entry.RawProperties, Is.Null, "a send without options still makes its properties on first read only");
         Assert.That(entry.GetProperties().Headers, Is.Empty);
-    }
-
-    /// <summary>Records the spans of the <c>MessageQueue</c> source (all data) and of the test's own root source.</summary>
-    private sealed class SpanRecorder : IDisposable
-    {
-        private readonly ActivityListener _listener;
-        private readonly ConcurrentQueue<Activity> _stopped = new();
-
-        public SpanRecorder()
-        {
-            _listener = new ActivityListener
-            {
-                ShouldListenTo = s => s.Name is "MessageQueue" or "MessageQueue.Tests.Tracing",
-                Sample = (ref ActivityCreationOptions<ActivityContext> _) => ActivitySamplingResult.AllDataAndRecorded,
-                ActivityStopped = _stopped.Enqueue,
-            };
-            ActivitySource.AddActivityListener(_listener);
-        }
-
-        public Activity Single(string name) => All(name).Single();
-
-        public List<Activity> All(string name) => [.. _stopped.Where(a => a.DisplayName == name).OrderBy(a => a.StartTimeUtc)];
-
-        public void Dispose() => _listener.Dispose();
     }
 }
