@@ -9,12 +9,18 @@ namespace MessageQueue.RabbitMq;
 
 /// <summary>A message a RabbitMQ consumer received: its body (copied out of the client's buffer), properties and
 /// delivery tag, and whether it was settled.</summary>
-internal sealed class RabbitMqMessage(object body, IReadOnlyBasicProperties properties, string exchange, string routingKey, ulong deliveryTag, int deliveryCount)
+internal sealed class RabbitMqMessage(object body, byte[] raw, IReadOnlyBasicProperties properties, string exchange, string routingKey, ulong deliveryTag, int deliveryCount)
 {
     private MessageProperties? _properties;
     private int _settled;
 
     internal object Body { get; } = body;
+
+    /// <summary>Gets the body as it arrived (to dead-letter it with a reason).</summary>
+    internal byte[] Raw { get; } = raw;
+
+    /// <summary>Gets the AMQP properties as they arrived.</summary>
+    internal IReadOnlyBasicProperties Amqp { get; } = properties;
 
     internal string Exchange { get; } = exchange;
 
@@ -24,7 +30,10 @@ internal sealed class RabbitMqMessage(object body, IReadOnlyBasicProperties prop
 
     internal int DeliveryCount { get; } = deliveryCount;
 
-    internal MessageProperties Properties => _properties ??= RabbitMqProperties.FromAmqp(properties);
+    internal MessageProperties Properties => _properties ??= RabbitMqProperties.FromAmqp(Amqp);
+
+    /// <summary>Gets whether the message was settled (acked, nacked or rejected).</summary>
+    internal bool IsSettled => Volatile.Read(ref _settled) != 0;
 
     /// <summary>Marks the message settled; false when it already was.</summary>
     internal bool TrySettle() => Interlocked.Exchange(ref _settled, 1) == 0;
@@ -47,28 +56,33 @@ internal sealed class RabbitMqConsumer<T> : IConsumer<T>, IDeliverySource
 {
     private readonly IChannel _channel;
     private readonly IMessageSerializer _serializer;
+    private readonly RabbitMqDeadLetters? _deadLetters;
     private readonly bool _autoAck;
     private readonly Channel<RabbitMqMessage> _received = Channel.CreateUnbounded<RabbitMqMessage>(new UnboundedChannelOptions { SingleWriter = true });
     private string? _consumerTag;
     private int _disposed;
 
-    private RabbitMqConsumer(IChannel channel, string queue, bool autoAck, IMessageSerializer serializer)
+    private RabbitMqConsumer(IChannel channel, string queue, bool autoAck, IMessageSerializer serializer, RabbitMqDeadLetters? deadLetters)
     {
         _channel = channel;
         Queue = queue;
         _autoAck = autoAck;
         _serializer = serializer;
+        _deadLetters = deadLetters;
     }
+
+    /// <summary>Gets or sets what runs once when the consumer is disposed (the broker forgets it).</summary>
+    internal Action? Disposed { get; set; }
 
     public string Queue { get; }
 
     /// <summary>Opens a channel and starts consuming <paramref name="queue"/>.</summary>
-    internal static async Task<RabbitMqConsumer<T>> StartAsync(IConnection connection, string queue, ConsumerOptions options, IMessageSerializer serializer, CancellationToken cancellationToken = default)
+    internal static async Task<RabbitMqConsumer<T>> StartAsync(IConnection connection, string queue, ConsumerOptions options, IMessageSerializer serializer, RabbitMqDeadLetters? deadLetters = null, CancellationToken cancellationToken = default)
     {
         ArgumentOutOfRangeException.ThrowIfLessThan(options.Prefetch, 1, "options.Prefetch");
         ArgumentOutOfRangeException.ThrowIfGreaterThan(options.Prefetch, ushort.MaxValue, "options.Prefetch");
         var channel = await connection.CreateChannelAsync(cancellationToken: cancellationToken).ConfigureAwait(false);
-        var consumer = new RabbitMqConsumer<T>(channel, queue, options.AckMode == AckMode.Auto, serializer);
+        var consumer = new RabbitMqConsumer<T>(channel, queue, options.AckMode == AckMode.Auto, serializer, deadLetters);
         try
         {
             await channel.BasicQosAsync(0, (ushort)options.Prefetch, global: false, cancellationToken).ConfigureAwait(false);
@@ -107,28 +121,31 @@ internal sealed class RabbitMqConsumer<T> : IConsumer<T>, IDeliverySource
 
     private async Task OnReceivedAsync(object sender, BasicDeliverEventArgs e)
     {
-        object? message = null;
+        var body = e.Body.ToArray(); // the client reuses its buffer after this handler returns
+        object? message;
+        string? problem;
+        Exception? failure = null;
         var count = 1;
         try
         {
-            var body = e.Body.ToArray(); // the client reuses its buffer after this handler returns
             count = DeliveryCount(e);
-            message = TryRead(body, e.BasicProperties);
+            (message, problem) = TryRead(body, e.BasicProperties);
         }
 #pragma warning disable CA1031 // Whatever fails in reading a delivery, it is dead-lettered, never left unsettled.
-        catch (Exception)
+        catch (Exception ex)
 #pragma warning restore CA1031
         {
-            message = null;
+            (message, problem, failure) = (null, $"The message could not be read as a '{typeof(T).FullName}': {ex.Message}; it was dead-lettered instead of delivered.", ex);
         }
 
+        var received = new RabbitMqMessage(message ?? body, body, e.BasicProperties, e.Exchange, e.RoutingKey, e.DeliveryTag, count);
         if (message is not null)
         {
-            _received.Writer.TryWrite(new RabbitMqMessage(message, e.BasicProperties, e.Exchange, e.RoutingKey, e.DeliveryTag, count));
+            _received.Writer.TryWrite(received);
         }
         else
         {
-            await _channel.BasicRejectAsync(e.DeliveryTag, requeue: false).ConfigureAwait(false); // dead-lettered by RabbitMQ
+            await ((IDeliverySource)this).RejectAsync(received, 0, problem, failure).ConfigureAwait(false); // dead-lettered with the reason
         }
     }
 
@@ -139,28 +156,20 @@ internal sealed class RabbitMqConsumer<T> : IConsumer<T>, IDeliverySource
             ? (int)n + 1
             : e.Redelivered ? 2 : 1;
 
-    /// <summary>The body as a <typeparamref name="T"/>, or null when its AMQP type names another type or it cannot be
-    /// deserialized.</summary>
-    private object? TryRead(byte[] body, IReadOnlyBasicProperties properties)
+    /// <summary>The body as a <typeparamref name="T"/>, or null and why not: its AMQP type names another type, or it
+    /// cannot be deserialized as a <typeparamref name="T"/> (the reasons the in-memory broker gives).</summary>
+    private (object? Message, string? Problem) TryRead(byte[] body, IReadOnlyBasicProperties properties)
     {
         // Its type name says what it is: a type this process knows that is not a T (a subtype is one) is refused, as
         // in memory; an unknown name (another application's) is judged by whether the body reads as a T.
         if (properties.Type is { Length: > 0 } type && type != MessageTypeNames.NameOf(typeof(T))
             && MessageTypeNames.TryResolve(type, out var named, out _) && named is not null && !typeof(T).IsAssignableFrom(named))
         {
-            return null;
+            return (null, $"The message body is a '{named.FullName}', which is not a '{typeof(T).FullName}' as the consumer expects; it was dead-lettered instead of delivered.");
         }
 
-        try
-        {
-            return _serializer.Deserialize(body, typeof(T)) is T value ? value : null;
-        }
-#pragma warning disable CA1031 // Any failure to read the body dead-letters the message, as in memory.
-        catch (Exception)
-#pragma warning restore CA1031
-        {
-            return null;
-        }
+        var value = _serializer.Deserialize(body, typeof(T)); // a failure is the caller's: dead-lettered with the exception
+        return value is T ? (value, null) : (null, $"The message body read as {(value is null ? "null" : $"a '{value.GetType().FullName}'")}, which is not a '{typeof(T).FullName}' as the consumer expects; it was dead-lettered instead of delivered.");
     }
 
     public ValueTask<Delivery<T>> ReceiveAsync(CancellationToken cancellationToken = default)
@@ -237,6 +246,7 @@ internal sealed class RabbitMqConsumer<T> : IConsumer<T>, IDeliverySource
         }
 
         _received.Writer.TryComplete();
+        Disposed?.Invoke();
         try
         {
             if (_consumerTag is not null && _channel.IsOpen)
@@ -287,7 +297,40 @@ internal sealed class RabbitMqConsumer<T> : IConsumer<T>, IDeliverySource
     }
 
     ValueTask<SettleResult> IDeliverySource.RejectAsync(object message, int tag, string? reason, Exception? exception) =>
-        SettleAsync(message, static (channel, deliveryTag, _) => channel.BasicRejectAsync(deliveryTag, requeue: false), requeue: false); // RabbitMQ dead-letters it
+        (reason ?? (object?)exception) is not null && _deadLetters is not null && _deadLetters.Knows(Queue)
+            ? DeadLetterAsync((RabbitMqMessage)message, reason, exception)
+            : SettleAsync(message, static (channel, deliveryTag, _) => channel.BasicRejectAsync(deliveryTag, requeue: false), requeue: false); // RabbitMQ dead-letters it
+
+    /// <summary>A reject with a reason or an exception: RabbitMQ's reject cannot carry them, so the transport publishes
+    /// the dead letter itself (with the <c>x-death</c> record RabbitMQ would write, and the reason and exception
+    /// headers), waits for the confirm, and only then acks the delivery. A crash in between dead-letters it twice
+    /// (at least once, never lost); a dead letter that cannot be published falls back to a plain reject.</summary>
+    private async ValueTask<SettleResult> DeadLetterAsync(RabbitMqMessage message, string? reason, Exception? exception)
+    {
+        if (Settle(message) is { } refused)
+        {
+            return refused;
+        }
+
+        var published = await _deadLetters!.TryPublishAsync(Queue, message, reason, exception).ConfigureAwait(false);
+        try
+        {
+            if (published)
+            {
+                await _channel.BasicAckAsync(message.DeliveryTag, multiple: false).ConfigureAwait(false);
+            }
+            else
+            {
+                await _channel.BasicRejectAsync(message.DeliveryTag, requeue: false).ConfigureAwait(false);
+            }
+        }
+        catch (global::RabbitMQ.Client.Exceptions.AlreadyClosedException)
+        {
+            return SettleResult.ConsumerGone;
+        }
+
+        return SettleResult.Ok;
+    }
 
     /// <summary>Sends a settle of <paramref name="message"/> to the server, once: refused when it was settled before
     /// or this consumer is gone (then, or when the channel closes meanwhile, the server requeued the message).</summary>

@@ -51,9 +51,9 @@ internal static class RabbitMqProperties
             throw new ArgumentException($"The header name '{TypesHeader}' is the transport's own (it carries the headers' types); use another name.", nameof(properties));
         }
 
-        if (properties.Headers.Count > 0)
+        if (properties.Headers.Count > 0 || properties.Deaths.Count > 0)
         {
-            var headers = new Dictionary<string, object?>(properties.Headers.Count + 1, StringComparer.Ordinal);
+            var headers = new Dictionary<string, object?>(properties.Headers.Count + 2, StringComparer.Ordinal);
             Dictionary<string, object?>? types = null;
             foreach (var (name, value) in properties.Headers)
             {
@@ -70,10 +70,41 @@ internal static class RabbitMqProperties
                 headers[TypesHeader] = types;
             }
 
+            if (properties.Deaths.Count > 0)
+            {
+                headers["x-death"] = XDeath(properties.Deaths); // a message the transport dead-letters or re-drives keeps its history
+            }
+
             amqp.Headers = headers;
         }
 
         return amqp;
+    }
+
+    /// <summary>Death records as RabbitMQ writes them in <c>x-death</c>: a list of tables, most recent first.</summary>
+    private static List<object?> XDeath(IReadOnlyList<DeathRecord> deaths)
+    {
+        var list = new List<object?>(deaths.Count);
+        foreach (var d in deaths)
+        {
+            var table = new Dictionary<string, object?>(StringComparer.Ordinal)
+            {
+                ["count"] = d.Count,
+                ["reason"] = d.Reason,
+                ["queue"] = d.Queue,
+                ["time"] = new AmqpTimestamp(d.Time.ToUnixTimeSeconds()),
+                ["exchange"] = d.Exchange,
+                ["routing-keys"] = d.RoutingKeys.Cast<object?>().ToList(),
+            };
+            if (d.OriginalExpiration is { } expiration && !Scheduling.Durations.IsInfinite(expiration))
+            {
+                table["original-expiration"] = ((long)expiration.TotalMilliseconds).ToString(CultureInfo.InvariantCulture);
+            }
+
+            list.Add(table);
+        }
+
+        return list;
     }
 
     /// <summary>The properties of a message delivered with <paramref name="amqp"/>.</summary>

@@ -23,21 +23,27 @@ internal sealed class RabbitMqPublisher(IConnection connection, IMessageSerializ
     private volatile bool _disposed;
 
     /// <summary>Publishes <paramref name="message"/> with <paramref name="properties"/> and waits for the confirm.</summary>
-    internal async ValueTask<PublishResult> PublishAsync(string exchange, string routingKey, object message, MessageProperties properties, bool mandatory, CancellationToken cancellationToken)
+    internal ValueTask<PublishResult> PublishAsync(string exchange, string routingKey, object message, MessageProperties properties, bool mandatory, CancellationToken cancellationToken)
     {
         ObjectDisposedException.ThrowIf(_disposed, this);
         var body = Serialize(message);
-        var amqp = RabbitMqProperties.ToAmqp(properties);
+        return PublishAsync(exchange, routingKey, body, RabbitMqProperties.ToAmqp(properties), properties.MessageId, mandatory, cancellationToken);
+    }
+
+    /// <summary>Publishes a body as it is (a dead letter, a re-driven message) and waits for the confirm.</summary>
+    internal async ValueTask<PublishResult> PublishAsync(string exchange, string routingKey, ReadOnlyMemory<byte> body, BasicProperties amqp, string messageId, bool mandatory, CancellationToken cancellationToken)
+    {
+        ObjectDisposedException.ThrowIf(_disposed, this);
         var channel = await RentAsync(cancellationToken).ConfigureAwait(false);
         var healthy = true;
         try
         {
             await channel.BasicPublishAsync(exchange, routingKey, mandatory: true, amqp, body, cancellationToken).ConfigureAwait(false);
-            return new PublishResult(properties.MessageId, routedQueues: 1);
+            return new PublishResult(messageId, routedQueues: 1);
         }
         catch (PublishException ex) when (ex.IsReturn)
         {
-            return mandatory ? throw new UnroutableMessageException(exchange, routingKey) : new PublishResult(properties.MessageId, routedQueues: 0);
+            return mandatory ? throw new UnroutableMessageException(exchange, routingKey) : new PublishResult(messageId, routedQueues: 0);
         }
         catch (PublishException ex)
         {
@@ -61,7 +67,7 @@ internal sealed class RabbitMqPublisher(IConnection connection, IMessageSerializ
         }
     }
 
-    private byte[] Serialize(object message)
+    internal byte[] Serialize(object message)
     {
         try
         {

@@ -4,18 +4,6 @@ using RabbitMQ.Client.Exceptions;
 
 namespace MessageQueue.RabbitMq;
 
-/// <summary>The kind of RabbitMQ queue a MessageQueue queue is declared as.</summary>
-internal enum RabbitMqQueueType
-{
-    /// <summary>A classic queue (RabbitMQ's default): priorities, lazy mode; no delivery limit.</summary>
-    Classic,
-
-    /// <summary>A quorum queue (replicated, always durable): a delivery limit (<c>x-delivery-limit</c>); no
-    /// priorities, no lazy mode, no exclusive or non-durable queues.</summary>
-    Quorum,
-}
-
-/// <summary>One exchange, queue or binding to declare on the server.</summary>
 internal abstract record TopologyItem;
 
 internal sealed record ExchangeItem(string Name, ExchangeType Type, ExchangeOptions Options) : TopologyItem;
@@ -220,7 +208,7 @@ internal static class RabbitMqTopology
     /// <summary>A binding's arguments as the server compares them: values in the form message headers travel in
     /// (<see cref="RabbitMqProperties.ToWire"/>), so a headers binding on a Guid or an unsigned integer matches a message
     /// whose header has that value.</summary>
-    private static Dictionary<string, object?>? Arguments(IReadOnlyDictionary<string, object?>? arguments) =>
+    internal static Dictionary<string, object?>? Arguments(IReadOnlyDictionary<string, object?>? arguments) =>
         arguments?.ToDictionary(a => a.Key, a => a.Key.StartsWith("x-", StringComparison.Ordinal) ? a.Value : RabbitMqProperties.ToWire(a.Value), StringComparer.Ordinal);
 
     internal static string TypeName(ExchangeType type) => type switch

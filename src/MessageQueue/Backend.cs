@@ -4,16 +4,23 @@ namespace MessageQueue;
 /// What the broker's backend can honour. <c>Build()</c> checks every queue's options against it and refuses, in its
 /// <see cref="TopologyException"/>, an option the backend cannot honour, naming the option and the backend, instead of
 /// accepting it and behaving differently. Today there are two backends: in memory (no store) and a message store
-/// (<c>UseSqlite</c>, <c>UseStore</c>); the RabbitMQ transport will be a third with its own list.
+/// (<c>UseSqlite</c>, <c>UseStore</c>); the RabbitMQ transport is a third, with its own list.
 /// </summary>
 internal sealed class Backend
 {
-    private Backend(string name, bool stores, string remedy)
+    private readonly Func<string, QueueOptions, IEnumerable<string>>? _transportRefusals;
+
+    private Backend(string name, bool stores, string remedy, Func<string, QueueOptions, IEnumerable<string>>? transportRefusals = null)
     {
         Name = name;
         Stores = stores;
         Remedy = remedy;
+        _transportRefusals = transportRefusals;
     }
+
+    /// <summary>A transport to another broker (RabbitMQ): its server keeps durable queues; <paramref name="refusals"/>
+    /// lists, for a queue, the options the transport cannot honour (each a whole sentence).</summary>
+    internal static Backend Transport(string name, Func<string, QueueOptions, IEnumerable<string>> refusals) => new(name, stores: true, "", refusals);
 
     /// <summary>A broker without a message store: nothing survives the process.</summary>
     internal static Backend InMemory { get; } = new("in-memory backend (no message store)", stores: false,
@@ -44,6 +51,14 @@ internal sealed class Backend
         if (!Stores && options.Mode == QueueMode.Lazy)
         {
             yield return Refusal(queue, $"{nameof(QueueOptions.Mode)} = {nameof(QueueMode.Lazy)}", "a lazy queue keeps its backlog in the store");
+        }
+
+        if (_transportRefusals is not null)
+        {
+            foreach (var refusal in _transportRefusals(queue, options))
+            {
+                yield return refusal;
+            }
         }
     }
 

@@ -45,6 +45,9 @@ public readonly struct Delivery<T> : IEquatable<Delivery<T>>
     /// <summary>Gets whether the message was delivered before.</summary>
     public bool Redelivered => DeliveryCount > 1;
 
+    /// <summary>Gets what the delivery's source knows the message by (a transport's subscription settles through it).</summary>
+    internal object SourceHandle => Handle;
+
     private object Handle => _message ?? throw new InvalidOperationException("This Delivery is default; only deliveries received from a consumer can be used.");
 
     private IDeliverySource Source => _source ?? throw new InvalidOperationException("This Delivery is default; only deliveries received from a consumer can be used.");

@@ -247,14 +247,14 @@ internal sealed partial class MessageBroker
 
     /// <summary>The properties of a message published without options (what <see cref="QueueEntry.GetProperties"/>
     /// makes on first read), for a publish whose queues must share one id.</summary>
-    private static MessageProperties DefaultProperties(object message, long nowTicks) => new()
+    internal static MessageProperties DefaultProperties(object message, long nowTicks) => new()
     {
         MessageId = MessageIds.New(),
         Timestamp = new DateTimeOffset(nowTicks, TimeSpan.Zero),
         MessageType = MessageTypeNames.NameOf(message.GetType()),
     };
 
-    private static MessageProperties CreateProperties(PublishOptions options, object message, long nowTicks)
+    internal static MessageProperties CreateProperties(PublishOptions options, object message, long nowTicks)
     {
         ValidateDelay(options);
         if (options.MessageId is { Length: 0 })

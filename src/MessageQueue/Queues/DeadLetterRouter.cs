@@ -141,16 +141,20 @@ internal sealed class DeadLetterRouter(BrokerContext context)
         return false;
     }
 
-    private static MessageProperties Record(BrokerQueue source, DeadLetter dead, DateTimeOffset now)
-    {
-        var entry = dead.Entry;
-        var old = entry.GetProperties();
+    private static MessageProperties Record(BrokerQueue source, DeadLetter dead, DateTimeOffset now) =>
+        Record(dead.Entry.GetProperties(), source.Name, dead.Reason, dead.Entry.Exchange, dead.Entry.RoutingKey, dead.Detail, dead.Exception, now);
 
+    /// <summary>The properties of a message that dies in <paramref name="queue"/>, as RabbitMQ records a death: the
+    /// <c>x-death</c> entry for this queue and reason counted up (or a new one in front), the <c>x-first-death-*</c>
+    /// headers kept, <c>x-last-death-*</c> set, the rejection reason and exception (of this death only), and no
+    /// expiration. The RabbitMQ transport dead-letters with the same record where it does so itself.</summary>
+    internal static MessageProperties Record(MessageProperties old, string queue, string reason, string exchange, string routingKey, string? detail, Exception? exception, DateTimeOffset now)
+    {
         var deaths = new List<DeathRecord>(old.Deaths.Count + 1);
         DeathRecord? previous = null;
         foreach (var d in old.Deaths)
         {
-            if (previous is null && d.Queue == source.Name && d.Reason == dead.Reason)
+            if (previous is null && d.Queue == queue && d.Reason == reason)
             {
                 previous = d;
             }
@@ -161,7 +165,7 @@ internal sealed class DeadLetterRouter(BrokerContext context)
         }
 
         var record = previous is null
-            ? new DeathRecord(source.Name, dead.Reason, 1, now, entry.Exchange, [entry.RoutingKey]) { OriginalExpiration = old.Expiration }
+            ? new DeathRecord(queue, reason, 1, now, exchange, [routingKey]) { OriginalExpiration = old.Expiration }
             : new DeathRecord(previous.Queue, previous.Reason, previous.Count + 1, previous.Time, previous.Exchange, previous.RoutingKeys)
             {
                 OriginalExpiration = old.Expiration ?? previous.OriginalExpiration,
@@ -178,18 +182,18 @@ internal sealed class DeadLetterRouter(BrokerContext context)
             }
         }
 
-        headers.TryAdd(HeaderRules.FirstDeathQueue, source.Name);
-        headers.TryAdd(HeaderRules.FirstDeathReason, dead.Reason);
-        headers.TryAdd(HeaderRules.FirstDeathExchange, entry.Exchange);
-        headers[HeaderRules.LastDeathQueue] = source.Name;
-        headers[HeaderRules.LastDeathReason] = dead.Reason;
-        headers[HeaderRules.LastDeathExchange] = entry.Exchange;
-        if (dead.Detail is { } detail)
+        headers.TryAdd(HeaderRules.FirstDeathQueue, queue);
+        headers.TryAdd(HeaderRules.FirstDeathReason, reason);
+        headers.TryAdd(HeaderRules.FirstDeathExchange, exchange);
+        headers[HeaderRules.LastDeathQueue] = queue;
+        headers[HeaderRules.LastDeathReason] = reason;
+        headers[HeaderRules.LastDeathExchange] = exchange;
+        if (detail is not null)
         {
             headers[HeaderRules.RejectionReason] = detail;
         }
 
-        if (dead.Exception is { } ex)
+        if (exception is { } ex)
         {
             headers[HeaderRules.ExceptionType] = ex.GetType().FullName;
             headers[HeaderRules.ExceptionMessage] = ex.Message;

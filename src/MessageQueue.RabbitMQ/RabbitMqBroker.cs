@@ -1,0 +1,233 @@
+using System.Collections.Concurrent;
+using MessageQueue.Consuming;
+using MessageQueue.Routing;
+using Microsoft.Extensions.Logging;
+using RabbitMQ.Client;
+
+namespace MessageQueue.RabbitMq;
+
+/// <summary>
+/// The MessageQueue API on a RabbitMQ server (<c>UseRabbitMq</c>): publishes go out with publisher confirms, pull
+/// consumers and subscriptions consume with <c>basic.qos</c> and explicit acks, and <see cref="Management"/> declares
+/// and deletes on the server. One connection; a pool of confirm channels for publishing; one channel per consumer.
+/// Disposing stops the subscriptions (running handlers get the shutdown timeout), closes the consumers' channels (the
+/// server requeues what they had not settled) and then the connection.
+/// </summary>
+internal sealed class RabbitMqBroker : IMessageBroker
+{
+    private readonly IConnection _connection;
+    private readonly RabbitMqPublisher _publisher;
+    private readonly RabbitMqManagement _management;
+    private readonly ConcurrentDictionary<IAsyncDisposable, byte> _consumers = new();
+    private volatile bool _disposed;
+    private Task? _disposing;
+
+    internal RabbitMqBroker(IConnection connection, RabbitMqOptions options, IEnumerable<QueueItem> queues, IMessageSerializer serializer, TimeProvider time, ILoggerFactory loggers, TimeSpan shutdownTimeout)
+    {
+        _connection = connection;
+        Options = options;
+        Serializer = serializer;
+        Time = time;
+        Logger = loggers.CreateLogger("MessageQueue.RabbitMQ");
+        ShutdownTimeout = shutdownTimeout;
+        foreach (var queue in queues)
+        {
+            Queues[queue.Name] = queue.Options;
+        }
+
+        _publisher = new RabbitMqPublisher(connection, serializer);
+        DeadLetters = new RabbitMqDeadLetters(_publisher, q => Queues.TryGetValue(q, out var o) ? o : null, time, Logger);
+        _management = new RabbitMqManagement(this);
+    }
+
+    /// <inheritdoc/>
+    public IBrokerManagement Management => _management;
+
+    internal IConnection Connection => _connection;
+
+    internal RabbitMqPublisher Publisher => _publisher;
+
+    internal RabbitMqOptions Options { get; }
+
+    internal IMessageSerializer Serializer { get; }
+
+    internal TimeProvider Time { get; }
+
+    internal ILogger Logger { get; }
+
+    internal TimeSpan ShutdownTimeout { get; }
+
+    internal RabbitMqDeadLetters DeadLetters { get; }
+
+    /// <summary>Gets the options of the queues this broker declared (for their dead-letter targets).</summary>
+    internal ConcurrentDictionary<string, QueueOptions> Queues { get; } = new(StringComparer.Ordinal);
+
+    /// <inheritdoc/>
+    public ValueTask<PublishResult> PublishAsync<T>(string exchange, string routingKey, T message, PublishOptions? options = null, CancellationToken cancellationToken = default)
+    {
+        ArgumentNullException.ThrowIfNull(exchange);
+        NameRules.ThrowIfInvalidRoutingKey(routingKey, nameof(routingKey));
+        ArgumentNullException.ThrowIfNull(message);
+        ThrowIfDisposed();
+        if (cancellationToken.IsCancellationRequested)
+        {
+            return ValueTask.FromCanceled<PublishResult>(cancellationToken);
+        }
+
+        var properties = Properties(message, options);
+        return _publisher.PublishAsync(exchange, routingKey, message, properties, options is { Mandatory: true }, cancellationToken);
+    }
+
+    /// <inheritdoc/>
+    public ValueTask<PublishResult> SendAsync<T>(string queue, T message, PublishOptions? options = null, CancellationToken cancellationToken = default)
+    {
+        ArgumentNullException.ThrowIfNull(queue);
+        ArgumentNullException.ThrowIfNull(message);
+        ThrowIfDisposed();
+        if (NameRules.Check(queue, "queue") is { } problem)
+        {
+            throw new ArgumentException(problem, nameof(queue));
+        }
+
+        if (cancellationToken.IsCancellationRequested)
+        {
+            return ValueTask.FromCanceled<PublishResult>(cancellationToken);
+        }
+
+        return SendAsync(queue, message, Properties(message, options), cancellationToken);
+    }
+
+    private async ValueTask<PublishResult> SendAsync(string queue, object message, MessageProperties properties, CancellationToken cancellationToken)
+    {
+        try
+        {
+            // Mandatory: the default exchange routes by queue name, so a return means there is no such queue.
+            return await _publisher.PublishAsync("", queue, message, properties, mandatory: true, cancellationToken).ConfigureAwait(false);
+        }
+        catch (UnroutableMessageException ex)
+        {
+            throw new TopologyException($"Queue '{queue}' does not exist on the RabbitMQ server; declare it before sending to it. Nothing was enqueued.", ex);
+        }
+    }
+
+    /// <summary>The properties a publish with <paramref name="options"/> carries, as the in-memory broker makes them.</summary>
+    /// <exception cref="NotSupportedException">The publish asks for a delay, which this transport does not do yet.</exception>
+    internal MessageProperties Properties(object message, PublishOptions? options)
+    {
+        var now = Time.GetUtcNow().UtcTicks;
+        if (options is null)
+        {
+            return MessageBroker.DefaultProperties(message, now);
+        }
+
+        var properties = MessageBroker.CreateProperties(options, message, now); // validates the options as in memory
+        if ((options.Delay is { } delay && delay > TimeSpan.Zero) || (options.DeliverAt is { } at && at.UtcTicks > now))
+        {
+            throw new NotSupportedException("The RabbitMQ transport cannot delay a message yet (PublishOptions.Delay or DeliverAt): RabbitMQ has no delayed delivery without a plugin. Publish it without a delay; nothing was published.");
+        }
+
+        return properties;
+    }
+
+    /// <inheritdoc/>
+    public IPublishTransaction BeginTransaction()
+    {
+        ThrowIfDisposed();
+        return new RabbitMqTransaction(this);
+    }
+
+    /// <inheritdoc/>
+    public ValueTask<IReadOnlyList<PublishResult>> PublishBatchAsync<T>(string exchange, string routingKey, IEnumerable<T> messages, Func<T, PublishOptions?>? options = null, CancellationToken cancellationToken = default) =>
+        Publishing.Batches.PublishAsync(this, exchange, routingKey, messages, options, cancellationToken);
+
+    /// <inheritdoc/>
+    public IConsumer<T> Consume<T>(string queue, Action<ConsumerOptions>? configure = null)
+    {
+        ArgumentNullException.ThrowIfNull(queue);
+        ThrowIfDisposed();
+        var options = new ConsumerOptions();
+        configure?.Invoke(options);
+        ArgumentOutOfRangeException.ThrowIfLessThan(options.Prefetch, 1, "options.Prefetch");
+        var consumer = RabbitMqConsumer<T>.StartAsync(_connection, queue, options, Serializer, DeadLetters).GetAwaiter().GetResult();
+        Attach(consumer);
+        consumer.Disposed = () => _consumers.TryRemove(consumer, out _);
+        return consumer;
+    }
+
+    /// <inheritdoc/>
+    public ISubscription Subscribe<T>(string queue, Func<Delivery<T>, CancellationToken, ValueTask> handler, Action<SubscriptionOptions<T>>? configure = null)
+    {
+        ArgumentNullException.ThrowIfNull(queue);
+        ArgumentNullException.ThrowIfNull(handler);
+        ThrowIfDisposed();
+        var options = new SubscriptionOptions<T>();
+        configure?.Invoke(options);
+        ArgumentOutOfRangeException.ThrowIfLessThan(options.Concurrency, 1, "options.Concurrency");
+        ArgumentOutOfRangeException.ThrowIfLessThan(options.Prefetch, 1, "options.Prefetch");
+        ArgumentNullException.ThrowIfNull(options.Retry, "options.Retry");
+        var subscription = RabbitMqSubscription<T>.Start(this, queue, handler, options);
+        Attach(subscription);
+        return subscription;
+    }
+
+    /// <summary>Registers a consumer so that disposing the broker stops it; one registered after the stop began is
+    /// disposed and refused.</summary>
+    private void Attach(IAsyncDisposable consumer)
+    {
+        lock (_consumers)
+        {
+            if (!_disposed)
+            {
+                _consumers[consumer] = 0;
+                return;
+            }
+        }
+
+        consumer.DisposeAsync().AsTask().GetAwaiter().GetResult();
+        ThrowIfDisposed();
+    }
+
+    internal void Forget(IAsyncDisposable consumer) => _consumers.TryRemove(consumer, out _);
+
+    /// <summary>Stops the broker as <see cref="DisposeAsync"/> does, blocking until it has stopped.</summary>
+    public void Dispose() => DisposeAsync().AsTask().GetAwaiter().GetResult();
+
+    /// <summary>Stops the broker: publishes fail from now on, subscriptions stop (running handlers get the shutdown
+    /// timeout), consumers' channels close (the server requeues what they had not settled), then the connection.</summary>
+    /// <returns>A task that completes when the connection is closed.</returns>
+    public ValueTask DisposeAsync()
+    {
+        lock (_consumers)
+        {
+            _disposed = true;
+            _disposing ??= StopAsync();
+        }
+
+        return new ValueTask(_disposing);
+    }
+
+    private async Task StopAsync()
+    {
+        try
+        {
+            await Task.WhenAll(_consumers.Keys.Select(c => c.DisposeAsync().AsTask())).ConfigureAwait(false);
+            await _publisher.DisposeAsync().ConfigureAwait(false);
+            await _management.DisposeAsync().ConfigureAwait(false);
+        }
+        finally
+        {
+            try
+            {
+                await _connection.CloseAsync().ConfigureAwait(false);
+            }
+            catch (Exception ex) when (ex is global::RabbitMQ.Client.Exceptions.AlreadyClosedException or OperationCanceledException or IOException)
+            {
+                // The server or the network closed it first: nothing is left to close.
+            }
+
+            await _connection.DisposeAsync().ConfigureAwait(false);
+        }
+    }
+
+    private void ThrowIfDisposed() => ObjectDisposedException.ThrowIf(_disposed, this);
+}

@@ -1,0 +1,35 @@
+using MessageQueue.RabbitMq;
+
+namespace MessageQueue;
+
+/// <summary>Runs a broker on a RabbitMQ server.</summary>
+public static class RabbitMqBrokerBuilderExtensions
+{
+    /// <summary>Runs the broker on the RabbitMQ server at <paramref name="url"/>: <see cref="MessageBrokerBuilder.Build"/>
+    /// connects and declares the topology there (idempotently), publishes wait for publisher confirms, and consumers
+    /// and subscriptions consume from the server's queues. The rest of the set-up is unchanged. Queue options the
+    /// transport cannot honour are refused by <see cref="MessageBrokerBuilder.Build"/>, all at once; the README's
+    /// RabbitMQ section lists them and every other difference. A test harness (<c>MessageQueue.Testing</c>) ignores this
+    /// and keeps the broker in memory. Works the same in <c>services.AddMessageQueue(mq => mq.UseRabbitMq(...))</c>.</summary>
+    /// <param name="builder">The builder.</param>
+    /// <param name="url">The server's AMQP URI, e.g. <c>amqp://user:pass@host:5672/vhost</c>.</param>
+    /// <param name="configure">Sets the transport's options (queue types, connection name and timeout).</param>
+    /// <returns>The builder.</returns>
+    /// <exception cref="ArgumentException"><paramref name="url"/> is empty or not an <c>amqp://</c> or
+    /// <c>amqps://</c> URI.</exception>
+    public static MessageBrokerBuilder UseRabbitMq(this MessageBrokerBuilder builder, string url, Action<RabbitMqOptions>? configure = null)
+    {
+        ArgumentNullException.ThrowIfNull(builder);
+        ArgumentException.ThrowIfNullOrWhiteSpace(url);
+        if (!Uri.TryCreate(url, UriKind.Absolute, out var uri) || (uri.Scheme != "amqp" && uri.Scheme != "amqps"))
+        {
+            throw new ArgumentException("The RabbitMQ URL is not an amqp:// or amqps:// URI (for example amqp://user:pass@localhost:5672/vhost).", nameof(url));
+        }
+
+        var options = new RabbitMqOptions();
+        configure?.Invoke(options);
+        ArgumentOutOfRangeException.ThrowIfLessThanOrEqual(options.ConnectionTimeout, TimeSpan.Zero, "options.ConnectionTimeout");
+        builder.Transport = new RabbitMqTransport(uri, options);
+        return builder;
+    }
+}

@@ -1,0 +1,80 @@
+using Microsoft.Extensions.Logging;
+using RabbitMQ.Client;
+
+namespace MessageQueue.RabbitMq;
+
+/// <summary>
+/// Builds a <see cref="RabbitMqBroker"/> from a builder's validated topology: connects, declares every exchange,
+/// queue and binding idempotently (a conflict with what the server has is a <see cref="TopologyException"/> naming the
+/// item and both settings), and refuses at validation, all at once, the queue options RabbitMQ cannot honour.
+/// </summary>
+internal sealed class RabbitMqTransport(Uri uri, RabbitMqOptions options) : IBrokerTransport
+{
+    public Backend Backend => BackendFor(options);
+
+    /// <summary>The backend whose refusals are the RabbitMQ transport's.</summary>
+    internal static Backend BackendFor(RabbitMqOptions options) =>
+        MessageQueue.Backend.Transport("RabbitMQ transport", (queue, o) => RabbitMqTopology.Refusals(new QueueItem(queue, o, options.TypeOf(queue))));
+
+    /// <summary>The server, without the user's password: for messages.</summary>
+    internal static string Describe(Uri uri) => $"{uri.Scheme}://{uri.Host}:{(uri.IsDefaultPort ? 5672 : uri.Port)}{uri.AbsolutePath}";
+
+    public IMessageBroker Build(MessageBrokerBuilder builder)
+    {
+        var items = new List<TopologyItem>();
+        var queues = new List<QueueItem>();
+        var seen = new HashSet<string>(StringComparer.Ordinal);
+        foreach (var (name, type, exchangeOptions) in builder.DeclaredExchanges)
+        {
+            if (seen.Add("e:" + name))
+            {
+                items.Add(new ExchangeItem(name, type, exchangeOptions.Clone()));
+            }
+        }
+
+        foreach (var (name, queueOptions) in builder.DeclaredQueues)
+        {
+            if (seen.Add("q:" + name))
+            {
+                var queue = new QueueItem(name, queueOptions.Clone(), options.TypeOf(name));
+                queues.Add(queue);
+                items.Add(queue);
+            }
+        }
+
+        foreach (var (source, destination, toExchange, routingKey, arguments) in builder.DeclaredBindings)
+        {
+            items.Add(new BindingItem(source, destination, toExchange, routingKey, arguments));
+        }
+
+        var connection = Connect();
+        try
+        {
+            RabbitMqTopology.DeclareAsync(connection, items).GetAwaiter().GetResult();
+            return new RabbitMqBroker(connection, options, queues, builder.Serializer, builder.Time, builder.LoggerFactory, builder.ShutdownTimeout);
+        }
+        catch
+        {
+            connection.Dispose();
+            throw;
+        }
+    }
+
+    private IConnection Connect()
+    {
+        var factory = new ConnectionFactory
+        {
+            Uri = uri,
+            ClientProvidedName = options.ClientProvidedName,
+            RequestedConnectionTimeout = options.ConnectionTimeout,
+        };
+        try
+        {
+            return factory.CreateConnectionAsync().GetAwaiter().GetResult();
+        }
+        catch (global::RabbitMQ.Client.Exceptions.BrokerUnreachableException ex)
+        {
+            throw new MessageQueueException($"Cannot connect to the RabbitMQ server at {Describe(uri)}: {ex.InnerException?.Message ?? ex.Message}", ex);
+        }
+    }
+}

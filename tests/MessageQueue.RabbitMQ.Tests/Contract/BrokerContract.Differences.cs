@@ -1,0 +1,109 @@
+namespace MessageQueue.RabbitMQ.Tests.Contract;
+
+/// <summary>The contract's tests whose assertion differs on RabbitMQ (<see cref="BrokerContract.Exclusions"/>): each
+/// asserts what each backend does.</summary>
+public abstract partial class BrokerContract
+{
+    [Test]
+    public async Task Nack_WithADelay()
+    {
+        var broker = Build(b => Queue(b, "q"));
+        await SendAsync(broker, "q", 1, 1);
+        await using var consumer = broker.Consume<Order>(N("q"));
+        var d = await ReceiveAsync(consumer);
+        if (OnRabbitMq)
+        {
+            var ex = await Assert.ThrowsAsync<NotSupportedException>(async () => await d.NackAsync(requeue: true, delay: TimeSpan.FromSeconds(1)));
+            Assert.That(ex!.Message, Does.Contain(N("q")));
+            await d.AckAsync(); // the refused nack settled nothing
+        }
+        else
+        {
+            await d.NackAsync(requeue: true, delay: TimeSpan.FromMilliseconds(20));
+            Assert.That((await ReceiveAsync(consumer)).DeliveryCount, Is.EqualTo(2));
+        }
+    }
+
+    [Test]
+    public async Task Publish_WithADelay()
+    {
+        var broker = Build(b => Queue(b, "q"));
+        var delayed = new PublishOptions { Delay = TimeSpan.FromMilliseconds(20) };
+        if (OnRabbitMq)
+        {
+            await Assert.ThrowsAsync<NotSupportedException>(async () => await broker.SendAsync(N("q"), new Order(1), delayed));
+            Assert.That(broker.Management.GetQueueInfo(N("q")).Ready, Is.Zero, "nothing was published");
+        }
+        else
+        {
+            await broker.SendAsync(N("q"), new Order(1), delayed);
+            Assert.That(await ReceiveIdsAsync(broker, "q", 1), Is.EqualTo(new[] { 1 }));
+        }
+    }
+
+    [Test]
+    public async Task Peek()
+    {
+        var broker = Build(b => Queue(b, "q"));
+        await SendAsync(broker, "q", 1, 2);
+        if (OnRabbitMq)
+        {
+            await Assert.ThrowsAsync<NotSupportedException>(async () => await broker.Management.PeekAsync(N("q")));
+        }
+        else
+        {
+            Assert.That((await broker.Management.PeekAsync(N("q"))).Select(m => ((Order)m.Body).Id), Is.EqualTo(new[] { 1, 2 }));
+        }
+
+        Assert.That(await ReceiveIdsAsync(broker, "q", 2), Is.EqualTo(new[] { 1, 2 }), "nothing was taken");
+    }
+
+    [Test]
+    public async Task QueueInfo_Counters()
+    {
+        var broker = Build(b => Queue(b, "q"));
+        await SendAsync(broker, "q", 1, 3);
+        await using var consumer = broker.Consume<Order>(N("q"), o => o.Prefetch = 1);
+        await (await ReceiveAsync(consumer)).AckAsync();
+        var held = await ReceiveAsync(consumer);
+        var info = broker.Management.GetQueueInfo(N("q"));
+        Assert.Multiple(() =>
+        {
+            Assert.That(info.Name, Is.EqualTo(N("q")));
+            Assert.That(info.Ready, Is.EqualTo(1));
+            Assert.That(info.Consumers, Is.EqualTo(1));
+            Assert.That((info.Unacked, info.Published, info.Acked), Is.EqualTo(OnRabbitMq ? (0, 0L, 0L) : (1, 3L, 1L)));
+        });
+        await held.AckAsync();
+    }
+
+    [Test]
+    public async Task DeliveryCount_PastTwo()
+    {
+        var broker = Build(b => Queue(b, "q"));
+        await SendAsync(broker, "q", 1, 1);
+        await using var consumer = broker.Consume<Order>(N("q"), o => o.Prefetch = 1);
+        await (await ReceiveAsync(consumer)).NackAsync();
+        await (await ReceiveAsync(consumer)).NackAsync();
+        var third = await ReceiveAsync(consumer);
+        Assert.That((third.Redelivered, third.DeliveryCount), Is.EqualTo((true, OnRabbitMq ? 2 : 3)));
+        await third.AckAsync();
+    }
+
+    [Test]
+    public async Task Transaction_Mandatory()
+    {
+        var broker = Build(b => b.AddExchange(N("x"), ExchangeType.Direct));
+        await using var tx = broker.BeginTransaction();
+        var mandatory = new PublishOptions { Mandatory = true };
+        if (OnRabbitMq)
+        {
+            await Assert.ThrowsAsync<NotSupportedException>(async () => await tx.PublishAsync(N("x"), "nowhere", new Order(1), mandatory));
+        }
+        else
+        {
+            await tx.PublishAsync(N("x"), "nowhere", new Order(1), mandatory);
+            await Assert.ThrowsAsync<UnroutableMessageException>(async () => await tx.CommitAsync());
+        }
+    }
+}
