@@ -95,7 +95,9 @@ internal static class RabbitMqTopology
             args["x-queue-type"] = "quorum";
             if (o.MaxDeliveryCount is { } limit)
             {
-                args["x-delivery-limit"] = limit;
+                // RabbitMQ counts failed deliveries: x-delivery-limit = n allows n returns, so n + 1 deliveries. The
+                // in-memory MaxDeliveryCount counts deliveries, so one fewer.
+                args["x-delivery-limit"] = limit - 1;
             }
         }
 

@@ -156,7 +156,7 @@ public sealed partial class MessageBrokerBuilder
     /// <exception cref="TopologyException">Something is invalid; <see cref="TopologyException.Problems"/> lists every problem.</exception>
     /// <exception cref="MessageStoreException">The store cannot be opened, or what it holds cannot be read; the message
     /// names the store (and the message that cannot be read).</exception>
-    public IMessageBroker Build() => Transport is { } transport && !KeepDurableQueuesInMemory ? BuildWithTransport(transport) : BuildBroker();
+    public IMessageBroker Build() => Transport is { } transport && !KeepDurableQueuesInMemory && Observer is null ? BuildWithTransport(transport) : BuildBroker(); // a test harness stays in memory
 
     /// <summary>Builds the in-process broker (see <see cref="Build"/>).</summary>
     internal MessageBroker BuildBroker()
@@ -314,7 +314,7 @@ public sealed partial class MessageBrokerBuilder
                 continue;
             }
 
-            var backend = KeepDurableQueuesInMemory ? Backend.InMemoryForTests : Transport?.Backend ?? (_store is null ? Backend.InMemory : Backend.Store);
+            var backend = KeepDurableQueuesInMemory ? Backend.InMemoryForTests : Transport is { } t && Observer is null ? t.Backend : _store is null ? Backend.InMemory : Backend.Store;
             problems.AddRange(options.Validate(name, backend));
 
             if (queues.TryGetValue(name, out var earlier))

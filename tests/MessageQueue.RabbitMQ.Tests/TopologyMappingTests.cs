@@ -52,7 +52,7 @@ public sealed class TopologyMappingTests
         Assert.That(args, Is.EquivalentTo(new Dictionary<string, object?>
         {
             ["x-queue-type"] = "quorum",
-            ["x-delivery-limit"] = 5,
+            ["x-delivery-limit"] = 4, // RabbitMQ counts returns: 4 returns allow 5 deliveries
             ["x-dead-letter-exchange"] = "dlx",
             ["x-dead-letter-routing-key"] = "failed",
         }), "an infinite TTL is no x-message-ttl");

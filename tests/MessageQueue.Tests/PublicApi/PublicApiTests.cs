@@ -16,6 +16,7 @@ public sealed class PublicApiTests
     [TestCase(typeof(SqliteBrokerBuilderExtensions), "MessageQueue.Sqlite")]
     [TestCase(typeof(LiteDbBrokerBuilderExtensions), "MessageQueue.LiteDB")]
     [TestCase(typeof(MessageQueue.Testing.MessageQueueTestHarness), "MessageQueue.Testing")]
+    [TestCase(typeof(RabbitMqBrokerBuilderExtensions), "MessageQueue.RabbitMQ")]
     public void PublicApi_IsTheApprovedOne(Type anyType, string name)
     {
         var api = anyType.Assembly.GeneratePublicApi(new ApiGeneratorOptions
