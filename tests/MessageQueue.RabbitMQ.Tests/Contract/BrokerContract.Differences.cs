@@ -106,4 +106,25 @@ public abstract partial class BrokerContract
             await Assert.ThrowsAsync<UnroutableMessageException>(async () => await tx.CommitAsync());
         }
     }
+
+    [Test]
+    public async Task PerMessageTtl_BehindALiveMessage()
+    {
+        var broker = Build(b => Queue(Queue(b, "dead"), "q", o => o.DeadLetterQueue = N("dead")));
+        await broker.SendAsync(N("q"), new Order(1));
+        await broker.SendAsync(N("q"), new Order(2), new PublishOptions { TimeToLive = TimeSpan.Zero });
+        await using var dead = broker.Consume<Order>(N("dead"));
+        if (OnRabbitMq)
+        {
+            Assert.That(broker.Management.GetQueueInfo(N("q")).Ready, Is.EqualTo(2), "RabbitMQ expires a message only when it reaches the head");
+            Assert.That(await ReceiveIdsAsync(broker, "q", 1), Is.EqualTo(new[] { 1 }));
+        }
+
+        var letter = await ReceiveAsync(dead);
+        Assert.That((letter.Message.Id, letter.Properties.Deaths[0].Reason), Is.EqualTo((2, DeathRecord.Expired)));
+        if (!OnRabbitMq)
+        {
+            Assert.That(await ReceiveIdsAsync(broker, "q", 1), Is.EqualTo(new[] { 1 }), "the in-memory broker expired it behind the live message");
+        }
+    }
 }

@@ -20,6 +20,7 @@ public abstract partial class BrokerContract : BackendFixture
         [nameof(Peek)] = "AMQP reads a message only by taking it, which marks it redelivered: the transport refuses to peek.",
         [nameof(QueueInfo_Counters)] = "AMQP tells a queue's ready messages and consumers only; the other counters need RabbitMQ's management API (issue 19) and are zero.",
         [nameof(DeliveryCount_PastTwo)] = "A classic queue says only whether a message was redelivered: DeliveryCount is 2 from the second delivery on (a quorum queue counts exactly).",
+        [nameof(PerMessageTtl_BehindALiveMessage)] = "RabbitMQ expires a message with its own TTL only when it reaches the head of the queue; the in-memory broker expires it where it is.",
         [nameof(Transaction_Mandatory)] = "RabbitMQ reports an unroutable message only after the whole transaction is committed: the transport refuses Mandatory in a transaction.",
     };
 
