@@ -127,4 +127,14 @@ public abstract partial class BrokerContract
             Assert.That(await ReceiveIdsAsync(broker, "q", 1), Is.EqualTo(new[] { 1 }), "the in-memory broker expired it behind the live message");
         }
     }
+
+    [Test]
+    public async Task HeadersExchange_AnIntegerArgument_AndADoubleHeader()
+    {
+        var broker = Build(b => Queue(b.AddExchange(N("h"), ExchangeType.Headers), "q").Bind(N("h"), N("q"), "", new Dictionary<string, object?> { ["n"] = 5 }));
+        var asDouble = await broker.PublishAsync(N("h"), "", new Order(1), new PublishOptions { Headers = new Dictionary<string, object?> { ["n"] = 5.0 } });
+        var asLong = await broker.PublishAsync(N("h"), "", new Order(2), new PublishOptions { Headers = new Dictionary<string, object?> { ["n"] = 5L } });
+        Assert.That((asDouble.RoutedQueues, asLong.RoutedQueues), Is.EqualTo((OnRabbitMq ? 1 : 0, 1)), "RabbitMQ compares numbers by value across types; the in-memory exchange keeps doubles and integers apart");
+        Assert.That(await ReceiveIdsAsync(broker, "q", OnRabbitMq ? 2 : 1), Is.EqualTo(OnRabbitMq ? new[] { 1, 2 } : new[] { 2 }));
+    }
 }

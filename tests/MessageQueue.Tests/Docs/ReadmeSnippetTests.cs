@@ -260,6 +260,45 @@ public sealed partial class ReadmeSnippetTests : TempDatabaseFixture
     }
 
     [Test]
+    public async Task RabbitMq()
+    {
+        var url = Environment.GetEnvironmentVariable("MQ_RABBITMQ_URL") ?? "";
+        if (url.Trim().Length == 0)
+        {
+            Assert.Ignore("No RabbitMQ server: MQ_RABBITMQ_URL is not set (README, The two commands, says how to start one).");
+        }
+
+        {
+            // snippet:rabbitmq:start
+            await using var broker = new MessageBrokerBuilder()
+                .UseRabbitMq(url, o => o.DefaultQueueType = RabbitMqQueueType.Quorum) // amqp://user:pass@host:5672/vhost
+                .AddQueue("invoices.dead", q => q.Durable = true)
+                .AddQueue("invoices", q => { q.Durable = true; q.DeadLetterQueue = "invoices.dead"; q.MaxDeliveryCount = 5; })
+                .Build();                                        // connects, declares the topology, or says what conflicts
+            // snippet:rabbitmq:end
+            await broker.Management.PurgeAsync("invoices");
+            await broker.Management.PurgeAsync("invoices.dead");
+            await broker.SendAsync("invoices", new Invoice(7));
+            await using (var consumer = broker.Consume<Invoice>("invoices", o => o.Prefetch = 1))
+            {
+                for (var delivery = 1; delivery <= 5; delivery++)
+                {
+                    var d = await consumer.ReceiveAsync();
+                    Assert.That(d.DeliveryCount, Is.EqualTo(delivery), "a quorum queue counts deliveries");
+                    await d.NackAsync(requeue: true);
+                }
+            }
+
+            await using var dead = broker.Consume<Invoice>("invoices.dead");
+            var letter = await dead.ReceiveAsync();
+            Assert.That((letter.Message, letter.Properties.Deaths[0].Queue, letter.Properties.Deaths[0].Reason), Is.EqualTo((new Invoice(7), "invoices", DeathRecord.DeliveryLimit)));
+            await letter.AckAsync();
+            await broker.Management.DeleteQueueAsync("invoices");
+            await broker.Management.DeleteQueueAsync("invoices.dead");
+        }
+    }
+
+    [Test]
     public async Task Testing()
     {
         // snippet:testing:start
