@@ -1,20 +1,24 @@
 #!/usr/bin/env bash
-# A private RabbitMQ node for the tests: bound to 127.0.0.1 on non-default ports (AMQP 5682, distribution 45682,
-# epmd 44382), its data, logs and Erlang cookie in a folder of its own, so it never touches a RabbitMQ the machine
-# already runs.
+# A private RabbitMQ node for the tests: bound to 127.0.0.1 on non-default ports (AMQP 5682, management HTTP API
+# 15682, distribution 45682, epmd 44382), its data, logs and Erlang cookie in a folder of its own, so it never touches
+# a RabbitMQ the machine already runs. The management plugin samples queue counters every 500 ms.
 #
 #   scripts/rabbitmq-node.sh start DIR   installs rabbitmq-server from apt if it is missing (needs root), starts the
 #                                        node, waits until it answers (60 s at most) and prints its AMQP URL as the last
 #                                        line; exits non-zero, saying why, when it cannot
 #   scripts/rabbitmq-node.sh stop DIR    stops the node by its process id, then its epmd, and removes DIR
+#   scripts/rabbitmq-node.sh ctl DIR ARGS...  runs rabbitmqctl ARGS on the node (for example close_all_connections
+#                                        "test", or stop_app then start_app: what the recovery tests do)
 #
-# The tests find the node through MQ_RABBITMQ_URL (for example amqp://guest:guest@127.0.0.1:5682/); without it they
-# are reported as skipped. (Ports 35672-35682 are avoided: RabbitMQ's command-line tools use them.)
+# The tests find the node through MQ_RABBITMQ_URL (for example amqp://guest:guest@127.0.0.1:5682/), its management
+# API through MQ_RABBITMQ_MANAGEMENT_URL (http://127.0.0.1:15682/) and its folder through MQ_RABBITMQ_NODE_DIR; without
+# the first they are reported as skipped. (Ports 35672-35682 are avoided: RabbitMQ's command-line tools use them.)
 set -uo pipefail
 command="${1:-}"
 dir="${2:-}"
 [ -n "$command" ] && [ -n "$dir" ] || { echo "usage: $0 start|stop DIR" >&2; exit 2; }
 amqp_port=5682
+management_port=15682
 export HOME="$dir"
 export RABBITMQ_NODENAME="mqtest@localhost"
 export RABBITMQ_DIST_PORT=45682
@@ -40,8 +44,9 @@ case "$command" in
         || { echo "apt-get could not install rabbitmq-server (log: ${TMPDIR:-/tmp}/rabbitmq-apt.log)" >&2; exit 1; }
     fi
     mkdir -p "$dir"
-    echo "[]." > "$RABBITMQ_ENABLED_PLUGINS_FILE"
-    printf 'listeners.tcp.1 = 127.0.0.1:%s\nloopback_users.guest = true\n' "$amqp_port" > "$dir/rabbitmq.conf"
+    echo "[rabbitmq_management]." > "$RABBITMQ_ENABLED_PLUGINS_FILE"
+    printf 'listeners.tcp.1 = 127.0.0.1:%s\nloopback_users.guest = true\nmanagement.tcp.port = %s\nmanagement.tcp.ip = 127.0.0.1\ncollect_statistics_interval = 500\n' \
+      "$amqp_port" "$management_port" > "$dir/rabbitmq.conf"
     "$bin/rabbitmq-server" >"$dir/server.log" 2>&1 &
     for _ in $(seq 1 120); do
       if (exec 3<>"/dev/tcp/127.0.0.1/$amqp_port") 2>/dev/null && "$bin/rabbitmqctl" -q -n "$RABBITMQ_NODENAME" await_startup --timeout 5 >/dev/null 2>&1; then
@@ -66,8 +71,12 @@ case "$command" in
     rm -rf "$dir"
     exit 0
     ;;
+  ctl)
+    shift 2
+    exec "$bin/rabbitmqctl" -q -n "$RABBITMQ_NODENAME" "$@"
+    ;;
   *)
-    echo "usage: $0 start|stop DIR" >&2
+    echo "usage: $0 start|stop DIR | ctl DIR ARGS..." >&2
     exit 2
     ;;
 esac

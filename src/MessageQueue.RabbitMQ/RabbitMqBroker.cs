@@ -35,9 +35,11 @@ internal sealed class RabbitMqBroker : IMessageBroker
             Queues[queue.Name] = queue.Options;
         }
 
-        _publisher = new RabbitMqPublisher(connection, serializer);
+        Recovery = new RabbitMqRecovery(connection, options.RecoveryTimeout);
+        _publisher = new RabbitMqPublisher(connection, serializer, Recovery);
         DeadLetters = new RabbitMqDeadLetters(_publisher, q => Queues.TryGetValue(q, out var o) ? o : null, time, Logger);
         _management = new RabbitMqManagement(this);
+        Delays = new RabbitMqDelays(this);
     }
 
     /// <inheritdoc/>
@@ -59,6 +61,16 @@ internal sealed class RabbitMqBroker : IMessageBroker
 
     internal RabbitMqDeadLetters DeadLetters { get; }
 
+    internal RabbitMqDelays Delays { get; }
+
+    /// <summary>Gets whether the connection is up (the client recovers it when it drops).</summary>
+    internal RabbitMqRecovery Recovery { get; }
+
+    /// <summary>Gets RabbitMQ's management HTTP API, when its URL was given.</summary>
+    internal RabbitMqHttpApi? HttpApi { get; init; }
+
+    internal RabbitMqManagement ManagementImpl => _management;
+
     /// <summary>Gets the options of the queues this broker declared (for their dead-letter targets).</summary>
     internal ConcurrentDictionary<string, QueueOptions> Queues { get; } = new(StringComparer.Ordinal);
 
@@ -74,9 +86,24 @@ internal sealed class RabbitMqBroker : IMessageBroker
             return ValueTask.FromCanceled<PublishResult>(cancellationToken);
         }
 
-        var properties = Properties(message, options);
+        var properties = Properties(message, options, out var delay);
+        if (delay > TimeSpan.Zero)
+        {
+            if (options is { Mandatory: true })
+            {
+                throw new NotSupportedException("PublishOptions.Mandatory cannot be honoured for a delayed publish on RabbitMQ: the message is routed only when it is due. Publish it without Mandatory, or route it through an alternate exchange. Nothing was published.");
+            }
+
+            return exchange.Length == 0
+                ? SendAsync(routingKey, message, properties, delay, cancellationToken) // the default exchange routes by queue name
+                : PublishDelayedAsync(exchange, routingKey, message, properties, delay, cancellationToken);
+        }
+
         return _publisher.PublishAsync(exchange, routingKey, message, properties, options is { Mandatory: true }, cancellationToken);
     }
+
+    private ValueTask<PublishResult> PublishDelayedAsync(string exchange, string routingKey, object message, MessageProperties properties, TimeSpan delay, CancellationToken cancellationToken) =>
+        Delays.PublishAsync(toQueue: false, exchange, exchange, routingKey, _publisher.Serialize(message), properties, 0, delay, cancellationToken);
 
     /// <inheritdoc/>
     public ValueTask<PublishResult> SendAsync<T>(string queue, T message, PublishOptions? options = null, CancellationToken cancellationToken = default)
@@ -94,11 +121,16 @@ internal sealed class RabbitMqBroker : IMessageBroker
             return ValueTask.FromCanceled<PublishResult>(cancellationToken);
         }
 
-        return SendAsync(queue, message, Properties(message, options), cancellationToken);
+        return SendAsync(queue, message, Properties(message, options, out var delay), delay, cancellationToken);
     }
 
-    private async ValueTask<PublishResult> SendAsync(string queue, object message, MessageProperties properties, CancellationToken cancellationToken)
+    private async ValueTask<PublishResult> SendAsync(string queue, object message, MessageProperties properties, TimeSpan delay, CancellationToken cancellationToken)
     {
+        if (delay > TimeSpan.Zero)
+        {
+            return await Delays.PublishAsync(toQueue: true, queue, "", queue, _publisher.Serialize(message), properties, 0, delay, cancellationToken).ConfigureAwait(false);
+        }
+
         try
         {
             // Mandatory: the default exchange routes by queue name, so a return means there is no such queue.
@@ -110,20 +142,32 @@ internal sealed class RabbitMqBroker : IMessageBroker
         }
     }
 
-    /// <summary>The properties a publish with <paramref name="options"/> carries, as the in-memory broker makes them.</summary>
-    /// <exception cref="NotSupportedException">The publish asks for a delay, which this transport does not do yet.</exception>
-    internal MessageProperties Properties(object message, PublishOptions? options)
+    /// <summary>The properties a publish with <paramref name="options"/> carries, as the in-memory broker makes them,
+    /// and its delay (zero for none; <see cref="PublishOptions.DeliverAt"/> as the time until then).</summary>
+    /// <exception cref="NotSupportedException">A delayed publish with a time to live (it would run while the message
+    /// waits), or a delay the cascade cannot carry.</exception>
+    internal MessageProperties Properties(object message, PublishOptions? options, out TimeSpan delay)
     {
         var now = Time.GetUtcNow().UtcTicks;
+        delay = TimeSpan.Zero;
         if (options is null)
         {
             return MessageBroker.DefaultProperties(message, now);
         }
 
         var properties = MessageBroker.CreateProperties(options, message, now); // validates the options as in memory
-        if ((options.Delay is { } delay && delay > TimeSpan.Zero) || (options.DeliverAt is { } at && at.UtcTicks > now))
+        delay = options.DeliverAt is { } at ? TimeSpan.FromTicks(Math.Max(0, at.UtcTicks - now)) : options.Delay ?? TimeSpan.Zero;
+        if (delay > TimeSpan.Zero)
         {
-            throw new NotSupportedException("The RabbitMQ transport cannot delay a message yet (PublishOptions.Delay or DeliverAt): RabbitMQ has no delayed delivery without a plugin. Publish it without a delay; nothing was published.");
+            if (options.TimeToLive is { } ttl && !Scheduling.Durations.IsInfinite(ttl))
+            {
+                throw new NotSupportedException("A delayed publish cannot carry a TimeToLive on RabbitMQ: the message waits in the transport's delay queues, where its expiration would run. Publish it without one (or let the queue's MessageTtl apply). Nothing was published.");
+            }
+
+            if (delay > RabbitMqDelays.MaxDelay)
+            {
+                throw new ArgumentOutOfRangeException(nameof(options), delay, $"The RabbitMQ transport delays a message by at most {RabbitMqDelays.MaxDelay} (2^28 - 1 seconds, about 8.5 years). Nothing was published.");
+            }
         }
 
         return properties;
@@ -148,7 +192,7 @@ internal sealed class RabbitMqBroker : IMessageBroker
         var options = new ConsumerOptions();
         configure?.Invoke(options);
         ArgumentOutOfRangeException.ThrowIfLessThan(options.Prefetch, 1, "options.Prefetch");
-        var consumer = RabbitMqConsumer<T>.StartAsync(_connection, queue, options, Serializer, DeadLetters).GetAwaiter().GetResult();
+        var consumer = RabbitMqConsumer<T>.StartAsync(_connection, queue, options, Serializer, DeadLetters, Delays).GetAwaiter().GetResult();
         Attach(consumer);
         consumer.Disposed = () => _consumers.TryRemove(consumer, out _);
         return consumer;
@@ -208,11 +252,14 @@ internal sealed class RabbitMqBroker : IMessageBroker
 
     private async Task StopAsync()
     {
+        Recovery.Stop();
         try
         {
             await Task.WhenAll(_consumers.Keys.Select(c => c.DisposeAsync().AsTask())).ConfigureAwait(false);
+            await Delays.DisposeAsync().ConfigureAwait(false);
             await _publisher.DisposeAsync().ConfigureAwait(false);
             await _management.DisposeAsync().ConfigureAwait(false);
+            HttpApi?.Dispose();
         }
         finally
         {

@@ -29,6 +29,12 @@ public static class RabbitMqBrokerBuilderExtensions
         var options = new RabbitMqOptions();
         configure?.Invoke(options);
         ArgumentOutOfRangeException.ThrowIfLessThanOrEqual(options.ConnectionTimeout, TimeSpan.Zero, "options.ConnectionTimeout");
+        ArgumentOutOfRangeException.ThrowIfLessThan(options.RecoveryTimeout, TimeSpan.Zero, "options.RecoveryTimeout");
+        if (options.ManagementUrl is { } management && (!Uri.TryCreate(management, UriKind.Absolute, out var api) || (api.Scheme != Uri.UriSchemeHttp && api.Scheme != Uri.UriSchemeHttps)))
+        {
+            throw new ArgumentException("RabbitMqOptions.ManagementUrl is not an http:// or https:// URL (for example http://localhost:15672/).", nameof(configure));
+        }
+
         builder.Transport = new RabbitMqTransport(uri, options);
         return builder;
     }

@@ -7,38 +7,6 @@ using RabbitMQ.Client.Events;
 
 namespace MessageQueue.RabbitMq;
 
-/// <summary>A message a RabbitMQ consumer received: its body (copied out of the client's buffer), properties and
-/// delivery tag, and whether it was settled.</summary>
-internal sealed class RabbitMqMessage(object body, byte[] raw, IReadOnlyBasicProperties properties, string exchange, string routingKey, ulong deliveryTag, int deliveryCount)
-{
-    private MessageProperties? _properties;
-    private int _settled;
-
-    internal object Body { get; } = body;
-
-    /// <summary>Gets the body as it arrived (to dead-letter it with a reason).</summary>
-    internal byte[] Raw { get; } = raw;
-
-    /// <summary>Gets the AMQP properties as they arrived.</summary>
-    internal IReadOnlyBasicProperties Amqp { get; } = properties;
-
-    internal string Exchange { get; } = exchange;
-
-    internal string RoutingKey { get; } = routingKey;
-
-    internal ulong DeliveryTag { get; } = deliveryTag;
-
-    internal int DeliveryCount { get; } = deliveryCount;
-
-    internal MessageProperties Properties => _properties ??= RabbitMqProperties.FromAmqp(Amqp);
-
-    /// <summary>Gets whether the message was settled (acked, nacked or rejected).</summary>
-    internal bool IsSettled => Volatile.Read(ref _settled) != 0;
-
-    /// <summary>Marks the message settled; false when it already was.</summary>
-    internal bool TrySettle() => Interlocked.Exchange(ref _settled, 1) == 0;
-}
-
 /// <summary>
 /// A pull consumer on a RabbitMQ queue (issue 18, point 4): <c>basic.qos</c> with the prefetch, <c>basic.consume</c>
 /// with explicit acks on the wire (<see cref="AckMode.Auto"/> acks each delivery as the code takes it, as in memory;
@@ -52,19 +20,27 @@ internal sealed class RabbitMqMessage(object body, byte[] raw, IReadOnlyBasicPro
 /// rejected without requeue, so RabbitMQ dead-letters it (reason <c>rejected</c>; RabbitMQ carries no text with a
 /// reject).
 /// </summary>
-internal sealed class RabbitMqConsumer<T> : IConsumer<T>, IDeliverySource
+internal sealed partial class RabbitMqConsumer<T> : IConsumer<T>, IDeliverySource
 {
-    private readonly IChannel _channel;
+    private readonly IConnection _connection;
+    private readonly ushort _prefetch;
     private readonly IMessageSerializer _serializer;
     private readonly RabbitMqDeadLetters? _deadLetters;
+    private readonly RabbitMqDelays? _delays;
     private readonly bool _autoAck;
     private readonly Channel<RabbitMqMessage> _received = Channel.CreateUnbounded<RabbitMqMessage>(new UnboundedChannelOptions { SingleWriter = true });
+    private readonly Lock _gate = new();
+    private IChannel? _channel;
     private string? _consumerTag;
+    private int _epoch;
+    private CancellationTokenSource _lost = new();
     private int _disposed;
 
-    private RabbitMqConsumer(IChannel channel, string queue, bool autoAck, IMessageSerializer serializer, RabbitMqDeadLetters? deadLetters)
+    private RabbitMqConsumer(IConnection connection, string queue, ushort prefetch, bool autoAck, IMessageSerializer serializer, RabbitMqDeadLetters? deadLetters, RabbitMqDelays? delays)
     {
-        _channel = channel;
+        _connection = connection;
+        _prefetch = prefetch;
+        _delays = delays;
         Queue = queue;
         _autoAck = autoAck;
         _serializer = serializer;
@@ -77,40 +53,53 @@ internal sealed class RabbitMqConsumer<T> : IConsumer<T>, IDeliverySource
     public string Queue { get; }
 
     /// <summary>Opens a channel and starts consuming <paramref name="queue"/>.</summary>
-    internal static async Task<RabbitMqConsumer<T>> StartAsync(IConnection connection, string queue, ConsumerOptions options, IMessageSerializer serializer, RabbitMqDeadLetters? deadLetters = null, CancellationToken cancellationToken = default)
+    internal static async Task<RabbitMqConsumer<T>> StartAsync(IConnection connection, string queue, ConsumerOptions options, IMessageSerializer serializer, RabbitMqDeadLetters? deadLetters = null, RabbitMqDelays? delays = null, CancellationToken cancellationToken = default)
     {
         ArgumentOutOfRangeException.ThrowIfLessThan(options.Prefetch, 1, "options.Prefetch");
         ArgumentOutOfRangeException.ThrowIfGreaterThan(options.Prefetch, ushort.MaxValue, "options.Prefetch");
-        var channel = await connection.CreateChannelAsync(cancellationToken: cancellationToken).ConfigureAwait(false);
-        var consumer = new RabbitMqConsumer<T>(channel, queue, options.AckMode == AckMode.Auto, serializer, deadLetters);
+        var consumer = new RabbitMqConsumer<T>(connection, queue, (ushort)options.Prefetch, options.AckMode == AckMode.Auto, serializer, deadLetters, delays);
+        await consumer.OpenAsync(cancellationToken).ConfigureAwait(false);
+        return consumer;
+    }
+
+    /// <summary>Opens a channel and consumes the queue on it: at the start, and again when the server closed the
+    /// previous channel (an error on it, such as its consumer_timeout) while the connection stayed up. A connection
+    /// that drops is the client's to recover, with this channel and its consumer.</summary>
+    private async Task OpenAsync(CancellationToken cancellationToken)
+    {
+        var channel = await _connection.CreateChannelAsync(cancellationToken: cancellationToken).ConfigureAwait(false);
         try
         {
-            await channel.BasicQosAsync(0, (ushort)options.Prefetch, global: false, cancellationToken).ConfigureAwait(false);
+            await channel.BasicQosAsync(0, _prefetch, global: false, cancellationToken).ConfigureAwait(false);
             var listener = new AsyncEventingBasicConsumer(channel);
-            listener.ReceivedAsync += consumer.OnReceivedAsync;
-            listener.ShutdownAsync += (_, _) =>
-            {
-                consumer._received.Writer.TryComplete();
-                return Task.CompletedTask;
-            };
+            listener.ReceivedAsync += (_, e) => OnReceivedAsync(channel, e);
+            listener.ShutdownAsync += (_, e) => OnShutdown(channel, e);
             listener.UnregisteredAsync += (_, _) =>
             {
-                // The server cancelled the consumer (its queue was deleted), or this consumer was disposed (then the
-                // buffer is complete already and this changes nothing).
-                consumer._received.Writer.TryComplete(new TopologyException($"Queue '{queue}' was deleted on the RabbitMQ server; its consumer stopped."));
+                // The server cancelled the consumer while the channel is open: its queue was deleted. (A closing
+                // channel unregisters its consumer too; OnShutdown handles that.)
+                if (channel.IsOpen && ReferenceEquals(channel, Volatile.Read(ref _channel)))
+                {
+                    _received.Writer.TryComplete(new TopologyException($"Queue '{Queue}' was deleted on the RabbitMQ server; its consumer stopped."));
+                }
+
                 return Task.CompletedTask;
             };
+            lock (_gate)
+            {
+                ObjectDisposedException.ThrowIf(Volatile.Read(ref _disposed) != 0, this);
+                _channel = channel;
+            }
 
             // Acks are always explicit on the wire, AckMode.Auto included: the server's no-ack mode ignores the prefetch
             // and acks what is still in this consumer's buffer, which disposing would lose. Auto acks each delivery as
             // it is handed to the code, as in memory.
-            consumer._consumerTag = await channel.BasicConsumeAsync(queue, autoAck: false, listener, cancellationToken).ConfigureAwait(false);
-            return consumer;
+            _consumerTag = await channel.BasicConsumeAsync(Queue, autoAck: false, listener, cancellationToken).ConfigureAwait(false);
         }
         catch (global::RabbitMQ.Client.Exceptions.OperationInterruptedException ex) when (ex.ShutdownReason?.ReplyCode == Constants.NotFound)
         {
             await channel.DisposeAsync().ConfigureAwait(false);
-            throw new TopologyException($"Queue '{queue}' does not exist on the RabbitMQ server; declare it before consuming from it.", ex);
+            throw new TopologyException($"Queue '{Queue}' does not exist on the RabbitMQ server; declare it before consuming from it.", ex);
         }
         catch
         {
@@ -119,7 +108,67 @@ internal sealed class RabbitMqConsumer<T> : IConsumer<T>, IDeliverySource
         }
     }
 
-    private async Task OnReceivedAsync(object sender, BasicDeliverEventArgs e)
+    /// <summary>The channel closed: what it delivered and this consumer had not settled is the server's again (it
+    /// requeues it), so the buffer is emptied and those deliveries can no longer be settled. If the connection is up,
+    /// the server closed this channel for an error: a new one is opened. If it is down, the client recovers the
+    /// connection, this channel and its consumer, and deliveries resume.</summary>
+    private Task OnShutdown(IChannel channel, ShutdownEventArgs e)
+    {
+        if (Volatile.Read(ref _disposed) != 0 || !ReferenceEquals(channel, Volatile.Read(ref _channel)))
+        {
+            return Task.CompletedTask;
+        }
+
+        Interlocked.Increment(ref _epoch);
+        _ = Interlocked.Exchange(ref _lost, new CancellationTokenSource()).CancelAsync(); // retries held in place end
+        while (_received.Reader.TryRead(out _))
+        {
+            // requeued by the server: handed out again after the recovery
+        }
+
+        if (e.Initiator == ShutdownInitiator.Application && _connection.IsOpen)
+        {
+            _received.Writer.TryComplete(); // closed by this process, not by the server or the network
+        }
+        else if (_connection.IsOpen)
+        {
+            _ = ReopenAsync(channel);
+        }
+
+        return Task.CompletedTask;
+    }
+
+    private async Task ReopenAsync(IChannel closed)
+    {
+        await Task.Yield(); // not on the client's dispatcher
+        await closed.DisposeAsync().ConfigureAwait(false);
+        var wait = TimeSpan.FromMilliseconds(100);
+        while (Volatile.Read(ref _disposed) == 0)
+        {
+            try
+            {
+                await OpenAsync(CancellationToken.None).ConfigureAwait(false);
+                return;
+            }
+            catch (TopologyException ex)
+            {
+                _received.Writer.TryComplete(ex); // the queue is gone
+                return;
+            }
+            catch (Exception ex) when (ex is not OutOfMemoryException)
+            {
+                if (Volatile.Read(ref _disposed) != 0)
+                {
+                    return;
+                }
+
+                await Task.Delay(wait).ConfigureAwait(false); // the connection is down or recovering: try again
+                wait = TimeSpan.FromTicks(Math.Min(wait.Ticks * 2, TimeSpan.FromSeconds(2).Ticks));
+            }
+        }
+    }
+
+    private async Task OnReceivedAsync(IChannel channel, BasicDeliverEventArgs e)
     {
         var body = e.Body.ToArray(); // the client reuses its buffer after this handler returns
         object? message;
@@ -138,23 +187,31 @@ internal sealed class RabbitMqConsumer<T> : IConsumer<T>, IDeliverySource
             (message, problem, failure) = (null, $"The message could not be read as a '{typeof(T).FullName}': {ex.Message}; it was dead-lettered instead of delivered.", ex);
         }
 
-        var received = new RabbitMqMessage(message ?? body, body, e.BasicProperties, e.Exchange, e.RoutingKey, e.DeliveryTag, count);
-        if (message is not null)
+        var (exchange, routingKey) = RabbitMqDelays.Origin(e.BasicProperties.Headers, e.Exchange, e.RoutingKey);
+        var received = new RabbitMqMessage(message ?? body, body, e.BasicProperties, exchange, routingKey, e.DeliveryTag, count, channel, Volatile.Read(ref _epoch), Volatile.Read(ref _lost).Token);
+        if (message is null)
         {
-            _received.Writer.TryWrite(received);
+            await ((IDeliverySource)this).RejectAsync(received, 0, problem, failure).ConfigureAwait(false); // dead-lettered with the reason
+        }
+        else if (count > 1 && _deadLetters?.Options(Queue)?.MaxDeliveryCount is { } limit && count > limit)
+        {
+            // Past the queue's delivery limit counting the deliveries before a delayed redelivery (which RabbitMQ's
+            // x-delivery-limit does not see: the delayed copy is a new message to it).
+            await DeadLetterAsync(received, reason: null, exception: null, DeathRecord.DeliveryLimit).ConfigureAwait(false);
         }
         else
         {
-            await ((IDeliverySource)this).RejectAsync(received, 0, problem, failure).ConfigureAwait(false); // dead-lettered with the reason
+            _received.Writer.TryWrite(received);
         }
     }
 
     /// <summary>The quorum queue's <c>x-delivery-count</c> (an integer the server sets) plus one; otherwise 2 for a
     /// redelivery and 1 for a first delivery. A value of another type (another application's header) is ignored.</summary>
     private static int DeliveryCount(BasicDeliverEventArgs e) =>
-        e.BasicProperties.Headers is { } h && h.TryGetValue("x-delivery-count", out var c) && c is long or int && Convert.ToInt64(c, System.Globalization.CultureInfo.InvariantCulture) is var n and >= 0 and < int.MaxValue
+        RabbitMqDelays.DeliveredBefore(e.BasicProperties.Headers) + (
+        e.BasicProperties.Headers is { } h && h.TryGetValue("x-delivery-count", out var c) && c is long or int && Convert.ToInt64(c, System.Globalization.CultureInfo.InvariantCulture) is var n and >= 0 and < int.MaxValue / 2
             ? (int)n + 1
-            : e.Redelivered ? 2 : 1;
+            : e.Redelivered ? 2 : 1);
 
     /// <summary>The body as a <typeparamref name="T"/>, or null and why not: its AMQP type names another type, or it
     /// cannot be deserialized as a <typeparamref name="T"/> (the reasons the in-memory broker gives).</summary>
@@ -203,10 +260,10 @@ internal sealed class RabbitMqConsumer<T> : IConsumer<T>, IDeliverySource
     }
 
     /// <summary>Acks a delivery of an <see cref="AckMode.Auto"/> consumer as it is handed to the code.</summary>
-    private ValueTask AutoAckAsync(RabbitMqMessage message)
+    private static ValueTask AutoAckAsync(RabbitMqMessage message)
     {
         message.TrySettle();
-        return _channel.BasicAckAsync(message.DeliveryTag, multiple: false);
+        return message.Channel.BasicAckAsync(message.DeliveryTag, multiple: false);
     }
 
     public bool TryReceive(out Delivery<T> delivery)
@@ -247,122 +304,33 @@ internal sealed class RabbitMqConsumer<T> : IConsumer<T>, IDeliverySource
 
         _received.Writer.TryComplete();
         Disposed?.Invoke();
+        IChannel? channel;
+        lock (_gate)
+        {
+            channel = _channel; // a reopening after this sees the consumer disposed and closes its own channel
+        }
+
+        if (channel is null)
+        {
+            return;
+        }
+
         try
         {
-            if (_consumerTag is not null && _channel.IsOpen)
+            if (_consumerTag is not null && channel.IsOpen)
             {
-                await _channel.BasicCancelAsync(_consumerTag).ConfigureAwait(false);
+                await channel.BasicCancelAsync(_consumerTag).ConfigureAwait(false);
             }
 
-            await _channel.CloseAsync().ConfigureAwait(false); // the server requeues what was not settled
+            await channel.CloseAsync().ConfigureAwait(false); // the server requeues what was not settled
+        }
+        catch (Exception ex) when (ex is global::RabbitMQ.Client.Exceptions.AlreadyClosedException or global::RabbitMQ.Client.Exceptions.OperationInterruptedException or IOException or OperationCanceledException)
+        {
+            // The server or the network closed it first: it requeued what was not settled.
         }
         finally
         {
-            await _channel.DisposeAsync().ConfigureAwait(false);
+            await channel.DisposeAsync().ConfigureAwait(false);
         }
-    }
-
-    // ---- IDeliverySource: what a Delivery<T> of this consumer reaches (the handle is the RabbitMqMessage) ----
-    bool IDeliverySource.AutoAck => _autoAck;
-
-    TimeSpan? IDeliverySource.AckTimeout => null;
-
-    object IDeliverySource.Body(object message) => ((RabbitMqMessage)message).Body;
-
-    MessageProperties IDeliverySource.Properties(object message) => ((RabbitMqMessage)message).Properties;
-
-    string IDeliverySource.Exchange(object message) => ((RabbitMqMessage)message).Exchange;
-
-    string IDeliverySource.RoutingKey(object message) => ((RabbitMqMessage)message).RoutingKey;
-
-    // The synchronous settles are the engine's (its subscriptions); this consumer's deliveries settle through the
-    // asynchronous ones below, which Delivery<T> calls.
-    SettleResult IDeliverySource.Ack(object message, int tag) => ((IDeliverySource)this).AckAsync(message, tag).AsTask().GetAwaiter().GetResult();
-
-    SettleResult IDeliverySource.Nack(object message, int tag, bool requeue, TimeSpan? delay) => ((IDeliverySource)this).NackAsync(message, tag, requeue, delay).AsTask().GetAwaiter().GetResult();
-
-    SettleResult IDeliverySource.Reject(object message, int tag, string? reason, Exception? exception) => ((IDeliverySource)this).RejectAsync(message, tag, reason, exception).AsTask().GetAwaiter().GetResult();
-
-    ValueTask<SettleResult> IDeliverySource.AckAsync(object message, int tag) =>
-        SettleAsync(message, static (channel, deliveryTag, _) => channel.BasicAckAsync(deliveryTag, multiple: false), requeue: false);
-
-    ValueTask<SettleResult> IDeliverySource.NackAsync(object message, int tag, bool requeue, TimeSpan? delay)
-    {
-        if (delay is { } d && d > TimeSpan.Zero)
-        {
-            throw new NotSupportedException($"RabbitMQ cannot wait {d} before redelivering a nacked message from queue '{Queue}'; nack without a delay (it is requeued at once), or retry with a subscription's retry policy.");
-        }
-
-        return SettleAsync(message, static (channel, deliveryTag, requeue) => channel.BasicNackAsync(deliveryTag, multiple: false, requeue), requeue);
-    }
-
-    ValueTask<SettleResult> IDeliverySource.RejectAsync(object message, int tag, string? reason, Exception? exception) =>
-        (reason ?? (object?)exception) is not null && _deadLetters is not null && _deadLetters.Knows(Queue)
-            ? DeadLetterAsync((RabbitMqMessage)message, reason, exception)
-            : SettleAsync(message, static (channel, deliveryTag, _) => channel.BasicRejectAsync(deliveryTag, requeue: false), requeue: false); // RabbitMQ dead-letters it
-
-    /// <summary>A reject with a reason or an exception: RabbitMQ's reject cannot carry them, so the transport publishes
-    /// the dead letter itself (with the <c>x-death</c> record RabbitMQ would write, and the reason and exception
-    /// headers), waits for the confirm, and only then acks the delivery. A crash in between dead-letters it twice
-    /// (at least once, never lost); a dead letter that cannot be published falls back to a plain reject.</summary>
-    private async ValueTask<SettleResult> DeadLetterAsync(RabbitMqMessage message, string? reason, Exception? exception)
-    {
-        if (Settle(message) is { } refused)
-        {
-            return refused;
-        }
-
-        var published = await _deadLetters!.TryPublishAsync(Queue, message, reason, exception).ConfigureAwait(false);
-        try
-        {
-            if (published)
-            {
-                await _channel.BasicAckAsync(message.DeliveryTag, multiple: false).ConfigureAwait(false);
-            }
-            else
-            {
-                await _channel.BasicRejectAsync(message.DeliveryTag, requeue: false).ConfigureAwait(false);
-            }
-        }
-        catch (global::RabbitMQ.Client.Exceptions.AlreadyClosedException)
-        {
-            return SettleResult.ConsumerGone;
-        }
-
-        return SettleResult.Ok;
-    }
-
-    /// <summary>Sends a settle of <paramref name="message"/> to the server, once: refused when it was settled before
-    /// or this consumer is gone (then, or when the channel closes meanwhile, the server requeued the message).</summary>
-    private async ValueTask<SettleResult> SettleAsync(object message, Func<IChannel, ulong, bool, ValueTask> send, bool requeue)
-    {
-        var m = (RabbitMqMessage)message;
-        if (Settle(m) is { } refused)
-        {
-            return refused;
-        }
-
-        try
-        {
-            await send(_channel, m.DeliveryTag, requeue).ConfigureAwait(false);
-        }
-        catch (global::RabbitMQ.Client.Exceptions.AlreadyClosedException)
-        {
-            return SettleResult.ConsumerGone;
-        }
-
-        return SettleResult.Ok;
-    }
-
-    /// <summary>Null when the message may be settled now; otherwise why not (settled before, or this consumer is gone
-    /// and the server requeued it).</summary>
-    private SettleResult? Settle(RabbitMqMessage message)
-    {
-        if (Volatile.Read(ref _disposed) != 0 || !_channel.IsOpen)
-        {
-            return SettleResult.ConsumerGone;
-        }
-
-        return message.TrySettle() ? null : SettleResult.AlreadySettled;
     }
 }

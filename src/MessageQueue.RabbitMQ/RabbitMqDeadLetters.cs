@@ -19,7 +19,7 @@ internal sealed partial class RabbitMqDeadLetters(RabbitMqPublisher publisher, F
 
     /// <summary>Publishes <paramref name="message"/> as a dead letter of <paramref name="queue"/> and waits for the
     /// confirm. False when the queue has no known dead-letter target, or the publish failed (logged).</summary>
-    internal async ValueTask<bool> TryPublishAsync(string queue, RabbitMqMessage message, string? reason, Exception? exception)
+    internal async ValueTask<bool> TryPublishAsync(string queue, RabbitMqMessage message, string? reason, Exception? exception, string death = DeathRecord.Rejected)
     {
         if (Target(queue) is not var (exchange, routingKey))
         {
@@ -28,7 +28,7 @@ internal sealed partial class RabbitMqDeadLetters(RabbitMqPublisher publisher, F
 
         try
         {
-            var properties = DeadLetterRouter.Record(message.Properties, queue, DeathRecord.Rejected, message.Exchange, message.RoutingKey, reason, exception, time.GetUtcNow());
+            var properties = DeadLetterRouter.Record(message.Properties, queue, death, message.Exchange, message.RoutingKey, reason, exception, time.GetUtcNow());
             var amqp = RabbitMqProperties.ToAmqp(properties);
             await publisher.PublishAsync(exchange, routingKey ?? message.RoutingKey, message.Raw, amqp, properties.MessageId, mandatory: false, CancellationToken.None).ConfigureAwait(false);
             return true;
@@ -39,6 +39,9 @@ internal sealed partial class RabbitMqDeadLetters(RabbitMqPublisher publisher, F
             return false;
         }
     }
+
+    /// <summary>The options of <paramref name="queue"/> when this broker declared it, else null.</summary>
+    internal QueueOptions? Options(string queue) => queueOptions(queue);
 
     private (string Exchange, string? RoutingKey)? Target(string queue) => queueOptions(queue) switch
     {

@@ -5,10 +5,11 @@ using RabbitMQ.Client.Exceptions;
 namespace MessageQueue.RabbitMq;
 
 /// <summary>
-/// Runtime management on the RabbitMQ server, over AMQP alone (no management HTTP API). Each operation uses a channel
-/// of its own, since an operation RabbitMQ refuses closes its channel. What AMQP cannot tell is documented on each
-/// member and in the README: whether a binding existed before it was removed, queue counters beyond the ready count
-/// and consumers, the names of queues this broker did not declare, and a non-destructive peek.
+/// Runtime management on the RabbitMQ server, over AMQP, and over the management HTTP API when its URL is given
+/// (<see cref="RabbitMqOptions.ManagementUrl"/>: queue counters and every queue's name). Each AMQP operation uses a
+/// channel of its own, since an operation RabbitMQ refuses closes its channel. What cannot be told is documented on
+/// each member and in the README: whether a binding existed before it was removed, and (without the HTTP API) queue
+/// counters beyond the ready count and consumers and the names of queues this broker did not declare.
 /// </summary>
 internal sealed class RabbitMqManagement(RabbitMqBroker broker) : IBrokerManagement, IAsyncDisposable
 {
@@ -56,6 +57,7 @@ internal sealed class RabbitMqManagement(RabbitMqBroker broker) : IBrokerManagem
         ArgumentNullException.ThrowIfNull(name);
         var deleted = await DeleteAsync(name, exchange: false, cancellationToken).ConfigureAwait(false);
         broker.Queues.TryRemove(name, out _);
+        broker.Delays.Forget(name); // a queue declared again under this name needs its delay binding again
         return deleted;
     }
 
@@ -150,12 +152,20 @@ internal sealed class RabbitMqManagement(RabbitMqBroker broker) : IBrokerManagem
         ThrowIfDisposed();
     }
 
-    /// <summary>What AMQP tells of a queue (a passive declare): its ready messages and consumers. The other counters are
-    /// zero: RabbitMQ keeps them in its management plugin, which this transport does not ask yet.</summary>
+    /// <summary>A queue's counters: from the management HTTP API when its URL is given (ready, unacked, consumers,
+    /// published, delivered, acked, redelivered, the head message's timestamp; sampled by RabbitMQ, so they trail by up
+    /// to its statistics interval), else what AMQP tells (a passive declare: ready messages and consumers). Counters
+    /// RabbitMQ does not keep per queue (nacked, dead-lettered, expired, dropped, rejected, delayed, duplicates) are
+    /// zero.</summary>
     public QueueInfo GetQueueInfo(string queue)
     {
         ArgumentNullException.ThrowIfNull(queue);
         ThrowIfDisposed();
+        if (broker.HttpApi is { } api)
+        {
+            return Run(() => api.GetQueueAsync(queue, CancellationToken.None));
+        }
+
         var ok = Run(async () =>
         {
             try
@@ -172,9 +182,16 @@ internal sealed class RabbitMqManagement(RabbitMqBroker broker) : IBrokerManagem
         return new QueueInfo { Name = queue, Ready = checked((int)ok.MessageCount), Consumers = checked((int)ok.ConsumerCount) };
     }
 
-    /// <summary>The queues this broker declared (at <c>Build()</c> or through this management) and has not deleted:
-    /// AMQP cannot list a server's queues.</summary>
-    public IReadOnlyList<string> GetQueueNames() => [.. broker.Queues.Keys.Order(StringComparer.Ordinal)];
+    /// <summary>Every queue of the virtual host but the transport's delay queues, from the management HTTP API when its
+    /// URL is given; else the queues this broker declared (at <c>Build()</c> or through this management) and has not
+    /// deleted, since AMQP cannot list a server's queues.</summary>
+    public IReadOnlyList<string> GetQueueNames()
+    {
+        ThrowIfDisposed();
+        return broker.HttpApi is { } api
+            ? [.. Run(() => api.GetQueueNamesAsync(CancellationToken.None)).Where(q => !RabbitMqDelays.IsLevel(q) && q != RabbitMqDelays.ForwardQueue).Order(StringComparer.Ordinal)]
+            : [.. broker.Queues.Keys.Order(StringComparer.Ordinal)];
+    }
 
     public async ValueTask<int> PurgeAsync(string queue, CancellationToken cancellationToken = default)
     {
@@ -193,10 +210,68 @@ internal sealed class RabbitMqManagement(RabbitMqBroker broker) : IBrokerManagem
         return checked((int)purged);
     }
 
-    /// <summary>Refused: AMQP can only read a message by taking it (<c>basic.get</c>), which marks it redelivered and,
-    /// on a quorum queue, counts a delivery; a peek must not change the queue.</summary>
-    public ValueTask<IReadOnlyList<PeekedMessage>> PeekAsync(string queue, int maxMessages = 100, CancellationToken cancellationToken = default) =>
-        throw new NotSupportedException($"The RabbitMQ transport cannot peek at queue '{queue}': AMQP reads a message only by taking it, which marks it redelivered (and counts a delivery on a quorum queue). Consume it, or use RabbitMQ's management UI.");
+    /// <summary>
+    /// The first <paramref name="maxMessages"/> ready messages of <paramref name="queue"/>, left in place. RabbitMQ has no
+    /// peek: this takes them with <c>basic.get</c> on a channel of its own without acking, then closes the channel, and
+    /// the server puts them back where they were. What it costs: each read message is marked redelivered (its next
+    /// delivery has <c>Redelivered = true</c>), a quorum queue counts a delivery (so a peek is refused on a quorum queue
+    /// with a delivery limit: it could dead-letter them), messages held by consumers are not seen, and the queue's
+    /// consumers get none of those messages while the peek holds them. Bodies are read as the type their AMQP
+    /// <c>type</c> names when this process knows it, else left as bytes.
+    /// </summary>
+    public async ValueTask<IReadOnlyList<PeekedMessage>> PeekAsync(string queue, int maxMessages = 100, CancellationToken cancellationToken = default)
+    {
+        ArgumentNullException.ThrowIfNull(queue);
+        ArgumentOutOfRangeException.ThrowIfLessThan(maxMessages, 1);
+        ThrowIfDisposed();
+        if (broker.Queues.TryGetValue(queue, out var options) && options.MaxDeliveryCount is not null && broker.Options.TypeOf(queue) == RabbitMqQueueType.Quorum)
+        {
+            throw new NotSupportedException($"Queue '{queue}' is a quorum queue with a delivery limit: a peek on RabbitMQ reads by taking, which counts a delivery and could dead-letter the messages it reads. Consume it, or use RabbitMQ's management UI.");
+        }
+
+        var peeked = new List<PeekedMessage>();
+        try
+        {
+            await WithChannelAsync(async channel =>
+            {
+                while (peeked.Count < maxMessages && await channel.BasicGetAsync(queue, autoAck: false, cancellationToken).ConfigureAwait(false) is { } got)
+                {
+                    peeked.Add(Peeked(got));
+                }
+            }, cancellationToken).ConfigureAwait(false); // closing the channel returns them all
+        }
+        catch (OperationInterruptedException ex) when (ex.ShutdownReason?.ReplyCode == Constants.NotFound)
+        {
+            throw new TopologyException($"Queue '{queue}' does not exist on the RabbitMQ server.", ex);
+        }
+
+        return peeked;
+    }
+
+    private PeekedMessage Peeked(BasicGetResult got)
+    {
+        var properties = RabbitMqProperties.FromAmqp(got.BasicProperties);
+        var bytes = got.Body.ToArray();
+        object body = bytes;
+        if (properties.MessageType is { Length: > 0 } name && MessageTypeNames.TryResolve(name, out var type, out _) && type is not null)
+        {
+            try
+            {
+                body = broker.Serializer.Deserialize(bytes, type) ?? bytes;
+            }
+#pragma warning disable CA1031 // A body that does not read as its type is shown as bytes; a peek must not fail on it.
+            catch (Exception)
+#pragma warning restore CA1031
+            {
+                body = bytes;
+            }
+        }
+
+        var headers = got.BasicProperties.Headers;
+        var before = headers is not null && headers.TryGetValue("x-delivery-count", out var c) && c is long or int ? Convert.ToInt32(c, System.Globalization.CultureInfo.InvariantCulture) : got.Redelivered ? 1 : 0;
+        var (exchange, routingKey) = RabbitMqDelays.Origin(headers, got.Exchange, got.RoutingKey);
+        return new PeekedMessage(body, properties, exchange, routingKey, RabbitMqDelays.DeliveredBefore(headers) + before);
+    }
 
     public ValueTask<int> RedriveAsync(string deadLetterQueue, int maxMessages = int.MaxValue, CancellationToken cancellationToken = default) =>
         RedriveAsync(deadLetterQueue, RedriveTarget.LastDeath, maxMessages, cancellationToken);

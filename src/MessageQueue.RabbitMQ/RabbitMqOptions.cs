@@ -29,6 +29,18 @@ public sealed class RabbitMqOptions
     /// <summary>Gets or sets how long <c>Build()</c> waits for the connection; the default is 30 seconds.</summary>
     public TimeSpan ConnectionTimeout { get; set; } = TimeSpan.FromSeconds(30);
 
+    /// <summary>Gets or sets the URL of RabbitMQ's management HTTP API (the <c>rabbitmq_management</c> plugin), for
+    /// example <c>http://localhost:15672/</c>. With it, <c>GetQueueInfo</c> gives the unacked count and the
+    /// published, delivered, acked and redelivered counters, and <c>GetQueueNames</c> lists every queue of the virtual
+    /// host; the user is the URL's, else the AMQP URL's. The default is <see langword="null"/>: AMQP alone (ready
+    /// count and consumers; the queues this broker declared).</summary>
+    public string? ManagementUrl { get; set; }
+
+    /// <summary>Gets or sets how long a publish waits for a dropped connection to come back (the client reconnects by
+    /// itself, every second, and recovers channels, consumers and the topology) before it fails with a
+    /// <see cref="MessageQueueException"/>; the default is 30 seconds. Any length works.</summary>
+    public TimeSpan RecoveryTimeout { get; set; } = TimeSpan.FromSeconds(30);
+
     /// <summary>Declares <paramref name="queue"/> as a queue of <paramref name="type"/> (for example a quorum queue,
     /// whose <see cref="QueueOptions.MaxDeliveryCount"/> becomes <c>x-delivery-limit</c>).</summary>
     /// <param name="queue">The queue name.</param>

@@ -18,6 +18,15 @@ namespace MessageQueue.RabbitMq;
 internal static class RabbitMqProperties
 {
     internal const string TypesHeader = "x-mq-header-types";
+
+    /// <summary>The header RabbitMQ.Client 7 adds to each message it publishes with confirms (to match a return to its
+    /// publish): the client's, not the application's.</summary>
+    internal const string ClientSequenceHeader = "x-dotnet-pub-seq-no";
+
+    /// <summary>A quorum queue's count of a message's earlier deliveries: the delivery's
+    /// <see cref="Delivery{T}.DeliveryCount"/> shows it, and a copy the transport publishes (a dead letter, a delayed
+    /// redelivery) must not carry it into another queue.</summary>
+    internal const string DeliveryCountHeader = "x-delivery-count";
     private const int MaxShortString = 255;
 
     /// <summary>The AMQP properties of a message published with <paramref name="properties"/>.</summary>
@@ -111,20 +120,23 @@ internal static class RabbitMqProperties
     internal static MessageProperties FromAmqp(IReadOnlyBasicProperties amqp)
     {
         var headers = new Dictionary<string, object?>(StringComparer.Ordinal);
-        IReadOnlyList<DeathRecord> deaths = [];
+        List<DeathRecord> deaths = [];
+        var firstDeathInCascade = false;
         if (amqp.Headers is { } wire)
         {
             var types = wire.TryGetValue(TypesHeader, out var t) && t is IDictionary<string, object?> table ? table : null;
+            var delayed = wire.ContainsKey(RabbitMqDelays.RoutingKeyHeader); // it went through the delay cascade
+            firstDeathInCascade = delayed && wire.TryGetValue("x-first-death-queue", out var fq) && RabbitMqDelays.IsLevel(Text(fq));
             foreach (var (name, value) in wire)
             {
-                if (name == TypesHeader)
+                if (name is TypesHeader or ClientSequenceHeader or DeliveryCountHeader || RabbitMqDelays.IsOwnHeader(name) || (firstDeathInCascade && name.StartsWith("x-first-death-", StringComparison.Ordinal)))
                 {
                     continue;
                 }
 
                 if (name == "x-death")
                 {
-                    deaths = Deaths(value);
+                    deaths = Deaths(delayed && value is IList all ? RabbitMqDelays.WithoutLevels(all) : value);
                     continue;
                 }
 
@@ -132,6 +144,16 @@ internal static class RabbitMqProperties
                     ? Decode(value, hint)
                     : name.StartsWith("x-first-death-", StringComparison.Ordinal) || name.StartsWith("x-last-death-", StringComparison.Ordinal) ? Text(value) : value;
             }
+        }
+
+        if (firstDeathInCascade && deaths.Count > 0)
+        {
+            // RabbitMQ wrote the first death when the cascade dead-lettered the message, so a later real death did not
+            // replace it: the oldest remaining death is the first.
+            var first = deaths[^1];
+            headers["x-first-death-queue"] = first.Queue;
+            headers["x-first-death-reason"] = first.Reason;
+            headers["x-first-death-exchange"] = first.Exchange;
         }
 
         return new MessageProperties
@@ -242,7 +264,7 @@ internal static class RabbitMqProperties
     }
 
     /// <summary>A string AMQP gave back as bytes (or as a string).</summary>
-    private static string? Text(object? value) => value switch
+    internal static string? Text(object? value) => value switch
     {
         byte[] bytes => Encoding.UTF8.GetString(bytes),
         string s => s,

@@ -14,12 +14,21 @@ namespace MessageQueue.RabbitMq;
 /// <see cref="MessageQueueException"/> for a publish through an exchange (RabbitMQ does not say which queue refused).
 /// A publish to an exchange that does not exist is a <see cref="TopologyException"/>.
 /// </summary>
-/// <remarks>Publishes run on a pool of channels, one publish per channel at a time (RabbitMQ.Client 7.1 can fail
-/// confirm tracking when publishes share a channel concurrently: rabbitmq-dotnet-client#1818); a channel the server
-/// closed (an error) is dropped from the pool, never reused.</remarks>
-internal sealed class RabbitMqPublisher(IConnection connection, IMessageSerializer serializer) : IAsyncDisposable
+/// <remarks>Publishes run on a pool of at most <see cref="MaxChannels"/> channels, one publish per channel at a time
+/// (RabbitMQ.Client 7.1 can fail confirm tracking when publishes share a channel concurrently:
+/// rabbitmq-dotnet-client#1818); more concurrent publishes wait for a channel. A channel the server closed (an error)
+/// is dropped from the pool, never reused. While the connection is down (the client recovers it), a publish waits up
+/// to <see cref="RabbitMqOptions.RecoveryTimeout"/> for it and is then sent again; a publish that was sent but not
+/// confirmed when the connection dropped is sent again too, so it may arrive twice (never lost once confirmed).</remarks>
+internal sealed class RabbitMqPublisher(IConnection connection, IMessageSerializer serializer, RabbitMqRecovery? recovery = null) : IAsyncDisposable
 {
+    private readonly RabbitMqRecovery _recovery = recovery ?? new RabbitMqRecovery(connection, TimeSpan.FromSeconds(30));
+
+    /// <summary>The most channels publishing at once (a connection carries at most 2047 channels in all).</summary>
+    internal const int MaxChannels = 128;
+
     private readonly ConcurrentBag<IChannel> _idle = [];
+    private readonly SemaphoreSlim _slots = new(MaxChannels, MaxChannels);
     private volatile bool _disposed;
 
     /// <summary>Publishes <paramref name="message"/> with <paramref name="properties"/> and waits for the confirm.</summary>
@@ -30,11 +39,39 @@ internal sealed class RabbitMqPublisher(IConnection connection, IMessageSerializ
         return PublishAsync(exchange, routingKey, body, RabbitMqProperties.ToAmqp(properties), properties.MessageId, mandatory, cancellationToken);
     }
 
-    /// <summary>Publishes a body as it is (a dead letter, a re-driven message) and waits for the confirm.</summary>
+    /// <summary>Publishes a body as it is (a dead letter, a re-driven message) and waits for the confirm; while the
+    /// connection is down, waits for it (see the remarks).</summary>
     internal async ValueTask<PublishResult> PublishAsync(string exchange, string routingKey, ReadOnlyMemory<byte> body, BasicProperties amqp, string messageId, bool mandatory, CancellationToken cancellationToken)
     {
+        var deadline = _recovery.Deadline();
+        while (true)
+        {
+            try
+            {
+                return await PublishOnceAsync(exchange, routingKey, body, amqp, messageId, mandatory, cancellationToken).ConfigureAwait(false);
+            }
+            catch (Exception ex) when (_recovery.IsConnectionLoss(ex) && !_disposed)
+            {
+                await _recovery.WaitAsync(deadline, $"the publish to exchange '{exchange}' with routing key '{routingKey}'", ex, cancellationToken).ConfigureAwait(false);
+            }
+        }
+    }
+
+    private async ValueTask<PublishResult> PublishOnceAsync(string exchange, string routingKey, ReadOnlyMemory<byte> body, BasicProperties amqp, string messageId, bool mandatory, CancellationToken cancellationToken)
+    {
         ObjectDisposedException.ThrowIf(_disposed, this);
-        var channel = await RentAsync(cancellationToken).ConfigureAwait(false);
+        await _slots.WaitAsync(cancellationToken).ConfigureAwait(false);
+        IChannel channel;
+        try
+        {
+            channel = await RentAsync(cancellationToken).ConfigureAwait(false);
+        }
+        catch
+        {
+            _slots.Release();
+            throw;
+        }
+
         var healthy = true;
         try
         {
@@ -64,6 +101,7 @@ internal sealed class RabbitMqPublisher(IConnection connection, IMessageSerializ
         finally
         {
             Return(channel, healthy);
+            _slots.Release();
         }
     }
 

@@ -8,11 +8,13 @@ namespace MessageQueue.RabbitMq;
 /// A push subscription on a RabbitMQ queue: a consumer (prefetch at least the concurrency) and as many workers as
 /// <see cref="SubscriptionOptions.Concurrency"/> (one when an ordering key is set: messages are then handled one at a
 /// time, in queue order, which keeps each key's order). A handler that returns acks the delivery (unless it settled it
-/// itself); one that throws is retried by the <see cref="SubscriptionOptions.Retry"/> policy <em>in the process</em>:
-/// the worker waits the policy's interval, holding the delivery unacked, and calls the handler again with
+/// itself); one that throws is retried by the <see cref="SubscriptionOptions.Retry"/> policy: after a wait, through the
+/// transport's delay cascade (<see cref="RabbitMqDelays"/>: the worker is free meanwhile and the wait survives a
+/// restart; intervals round up to whole seconds); without a wait, at once in place; with an ordering key, in place
+/// after the wait (the worker holds the delivery unacked, which keeps the order, as in memory). Each retry has
 /// <see cref="Delivery{T}.DeliveryCount"/> one higher. When the policy gives up, the message is dead-lettered with the
-/// exception in its <c>x-exception-*</c> headers (<see cref="RabbitMqDeadLetters"/>). If the process ends meanwhile,
-/// RabbitMQ requeues the message and its retries start again. Stopping ends the receives and the waits between retries
+/// exception in its <c>x-exception-*</c> headers (<see cref="RabbitMqDeadLetters"/>). If the process ends while a
+/// delivery is held, RabbitMQ requeues the message. Stopping ends the receives and the waits between retries
 /// at once, gives running handlers the broker's shutdown timeout, then cancels them and closes the channel, so the
 /// server requeues whatever was not settled.
 /// </summary>
@@ -22,6 +24,7 @@ internal sealed partial class RabbitMqSubscription<T> : ISubscription, IStopsGra
     private readonly RabbitMqConsumer<T> _consumer;
     private readonly Func<Delivery<T>, CancellationToken, ValueTask> _handler;
     private readonly RetryPolicy _retry;
+    private readonly bool _ordered;
     private readonly CancellationTokenSource _stopping = new();
     private readonly CancellationTokenSource _abort = new();
     private readonly Task[] _workers;
@@ -33,6 +36,7 @@ internal sealed partial class RabbitMqSubscription<T> : ISubscription, IStopsGra
         _consumer = consumer;
         _handler = handler;
         _retry = options.Retry;
+        _ordered = options.OrderingKey is not null;
         _workers = new Task[options.OrderingKey is null ? options.Concurrency : 1];
         for (var i = 0; i < _workers.Length; i++)
         {
@@ -46,7 +50,7 @@ internal sealed partial class RabbitMqSubscription<T> : ISubscription, IStopsGra
     internal static RabbitMqSubscription<T> Start(RabbitMqBroker broker, string queue, Func<Delivery<T>, CancellationToken, ValueTask> handler, SubscriptionOptions<T> options)
     {
         var prefetch = Math.Min(Math.Max(options.Prefetch, options.Concurrency), ushort.MaxValue);
-        var consumer = RabbitMqConsumer<T>.StartAsync(broker.Connection, queue, new ConsumerOptions { Prefetch = prefetch }, broker.Serializer, broker.DeadLetters).GetAwaiter().GetResult();
+        var consumer = RabbitMqConsumer<T>.StartAsync(broker.Connection, queue, new ConsumerOptions { Prefetch = prefetch }, broker.Serializer, broker.DeadLetters, broker.Delays).GetAwaiter().GetResult();
         return new RabbitMqSubscription<T>(broker, consumer, handler, options);
     }
 
@@ -146,13 +150,23 @@ internal sealed partial class RabbitMqSubscription<T> : ISubscription, IStopsGra
 
             var delay = _retry.GetDelay(attempt);
             LogRetry(_broker.Logger, Queue, messageId, attempt, delay, failure);
+            if (delay > TimeSpan.Zero && !_ordered)
+            {
+                await source.NackAsync(message, 0, requeue: true, delay).ConfigureAwait(false); // back after the delay
+                return;
+            }
+
             try
             {
-                await Durations.DelayAsync(delay, _broker.Time, _stopping.Token).ConfigureAwait(false);
+                using var held = CancellationTokenSource.CreateLinkedTokenSource(_stopping.Token, message.Lost);
+                await Durations.DelayAsync(delay, _broker.Time, held.Token).ConfigureAwait(false);
             }
             catch (OperationCanceledException)
             {
-                return; // stopping: the message returns to the queue when the channel closes
+                // Stopping (the message returns to the queue when the channel closes), or the channel closed already
+                // (RabbitMQ closes one that holds a delivery past its consumer_timeout): the server has it again and
+                // delivers it anew.
+                return;
             }
 
             delivery = new Delivery<T>(message, _consumer, 0, attempt + 1);

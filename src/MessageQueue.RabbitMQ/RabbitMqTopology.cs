@@ -46,11 +46,6 @@ internal static class RabbitMqTopology
             yield return Refusal(name, "AckTimeout", "RabbitMQ 3.10 has only the server-wide consumer_timeout (it closes the channel), not a per-queue ack timeout");
         }
 
-        if (o.Redelivery.MaxRetries > 0)
-        {
-            yield return Refusal(name, "Redelivery", "RabbitMQ requeues a nacked message at once; it cannot wait before redelivering it (use a subscription's retry policy)");
-        }
-
         if (o.MessageTtl is { } ttl && !Scheduling.Durations.IsInfinite(ttl) && ttl > MaxTtl)
         {
             yield return Refusal(name, $"MessageTtl = {ttl}", $"RabbitMQ's x-message-ttl is at most {MaxTtl} (2^32 - 1 ms)");

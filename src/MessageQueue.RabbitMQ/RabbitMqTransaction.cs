@@ -53,10 +53,20 @@ internal sealed class RabbitMqTransaction(RabbitMqBroker broker) : IPublishTrans
             throw new NotSupportedException("PublishOptions.Mandatory cannot be honoured in a transaction on RabbitMQ: the server reports an unroutable message only after the whole transaction is committed. Publish it outside the transaction, or route it through an alternate exchange.");
         }
 
-        var properties = broker.Properties(message, options);
+        var properties = broker.Properties(message, options, out var delay);
         var body = broker.Publisher.Serialize(message);
         var amqp = RabbitMqProperties.ToAmqp(properties);
         var name = isQueue ? routingKey : exchange;
+        if (delay > TimeSpan.Zero)
+        {
+            // Staged into the delay cascade: the commit publishes it to a level exchange in the same transaction.
+            var toQueue = isQueue || exchange.Length == 0;
+            var (level, key, delayed) = await broker.Delays.PrepareAsync(toQueue, toQueue ? routingKey : exchange, exchange, routingKey, properties, 0, delay, cancellationToken).ConfigureAwait(false);
+            ThrowIfNotOpen();
+            _staged.Add(new Staged(level, key, body, delayed, properties.MessageId));
+            return;
+        }
+
         if (name.Length > 0 && !_checked.Contains((isQueue ? "q:" : "e:") + name))
         {
             if (!await ((RabbitMqManagement)broker.Management).ExistsAsync(name, exchange: !isQueue, cancellationToken).ConfigureAwait(false))
@@ -80,22 +90,48 @@ internal sealed class RabbitMqTransaction(RabbitMqBroker broker) : IPublishTrans
         _state = State.Committing;
         try
         {
+            var returned = new List<(string Exchange, string RoutingKey, string? MessageId)>();
             if (_staged.Count > 0)
             {
                 var channel = await broker.Connection.CreateChannelAsync(cancellationToken: cancellationToken).ConfigureAwait(false);
                 await using (channel.ConfigureAwait(false))
                 {
+                    // Mandatory on the wire: RabbitMQ returns what reaches no queue before it answers the commit, so each
+                    // result says whether its message was routed, as a single publish's does.
+                    channel.BasicReturnAsync += (_, e) =>
+                    {
+                        lock (returned)
+                        {
+                            returned.Add((e.Exchange, e.RoutingKey, e.BasicProperties.MessageId));
+                        }
+
+                        return Task.CompletedTask;
+                    };
                     await channel.TxSelectAsync(cancellationToken).ConfigureAwait(false);
                     foreach (var s in _staged)
                     {
-                        await channel.BasicPublishAsync(s.Exchange, s.RoutingKey, mandatory: false, s.Properties, s.Body, cancellationToken).ConfigureAwait(false);
+                        await channel.BasicPublishAsync(s.Exchange, s.RoutingKey, mandatory: true, s.Properties, s.Body, cancellationToken).ConfigureAwait(false);
                     }
 
                     await channel.TxCommitAsync(CancellationToken.None).ConfigureAwait(false); // once sent, its outcome is waited for
                 }
             }
 
-            var results = _staged.Select(s => new PublishResult(s.MessageId, routedQueues: 1)).ToList();
+            var results = new List<PublishResult>(_staged.Count);
+            lock (returned)
+            {
+                foreach (var s in _staged)
+                {
+                    var index = returned.FindIndex(r => r.Exchange == s.Exchange && r.RoutingKey == s.RoutingKey && r.MessageId == s.MessageId);
+                    if (index >= 0)
+                    {
+                        returned.RemoveAt(index); // returns come in publishing order: the first match is this one
+                    }
+
+                    results.Add(new PublishResult(s.MessageId, routedQueues: index >= 0 ? 0 : 1));
+                }
+            }
+
             _state = State.Committed;
             _staged.Clear();
             return results;

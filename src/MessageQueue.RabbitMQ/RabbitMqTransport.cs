@@ -51,7 +51,12 @@ internal sealed class RabbitMqTransport(Uri uri, RabbitMqOptions options) : IBro
         try
         {
             RabbitMqTopology.DeclareAsync(connection, items).GetAwaiter().GetResult();
-            return new RabbitMqBroker(connection, options, queues, builder.Serializer, builder.Time, builder.LoggerFactory, builder.ShutdownTimeout);
+            var broker = new RabbitMqBroker(connection, options, queues, builder.Serializer, builder.Time, builder.LoggerFactory, builder.ShutdownTimeout)
+            {
+                HttpApi = options.ManagementUrl is { } api ? new RabbitMqHttpApi(new Uri(api), uri, options.ConnectionTimeout) : null,
+            };
+            broker.Delays.StartIfDeclaredAsync().GetAwaiter().GetResult(); // forward what earlier runs delayed to exchanges
+            return broker;
         }
         catch
         {
@@ -66,7 +71,10 @@ internal sealed class RabbitMqTransport(Uri uri, RabbitMqOptions options) : IBro
         {
             Uri = uri,
             ClientProvidedName = options.ClientProvidedName,
-            RequestedConnectionTimeout = options.ConnectionTimeout,
+            RequestedConnectionTimeout = TimeSpan.FromMilliseconds(Math.Min(options.ConnectionTimeout.TotalMilliseconds, int.MaxValue)), // the client's timer takes no more
+            AutomaticRecoveryEnabled = true,
+            TopologyRecoveryEnabled = true,
+            NetworkRecoveryInterval = TimeSpan.FromSeconds(1),
         };
         try
         {

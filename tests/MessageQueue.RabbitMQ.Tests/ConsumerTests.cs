@@ -112,7 +112,7 @@ public sealed class ConsumerTests
         }
 
         var delayed = await Assert.ThrowsAsync<NotSupportedException>(async () => await deadLetter.NackAsync(requeue: true, delay: TimeSpan.FromSeconds(1)));
-        Assert.That(delayed!.Message, Does.Contain("cannot wait"));
+        Assert.That(delayed!.Message, Does.Contain("cannot delay"));
     }
 
     [Test]

@@ -5,57 +5,25 @@ namespace MessageQueue.RabbitMQ.Tests.Contract;
 public abstract partial class BrokerContract
 {
     [Test]
-    public async Task Nack_WithADelay()
-    {
-        var broker = Build(b => Queue(b, "q"));
-        await SendAsync(broker, "q", 1, 1);
-        await using var consumer = broker.Consume<Order>(N("q"));
-        var d = await ReceiveAsync(consumer);
-        if (OnRabbitMq)
-        {
-            var ex = await Assert.ThrowsAsync<NotSupportedException>(async () => await d.NackAsync(requeue: true, delay: TimeSpan.FromSeconds(1)));
-            Assert.That(ex!.Message, Does.Contain(N("q")));
-            await d.AckAsync(); // the refused nack settled nothing
-        }
-        else
-        {
-            await d.NackAsync(requeue: true, delay: TimeSpan.FromMilliseconds(20));
-            Assert.That((await ReceiveAsync(consumer)).DeliveryCount, Is.EqualTo(2));
-        }
-    }
-
-    [Test]
-    public async Task Publish_WithADelay()
-    {
-        var broker = Build(b => Queue(b, "q"));
-        var delayed = new PublishOptions { Delay = TimeSpan.FromMilliseconds(20) };
-        if (OnRabbitMq)
-        {
-            await Assert.ThrowsAsync<NotSupportedException>(async () => await broker.SendAsync(N("q"), new Order(1), delayed));
-            Assert.That(broker.Management.GetQueueInfo(N("q")).Ready, Is.Zero, "nothing was published");
-        }
-        else
-        {
-            await broker.SendAsync(N("q"), new Order(1), delayed);
-            Assert.That(await ReceiveIdsAsync(broker, "q", 1), Is.EqualTo(new[] { 1 }));
-        }
-    }
-
-    [Test]
     public async Task Peek()
     {
         var broker = Build(b => Queue(b, "q"));
-        await SendAsync(broker, "q", 1, 2);
-        if (OnRabbitMq)
+        await SendAsync(broker, "q", 1, 3);
+        var peeked = await broker.Management.PeekAsync(N("q"), 2);
+        Assert.That(peeked.Select(m => (((Order)m.Body).Id, m.RoutingKey, m.DeliveryCount)), Is.EqualTo(new[] { (1, N("q"), 0), (2, N("q"), 0) }));
+
+        await using var consumer = broker.Consume<Order>(N("q"));
+        var deliveries = new[] { await ReceiveAsync(consumer), await ReceiveAsync(consumer), await ReceiveAsync(consumer) };
+        using (Assert.EnterMultipleScope())
         {
-            await Assert.ThrowsAsync<NotSupportedException>(async () => await broker.Management.PeekAsync(N("q")));
-        }
-        else
-        {
-            Assert.That((await broker.Management.PeekAsync(N("q"))).Select(m => ((Order)m.Body).Id), Is.EqualTo(new[] { 1, 2 }));
+            Assert.That(deliveries.Select(d => d.Message.Id), Is.EqualTo(new[] { 1, 2, 3 }), "nothing was taken, the order kept");
+            Assert.That(deliveries.Select(d => d.Redelivered), Is.EqualTo(OnRabbitMq ? new[] { true, true, false } : new[] { false, false, false }), "RabbitMQ peeks by taking and returning: what it read is marked redelivered");
         }
 
-        Assert.That(await ReceiveIdsAsync(broker, "q", 2), Is.EqualTo(new[] { 1, 2 }), "nothing was taken");
+        foreach (var d in deliveries)
+        {
+            await d.AckAsync();
+        }
     }
 
     [Test]

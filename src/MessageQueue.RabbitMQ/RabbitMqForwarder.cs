@@ -1,0 +1,89 @@
+using Microsoft.Extensions.Logging;
+using RabbitMQ.Client;
+using RabbitMQ.Client.Events;
+
+namespace MessageQueue.RabbitMq;
+
+/// <summary>
+/// The last hop of a delayed publish to an exchange (<see cref="RabbitMqDelays"/>): consumes the forward queue and
+/// republishes each message to the exchange it was published to, with its own routing key and properties (the
+/// cascade's traces removed), waits for the confirm, and only then acks it; a crash in between forwards it again (at
+/// least once). Every broker of the transport consumes it once it knows the cascade exists, so a delayed publish is
+/// forwarded as long as one of them runs. A message whose exchange is gone, or that a full queue refuses, is dropped
+/// with a warning, as RabbitMQ drops a publish that reaches no queue.
+/// </summary>
+internal sealed partial class RabbitMqForwarder : IAsyncDisposable
+{
+    private readonly RabbitMqBroker _broker;
+    private readonly IChannel _channel;
+
+    private RabbitMqForwarder(RabbitMqBroker broker, IChannel channel)
+    {
+        _broker = broker;
+        _channel = channel;
+    }
+
+    internal static async Task<RabbitMqForwarder> StartAsync(RabbitMqBroker broker, CancellationToken cancellationToken)
+    {
+        var channel = await broker.Connection.CreateChannelAsync(cancellationToken: cancellationToken).ConfigureAwait(false);
+        try
+        {
+            var forwarder = new RabbitMqForwarder(broker, channel);
+            await channel.BasicQosAsync(0, 32, global: false, cancellationToken).ConfigureAwait(false);
+            var listener = new AsyncEventingBasicConsumer(channel);
+            listener.ReceivedAsync += forwarder.ForwardAsync;
+            await channel.BasicConsumeAsync(RabbitMqDelays.ForwardQueue, autoAck: false, listener, cancellationToken).ConfigureAwait(false);
+            return forwarder;
+        }
+        catch
+        {
+            await channel.DisposeAsync().ConfigureAwait(false);
+            throw;
+        }
+    }
+
+    private async Task ForwardAsync(object sender, BasicDeliverEventArgs e)
+    {
+        var (exchange, routingKey) = RabbitMqDelays.Origin(e.BasicProperties.Headers, e.Exchange, e.RoutingKey);
+        var properties = RabbitMqProperties.FromAmqp(e.BasicProperties); // without the cascade's traces
+        var body = e.Body.ToArray();
+        try
+        {
+            await _broker.Publisher.PublishAsync(exchange, routingKey, body, RabbitMqProperties.ToAmqp(properties), properties.MessageId, mandatory: false, CancellationToken.None).ConfigureAwait(false);
+        }
+        catch (Exception ex) when (ex is TopologyException or QueueFullException or ArgumentException || ex.GetType() == typeof(MessageQueueException))
+        {
+            LogDropped(_broker.Logger, properties.MessageId, exchange, routingKey, ex);
+        }
+        catch (Exception ex) when (ex is ObjectDisposedException or OperationCanceledException or global::RabbitMQ.Client.Exceptions.AlreadyClosedException)
+        {
+            return; // stopping: the server gives it to another broker, or to this one's next run
+        }
+
+        try
+        {
+            await _channel.BasicAckAsync(e.DeliveryTag, multiple: false).ConfigureAwait(false);
+        }
+        catch (global::RabbitMQ.Client.Exceptions.AlreadyClosedException)
+        {
+            // Closed meanwhile: the server forwards it again (at least once).
+        }
+    }
+
+    public async ValueTask DisposeAsync()
+    {
+        try
+        {
+            await _channel.CloseAsync().ConfigureAwait(false); // what was not acked returns to the forward queue
+        }
+        catch (Exception ex) when (ex is global::RabbitMQ.Client.Exceptions.AlreadyClosedException or OperationCanceledException or IOException)
+        {
+            // Closed by the server or the connection first.
+        }
+
+        await _channel.DisposeAsync().ConfigureAwait(false);
+    }
+
+    [LoggerMessage(EventId = 61, EventName = "DelayedPublishDropped", Level = LogLevel.Warning, Message = "A delayed message {MessageId} for exchange '{Exchange}' (routing key '{RoutingKey}') could not be delivered when due and was dropped")]
+    private static partial void LogDropped(ILogger logger, string messageId, string exchange, string routingKey, Exception exception);
+}

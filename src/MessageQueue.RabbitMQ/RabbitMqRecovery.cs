@@ -1,0 +1,111 @@
+using RabbitMQ.Client;
+
+namespace MessageQueue.RabbitMq;
+
+/// <summary>
+/// Whether the connection is up, as the client's automatic recovery sees it: down from the moment it drops (not closed
+/// by this process) until the client has reconnected and recovered its channels, consumers and the topology it
+/// declared. Publishes and management calls that meet a dropped connection wait here, up to
+/// <see cref="RabbitMqOptions.RecoveryTimeout"/>, then fail with a <see cref="MessageQueueException"/> that says so.
+/// </summary>
+internal sealed class RabbitMqRecovery
+{
+    private readonly IConnection _connection;
+    private readonly TimeSpan _timeout;
+    private readonly Lock _gate = new();
+    private TaskCompletionSource _up = NewUp();
+    private volatile bool _stopped;
+
+    internal RabbitMqRecovery(IConnection connection, TimeSpan timeout)
+    {
+        _connection = connection;
+        _timeout = timeout;
+        _up.TrySetResult();
+        connection.ConnectionShutdownAsync += (_, e) =>
+        {
+            if (e.Initiator != ShutdownInitiator.Application)
+            {
+                lock (_gate)
+                {
+                    if (_up.Task.IsCompleted && !_stopped)
+                    {
+                        _up = NewUp();
+                    }
+                }
+            }
+
+            return Task.CompletedTask;
+        };
+        connection.RecoverySucceededAsync += (_, _) =>
+        {
+            lock (_gate)
+            {
+                _up.TrySetResult();
+            }
+
+            return Task.CompletedTask;
+        };
+    }
+
+    /// <summary>When a wait for a connection that drops now must give up.</summary>
+    internal DateTime Deadline() => _timeout >= DateTime.MaxValue - DateTime.UtcNow ? DateTime.MaxValue : DateTime.UtcNow + _timeout;
+
+    /// <summary>Gets whether the connection is up and recovered.</summary>
+    internal bool IsUp => _connection.IsOpen && _up.Task.IsCompleted;
+
+    /// <summary>Whether <paramref name="ex"/> means the connection dropped (rather than the server refusing something).</summary>
+    internal bool IsConnectionLoss(Exception ex) =>
+        !IsUp && !_stopped && ex is global::RabbitMQ.Client.Exceptions.AlreadyClosedException or IOException or global::RabbitMQ.Client.Exceptions.OperationInterruptedException or ObjectDisposedException;
+
+    /// <summary>Waits until the connection is back, or fails saying what could not be done once
+    /// <paramref name="deadline"/> passes.</summary>
+    internal async Task WaitAsync(DateTime deadline, string what, Exception cause, CancellationToken cancellationToken)
+    {
+        while (true)
+        {
+            Task up;
+            lock (_gate)
+            {
+                up = _up.Task;
+            }
+
+            var left = deadline - DateTime.UtcNow;
+            if (_stopped || left <= TimeSpan.Zero)
+            {
+                throw Down(what, cause);
+            }
+
+            try
+            {
+                await up.WaitAsync(left < TimeSpan.FromDays(1) ? left : TimeSpan.FromDays(1), cancellationToken).ConfigureAwait(false); // a timer takes at most ~49 days
+            }
+            catch (TimeoutException)
+            {
+                continue; // the deadline decides
+            }
+
+            if (_connection.IsOpen)
+            {
+                return;
+            }
+
+            await Task.Delay(50, cancellationToken).ConfigureAwait(false); // the drop is not reported yet
+        }
+    }
+
+    /// <summary>Ends every wait: the broker is stopping.</summary>
+    internal void Stop()
+    {
+        lock (_gate)
+        {
+            _stopped = true;
+            _up.TrySetResult();
+        }
+    }
+
+    private MessageQueueException Down(string what, Exception cause) => _stopped
+        ? new MessageQueueException($"The broker stopped while {what} waited for the RabbitMQ connection.", cause)
+        : new MessageQueueException($"The connection to the RabbitMQ server is down and did not come back within {_timeout} (RabbitMqOptions.RecoveryTimeout): {what} failed. Nothing confirmed was lost; what failed may have reached the server.", cause);
+
+    private static TaskCompletionSource NewUp() => new(TaskCreationOptions.RunContinuationsAsynchronously);
+}
