@@ -1,7 +1,7 @@
 // The sample on RabbitMQ by configuration alone: Orders:RabbitMq set to the test node's URL (MQ_RABBITMQ_URL; .ci/run
 // starts a private node). The same topology, endpoint and handler; a transient failure is retried in the process with
-// the policy's back-off, an order out of stock is dead-lettered by RabbitMQ with the reason and the exception, and the
-// redrive endpoint brings it back after restocking. Without a server the test is skipped, saying how to start one.
+// the policy's back-off (through the transport's delay queues), an order out of stock is dead-lettered with the reason
+// and the exception, the dead-letter endpoint peeks at it, and the redrive endpoint brings it back after restocking. Without a server the test is skipped, saying how to start one.
 using System.Net;
 using System.Net.Http.Json;
 using System.Threading.Channels;
@@ -87,9 +87,9 @@ public sealed class RabbitMqTests
             await letter.NackAsync(requeue: true); // leave it for the redrive
         }
 
-        // Peeking is not offered on RabbitMQ yet: the endpoint says so rather than failing.
-        var peek = await http.GetAsync("/dead-letters", token);
-        Assert.That(peek.StatusCode, Is.EqualTo(HttpStatusCode.NotImplemented));
+        // Peeking on RabbitMQ takes and returns (the read message is marked redelivered): the endpoint shows it.
+        var peeked = await http.GetFromJsonAsync<DeadLetterView[]>("/dead-letters", token);
+        Assert.That(peeked!.Select(v => (v.MessageId, v.Reason)), Is.EqualTo(new[] { (refused.OrderId, (string?)DeathRecord.Rejected) }));
 
         // Restock and redrive: the order goes back to billing and is billed.
         stock.Set(desk, 2);

@@ -79,7 +79,7 @@ app.MapGet("/dead-letters", async (IBrokerManagement management, CancellationTok
     {
         return Results.Ok((await management.PeekAsync("billing.dead", 100, cancellationToken)).Select(DeadLetterView.Of));
     }
-    catch (NotSupportedException ex) // peeking is not offered on RabbitMQ yet (README, RabbitMQ)
+    catch (NotSupportedException ex) // RabbitMQ refuses to peek at a quorum queue with a delivery limit (README, RabbitMQ)
     {
         return Results.Problem(ex.Message, statusCode: StatusCodes.Status501NotImplemented);
     }
