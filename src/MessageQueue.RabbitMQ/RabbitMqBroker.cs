@@ -13,7 +13,7 @@ namespace MessageQueue.RabbitMq;
 /// Disposing stops the subscriptions (running handlers get the shutdown timeout), closes the consumers' channels (the
 /// server requeues what they had not settled) and then the connection.
 /// </summary>
-internal sealed class RabbitMqBroker : IMessageBroker
+internal sealed class RabbitMqBroker : IMessageBroker, Health.ITransportHealth
 {
     private readonly IConnection _connection;
     private readonly RabbitMqPublisher _publisher;
@@ -22,7 +22,7 @@ internal sealed class RabbitMqBroker : IMessageBroker
     private volatile bool _disposed;
     private Task? _disposing;
 
-    internal RabbitMqBroker(IConnection connection, RabbitMqOptions options, IEnumerable<QueueItem> queues, IMessageSerializer serializer, TimeProvider time, ILoggerFactory loggers, TimeSpan shutdownTimeout)
+    internal RabbitMqBroker(IConnection connection, RabbitMqOptions options, IEnumerable<QueueItem> queues, IMessageSerializer serializer, TimeProvider time, ILoggerFactory loggers, TimeSpan shutdownTimeout, System.Diagnostics.Metrics.IMeterFactory? meterFactory = null, string brokerName = "default")
     {
         _connection = connection;
         Options = options;
@@ -36,6 +36,7 @@ internal sealed class RabbitMqBroker : IMessageBroker
         }
 
         Recovery = new RabbitMqRecovery(connection, options.RecoveryTimeout);
+        Metrics = new Diagnostics.BrokerMetrics(meterFactory, topology: null, brokerName);
         _publisher = new RabbitMqPublisher(connection, serializer, Recovery);
         DeadLetters = new RabbitMqDeadLetters(_publisher, q => Queues.TryGetValue(q, out var o) ? o : null, time, Logger);
         _management = new RabbitMqManagement(this);
@@ -63,6 +64,22 @@ internal sealed class RabbitMqBroker : IMessageBroker
 
     internal RabbitMqDelays Delays { get; }
 
+    /// <summary>Gets the broker's instruments on the <c>MessageQueue</c> meter: sends and handler durations (the queue
+    /// counts are the server's: <see cref="RabbitMqOptions.ManagementUrl"/>).</summary>
+    internal Diagnostics.BrokerMetrics Metrics { get; }
+
+    /// <summary>Gets the server, without the password (for messages).</summary>
+    internal string Server { get; init; } = "the RabbitMQ server";
+
+    /// <inheritdoc/>
+    string? Health.ITransportHealth.Problem =>
+        _disposed ? "The message broker was stopped."
+        : !Recovery.IsUp ? $"The connection to the RabbitMQ server at {Server} is down; the client is reconnecting (publishes wait up to {Options.RecoveryTimeout})."
+        : null;
+
+    /// <inheritdoc/>
+    string Health.ITransportHealth.Description => $"Connected to the RabbitMQ server at {Server}.";
+
     /// <summary>Gets whether the connection is up (the client recovers it when it drops).</summary>
     internal RabbitMqRecovery Recovery { get; }
 
@@ -86,6 +103,14 @@ internal sealed class RabbitMqBroker : IMessageBroker
             return ValueTask.FromCanceled<PublishResult>(cancellationToken);
         }
 
+        Metrics.CountSent(exchange, "publish");
+        return Diagnostics.BrokerTracing.Source.HasListeners()
+            ? Diagnostics.BrokerTracing.Traced(exchange, routingKey, send: false, options, o => PublishCore(exchange, routingKey, message, o, cancellationToken))
+            : PublishCore(exchange, routingKey, message, options, cancellationToken);
+    }
+
+    private ValueTask<PublishResult> PublishCore(string exchange, string routingKey, object message, PublishOptions? options, CancellationToken cancellationToken)
+    {
         var properties = Properties(message, options, out var delay);
         if (delay > TimeSpan.Zero)
         {
@@ -121,7 +146,10 @@ internal sealed class RabbitMqBroker : IMessageBroker
             return ValueTask.FromCanceled<PublishResult>(cancellationToken);
         }
 
-        return SendAsync(queue, message, Properties(message, options, out var delay), delay, cancellationToken);
+        Metrics.CountSent(queue, "send");
+        return Diagnostics.BrokerTracing.Source.HasListeners()
+            ? Diagnostics.BrokerTracing.Traced("", queue, send: true, options, o => SendAsync(queue, message, Properties(message, o, out var delay), delay, cancellationToken))
+            : SendAsync(queue, message, Properties(message, options, out var delay), delay, cancellationToken);
     }
 
     private async ValueTask<PublishResult> SendAsync(string queue, object message, MessageProperties properties, TimeSpan delay, CancellationToken cancellationToken)
@@ -260,6 +288,7 @@ internal sealed class RabbitMqBroker : IMessageBroker
             await _publisher.DisposeAsync().ConfigureAwait(false);
             await _management.DisposeAsync().ConfigureAwait(false);
             HttpApi?.Dispose();
+            Metrics.Dispose();
         }
         finally
         {

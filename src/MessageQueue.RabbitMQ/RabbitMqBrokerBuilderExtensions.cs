@@ -38,4 +38,37 @@ public static class RabbitMqBrokerBuilderExtensions
         builder.Transport = new RabbitMqTransport(uri, options);
         return builder;
     }
+
+    /// <summary>Runs the broker on the RabbitMQ server whose AMQP URL is the connection string
+    /// <paramref name="connectionStringName"/> of <paramref name="configuration"/> (<c>ConnectionStrings:RabbitMq</c> by
+    /// default, for example from <c>appsettings.json</c> or the <c>ConnectionStrings__RabbitMq</c> environment
+    /// variable), as <see cref="UseRabbitMq(MessageBrokerBuilder, string, Action{RabbitMqOptions}?)"/> does with a URL.
+    /// Under DI: <c>services.AddMessageQueue((provider, mq) => mq.UseRabbitMq(provider.GetRequiredService&lt;IConfiguration&gt;()))</c>.</summary>
+    /// <param name="builder">The builder.</param>
+    /// <param name="configuration">The application's configuration.</param>
+    /// <param name="connectionStringName">The connection string's name.</param>
+    /// <param name="configure">Sets the transport's options.</param>
+    /// <returns>The builder.</returns>
+    /// <exception cref="ArgumentException">The configuration has no such connection string, or it is not an AMQP URL
+    /// (the message names the setting).</exception>
+    public static MessageBrokerBuilder UseRabbitMq(this MessageBrokerBuilder builder, Microsoft.Extensions.Configuration.IConfiguration configuration, string connectionStringName = "RabbitMq", Action<RabbitMqOptions>? configure = null)
+    {
+        ArgumentNullException.ThrowIfNull(builder);
+        ArgumentNullException.ThrowIfNull(configuration);
+        ArgumentException.ThrowIfNullOrWhiteSpace(connectionStringName);
+        var url = configuration.GetSection("ConnectionStrings")[connectionStringName];
+        if (string.IsNullOrWhiteSpace(url))
+        {
+            throw new ArgumentException($"The configuration has no connection string 'ConnectionStrings:{connectionStringName}' for RabbitMQ (an AMQP URL such as amqp://user:pass@host:5672/vhost).", nameof(configuration));
+        }
+
+        try
+        {
+            return builder.UseRabbitMq(url, configure);
+        }
+        catch (ArgumentException ex) when (ex.ParamName == "url")
+        {
+            throw new ArgumentException($"The connection string 'ConnectionStrings:{connectionStringName}' is not an amqp:// or amqps:// URL.", nameof(configuration), ex);
+        }
+    }
 }

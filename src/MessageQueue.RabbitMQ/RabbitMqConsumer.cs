@@ -293,7 +293,15 @@ internal sealed partial class RabbitMqConsumer<T> : IConsumer<T>, IDeliverySourc
     public IAsyncEnumerable<Delivery<T>> ReadAllAsync(CancellationToken cancellationToken = default) =>
         ConsumerReads.ReadAllAsync(this, () => Volatile.Read(ref _disposed) != 0, cancellationToken);
 
-    private Delivery<T> Wrap(RabbitMqMessage message) => new(message, this, tag: 0, message.DeliveryCount);
+    private Delivery<T> Wrap(RabbitMqMessage message)
+    {
+        if (Diagnostics.BrokerTracing.Source.HasListeners())
+        {
+            Diagnostics.BrokerTracing.StartConsume(Queue, message.Properties, message.RoutingKey, message.DeliveryCount, process: false)?.Dispose(); // a receive span
+        }
+
+        return new(message, this, tag: 0, message.DeliveryCount);
+    }
 
     public async ValueTask DisposeAsync()
     {

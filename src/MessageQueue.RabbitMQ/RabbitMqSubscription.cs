@@ -116,15 +116,18 @@ internal sealed partial class RabbitMqSubscription<T> : ISubscription, IStopsGra
         var message = (RabbitMqMessage)delivery.SourceHandle;
         while (true)
         {
-            Exception failure;
+            Exception? failure = null;
+            var activity = Diagnostics.BrokerTracing.Source.HasListeners()
+                ? Diagnostics.BrokerTracing.StartConsume(Queue, delivery.Properties, delivery.RoutingKey, delivery.DeliveryCount, process: true)
+                : null;
+            var started = _broker.Metrics.ProcessStart();
             try
             {
                 await _handler(delivery, _abort.Token).ConfigureAwait(false);
-                await source.AckAsync(message, 0).ConfigureAwait(false); // skipped when the handler settled it
-                return;
             }
             catch (OperationCanceledException) when (_abort.IsCancellationRequested)
             {
+                activity?.Dispose();
                 return; // shutdown gave up waiting: the message returns to the queue when the channel closes
             }
 #pragma warning disable CA1031 // A handler's failure must become a retry or a dead letter, whatever it is.
@@ -132,6 +135,23 @@ internal sealed partial class RabbitMqSubscription<T> : ISubscription, IStopsGra
 #pragma warning restore CA1031
             {
                 failure = ex;
+            }
+
+            _broker.Metrics.RecordProcess(Queue, started, failure);
+            if (activity is not null)
+            {
+                if (failure is not null)
+                {
+                    Diagnostics.BrokerTracing.Fail(activity, failure);
+                }
+
+                activity.Dispose();
+            }
+
+            if (failure is null)
+            {
+                await source.AckAsync(message, 0).ConfigureAwait(false); // skipped when the handler settled it
+                return;
             }
 
             if (message.IsSettled)

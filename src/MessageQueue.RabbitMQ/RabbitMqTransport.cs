@@ -51,8 +51,9 @@ internal sealed class RabbitMqTransport(Uri uri, RabbitMqOptions options) : IBro
         try
         {
             RabbitMqTopology.DeclareAsync(connection, items).GetAwaiter().GetResult();
-            var broker = new RabbitMqBroker(connection, options, queues, builder.Serializer, builder.Time, builder.LoggerFactory, builder.ShutdownTimeout)
+            var broker = new RabbitMqBroker(connection, options, queues, builder.Serializer, builder.Time, builder.LoggerFactory, builder.ShutdownTimeout, builder.MeterFactory, builder.BrokerName)
             {
+                Server = Describe(uri),
                 HttpApi = options.ManagementUrl is { } api ? new RabbitMqHttpApi(new Uri(api), uri, options.ConnectionTimeout) : null,
             };
             broker.Delays.StartIfDeclaredAsync().GetAwaiter().GetResult(); // forward what earlier runs delayed to exchanges

@@ -111,66 +111,9 @@ internal sealed partial class MessageBroker : IMessageBroker
             : queue is not null ? Send(queue, message, options, cancellationToken) : Publish(exchange!, routingKey, message, options, cancellationToken);
 
     /// <summary>A publish (to <paramref name="exchange"/>) or send (to <paramref name="queue"/>) while someone listens
-    /// to traces. Fails as the untraced call does (bad options and a mandatory message that reaches no queue throw from
-    /// the call itself). The producer span is open until the publish completes, but it is never left as the caller's
-    /// current activity; its context (or, when the sampler dropped it, the caller's) travels in the message's headers.</summary>
-    private ValueTask<PublishResult> Traced(Queues.BrokerQueue? queue, Routing.Exchange? exchange, string exchangeName, string routingKey, object message, PublishOptions? options, CancellationToken cancellationToken)
-    {
-        var caller = System.Diagnostics.Activity.Current;
-        var activity = Diagnostics.BrokerTracing.StartPublish(exchangeName, routingKey, send: queue is not null);
-        if ((activity ?? caller) is { } context)
-        {
-            options = Diagnostics.BrokerTracing.WithContext(options, context);
-        }
-
-        ValueTask<PublishResult> pending;
-        try
-        {
-            pending = PublishOrSend(queue, exchange, exchangeName, routingKey, message, options, cancellationToken);
-        }
-        catch (Exception ex) when (activity is not null)
-        {
-            Diagnostics.BrokerTracing.Fail(activity, ex);
-            activity.Dispose();
-            System.Diagnostics.Activity.Current = caller;
-            throw;
-        }
-
-        if (activity is null)
-        {
-            return pending;
-        }
-
-        System.Diagnostics.Activity.Current = caller;
-        if (pending.IsCompletedSuccessfully)
-        {
-            var result = pending.Result;
-            Diagnostics.BrokerTracing.Published(activity, result);
-            activity.Dispose(); // the caller's activity stays current (it is the span's parent)
-            return new ValueTask<PublishResult>(result);
-        }
-
-        return EndAsync(activity, pending);
-
-        static async ValueTask<PublishResult> EndAsync(System.Diagnostics.Activity activity, ValueTask<PublishResult> pending)
-        {
-            try
-            {
-                var result = await pending.ConfigureAwait(false);
-                Diagnostics.BrokerTracing.Published(activity, result);
-                return result;
-            }
-            catch (Exception ex)
-            {
-                Diagnostics.BrokerTracing.Fail(activity, ex);
-                throw;
-            }
-            finally
-            {
-                activity.Dispose();
-            }
-        }
-    }
+    /// to traces (<see cref="Diagnostics.BrokerTracing.Traced"/>).</summary>
+    private ValueTask<PublishResult> Traced(Queues.BrokerQueue? queue, Routing.Exchange? exchange, string exchangeName, string routingKey, object message, PublishOptions? options, CancellationToken cancellationToken) =>
+        Diagnostics.BrokerTracing.Traced(exchangeName, routingKey, send: queue is not null, options, o => PublishOrSend(queue, exchange, exchangeName, routingKey, message, o, cancellationToken));
 
     /// <summary>Tells the harness's observer of a publish once it succeeded.</summary>
     private static async ValueTask<PublishResult> Observed(ValueTask<PublishResult> publish, IBrokerObserver observer, string exchange, string routingKey, object message)

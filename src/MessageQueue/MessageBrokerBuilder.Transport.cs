@@ -26,6 +26,8 @@ public sealed partial class MessageBrokerBuilder
 
     internal TimeSpan ShutdownTimeout => _shutdownTimeout;
 
+    internal System.Diagnostics.Metrics.IMeterFactory? MeterFactory => _meterFactory;
+
     /// <summary>Validates the topology, with the transport's refusals, and lets the transport build the broker.</summary>
     private IMessageBroker BuildWithTransport(IBrokerTransport transport)
     {

@@ -154,4 +154,31 @@ public sealed class RecoveryTests : BackendFixture
         var got = new[] { await ReceiveAsync(consumer), await ReceiveAsync(consumer) };
         Assert.That(got.Select(d => d.Message.Id), Is.EqualTo(new[] { 2, 3 }), "order 1 failed, so it was never sent");
     }
+
+    [Test]
+    public async Task TheHealthCheck_IsUnhealthyWhileTheConnectionIsDown_AndHealthyWhenItIsBack()
+    {
+        var dir = RequireNode();
+        var health = (MessageQueue.Health.ITransportHealth)Build(b => b.AddQueue(N("q")));
+        Assert.That(health.Problem, Is.Null);
+        await CtlAsync(dir, "stop_app");
+        string? down;
+        try
+        {
+            while ((down = health.Problem) is null)
+            {
+                await Task.Yield(); // until the client sees the connection close; the test's deadline bounds this
+            }
+        }
+        finally
+        {
+            await CtlAsync(dir, "start_app");
+        }
+
+        Assert.That(down, Does.Contain("is down").And.Contain("127.0.0.1:5682"));
+        while (health.Problem is not null)
+        {
+            await Task.Yield(); // the client reconnects by itself (every second)
+        }
+    }
 }

@@ -30,17 +30,18 @@ internal sealed class BrokerMetrics : IDisposable
 
     internal const string BrokerTag = "messagequeue.broker";
 
-    private Topology? _topology; // dropped at dispose: a factory's meter outlives the broker and must not keep its queues
+    private Topology? _topology; // dropped at dispose (a factory's meter outlives the broker and must not keep its queues); null for a transport's broker
     private readonly bool _ownsMeter;
     private readonly KeyValuePair<string, object?> _broker;
     private readonly KeyValuePair<string, object?> _system = new(SystemTag, MessageQueueTelemetry.MessagingSystem);
 
     /// <param name="factory">The application's meter factory, or null for a meter of the broker's own.</param>
-    /// <param name="topology">The broker's topology, whose queues and exchanges the observable instruments read.</param>
+    /// <param name="topology">The broker's topology, whose queues and exchanges the observable instruments read (null
+    /// for a transport's broker: its server keeps those counts).</param>
     /// <param name="brokerName">The broker's name (its <c>AddMessageQueue</c> name; <c>default</c> otherwise): every
     /// measurement carries it as <c>messagequeue.broker</c>, so two brokers of one process (sharing a factory's meter,
     /// or merged by an exporter) report distinct series.</param>
-    internal BrokerMetrics(IMeterFactory? factory, Topology topology, string brokerName)
+    internal BrokerMetrics(IMeterFactory? factory, Topology? topology, string brokerName)
     {
         _topology = topology;
         _broker = new KeyValuePair<string, object?>(BrokerTag, brokerName);

@@ -84,6 +84,68 @@ internal static class BrokerTracing
             };
     }
 
+    /// <summary>A publish or send while someone listens to traces: <paramref name="publish"/> runs with the options
+    /// that carry the context. Fails as the untraced call does (what throws from the call itself still does). The
+    /// producer span is open until the publish completes, but it is never left as the caller's current activity; its
+    /// context (or, when the sampler dropped it, the caller's) travels in the message's headers.</summary>
+    internal static ValueTask<PublishResult> Traced(string exchange, string routingKey, bool send, PublishOptions? options, Func<PublishOptions?, ValueTask<PublishResult>> publish)
+    {
+        var caller = Activity.Current;
+        var activity = StartPublish(exchange, routingKey, send);
+        if ((activity ?? caller) is { } context)
+        {
+            options = WithContext(options, context);
+        }
+
+        ValueTask<PublishResult> pending;
+        try
+        {
+            pending = publish(options);
+        }
+        catch (Exception ex) when (activity is not null)
+        {
+            Fail(activity, ex);
+            activity.Dispose();
+            Activity.Current = caller;
+            throw;
+        }
+
+        if (activity is null)
+        {
+            return pending;
+        }
+
+        Activity.Current = caller;
+        if (pending.IsCompletedSuccessfully)
+        {
+            var result = pending.Result;
+            Published(activity, result);
+            activity.Dispose(); // the caller's activity stays current (it is the span's parent)
+            return new ValueTask<PublishResult>(result);
+        }
+
+        return EndAsync(activity, pending);
+
+        static async ValueTask<PublishResult> EndAsync(Activity activity, ValueTask<PublishResult> pending)
+        {
+            try
+            {
+                var result = await pending.ConfigureAwait(false);
+                Published(activity, result);
+                return result;
+            }
+            catch (Exception ex)
+            {
+                Fail(activity, ex);
+                throw;
+            }
+            finally
+            {
+                activity.Dispose();
+            }
+        }
+    }
+
     /// <summary>Records an accepted publish on its producer span: the message id and how many queues took it.</summary>
     internal static void Published(Activity activity, PublishResult result)
     {
@@ -96,14 +158,17 @@ internal static class BrokerTracing
 
     /// <summary>Starts the consumer span of a delivery code takes, child of the context its message carries (null when
     /// nobody listens or the span is not sampled).</summary>
-    internal static Activity? StartConsume(string queue, QueueEntry entry, int deliveryCount, bool process)
+    internal static Activity? StartConsume(string queue, QueueEntry entry, int deliveryCount, bool process) =>
+        Source.HasListeners() ? StartConsume(queue, entry.GetProperties(), entry.RoutingKey, deliveryCount, process) : null;
+
+    /// <summary>Starts the consumer span of a delivery of a message with <paramref name="properties"/> (a transport's).</summary>
+    internal static Activity? StartConsume(string queue, MessageProperties properties, string routingKey, int deliveryCount, bool process)
     {
         if (!Source.HasListeners())
         {
             return null;
         }
 
-        var properties = entry.GetProperties();
         ActivityContext parent = default;
         if (properties.Headers.TryGetValue(TraceParent, out var traceParent) && traceParent is string id)
         {
@@ -119,7 +184,7 @@ internal static class BrokerTracing
             activity.SetTag("messaging.operation.type", process ? "process" : "receive");
             activity.SetTag(BrokerMetrics.OperationTag, process ? "process" : "receive");
             activity.SetTag("messaging.message.id", properties.MessageId);
-            activity.SetTag("messaging.rabbitmq.destination.routing_key", entry.RoutingKey);
+            activity.SetTag("messaging.rabbitmq.destination.routing_key", routingKey);
             activity.SetTag("messagequeue.delivery_count", deliveryCount);
             if (properties.CorrelationId is { } correlation)
             {

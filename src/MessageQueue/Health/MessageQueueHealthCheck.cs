@@ -3,7 +3,8 @@ using Microsoft.Extensions.Diagnostics.HealthChecks;
 namespace MessageQueue.Health;
 
 /// <summary>
-/// The broker's health: <c>Unhealthy</c> when it was stopped or its message store fails (the last write failed);
+/// The broker's health: <c>Unhealthy</c> when it was stopped, its message store fails (the last write failed), or a
+/// transport's connection is down (<see cref="ITransportHealth"/>: RabbitMQ's);
 /// <c>Degraded</c> when a queue passes <see cref="MessageQueueHealthCheckOptions.QueueFullShare"/> of its length limit
 /// or its head message is older than <see cref="MessageQueueHealthCheckOptions.MaxHeadMessageAge"/>; else
 /// <c>Healthy</c>. The data lists each queue's ready, unacked and consumer counts.
@@ -12,7 +13,15 @@ internal sealed class MessageQueueHealthCheck(Func<IMessageBroker> broker, Messa
 {
     public Task<HealthCheckResult> CheckHealthAsync(HealthCheckContext context, CancellationToken cancellationToken = default)
     {
-        var engine = broker() as MessageBroker;
+        var current = broker();
+        if (current is ITransportHealth transport)
+        {
+            return Task.FromResult(transport.Problem is { } problem
+                ? new HealthCheckResult(context.Registration.FailureStatus, problem)
+                : HealthCheckResult.Healthy(transport.Description));
+        }
+
+        var engine = current as MessageBroker;
         if (engine is null)
         {
             return Task.FromResult(HealthCheckResult.Healthy("A broker other than the in-process one is not checked here."));
