@@ -30,6 +30,11 @@ public static class RabbitMqBrokerBuilderExtensions
         configure?.Invoke(options);
         ArgumentOutOfRangeException.ThrowIfLessThanOrEqual(options.ConnectionTimeout, TimeSpan.Zero, "options.ConnectionTimeout");
         ArgumentOutOfRangeException.ThrowIfLessThan(options.RecoveryTimeout, TimeSpan.Zero, "options.RecoveryTimeout");
+        foreach (var node in options.ClusterNodes)
+        {
+            _ = RabbitMqTransport.Endpoint(node, uri); // a bad node is refused here, naming it
+        }
+
         if (options.ManagementUrl is { } management && (!Uri.TryCreate(management, UriKind.Absolute, out var api) || (api.Scheme != Uri.UriSchemeHttp && api.Scheme != Uri.UriSchemeHttps)))
         {
             throw new ArgumentException("RabbitMqOptions.ManagementUrl is not an http:// or https:// URL (for example http://localhost:15672/).", nameof(configure));

@@ -41,6 +41,12 @@ public sealed class RabbitMqOptions
     /// <see cref="MessageQueueException"/>; the default is 30 seconds. Any length works.</summary>
     public TimeSpan RecoveryTimeout { get; set; } = TimeSpan.FromSeconds(30);
 
+    /// <summary>Gets the other nodes of the server's cluster, as <c>host</c> or <c>host:port</c> (the URL's user,
+    /// password and virtual host apply to them): the client connects to the first that answers, the URL's node
+    /// included, and when its node fails it reconnects to another. Declare queues that must survive a node as quorum
+    /// queues (<see cref="QueueType"/>): they are replicated; a classic queue lives on one node.</summary>
+    public IList<string> ClusterNodes { get; } = [];
+
     /// <summary>Declares <paramref name="queue"/> as a queue of <paramref name="type"/> (for example a quorum queue,
     /// whose <see cref="QueueOptions.MaxDeliveryCount"/> becomes <c>x-delivery-limit</c>).</summary>
     /// <param name="queue">The queue name.</param>

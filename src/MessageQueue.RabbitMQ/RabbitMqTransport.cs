@@ -16,6 +16,19 @@ internal sealed class RabbitMqTransport(Uri uri, RabbitMqOptions options) : IBro
     internal static Backend BackendFor(RabbitMqOptions options) =>
         MessageQueue.Backend.Transport("RabbitMQ transport", (queue, o) => RabbitMqTopology.Refusals(new QueueItem(queue, o, options.TypeOf(queue))));
 
+    /// <summary>A cluster node given as <c>host</c> or <c>host:port</c> (the URL's port by default, TLS as the URL).</summary>
+    /// <exception cref="ArgumentException">It is not a host, or a host and a port.</exception>
+    internal static AmqpTcpEndpoint Endpoint(string node, Uri uri)
+    {
+        var port = uri.IsDefaultPort ? (uri.Scheme == "amqps" ? 5671 : 5672) : uri.Port;
+        if (string.IsNullOrWhiteSpace(node) || !Uri.TryCreate($"{uri.Scheme}://{node}", UriKind.Absolute, out var parsed) || parsed.AbsolutePath != "/" || parsed.UserInfo.Length > 0)
+        {
+            throw new ArgumentException($"RabbitMqOptions.ClusterNodes has '{node}', which is not a host or host:port (for example rabbit2 or rabbit2:5672).", nameof(node));
+        }
+
+        return new AmqpTcpEndpoint(parsed.Host, parsed.IsDefaultPort ? port : parsed.Port, uri.Scheme == "amqps" ? new SslOption(parsed.Host, enabled: true) : new SslOption());
+    }
+
     /// <summary>The server, without the user's password: for messages.</summary>
     internal static string Describe(Uri uri) => $"{uri.Scheme}://{uri.Host}:{(uri.IsDefaultPort ? 5672 : uri.Port)}{uri.AbsolutePath}";
 
@@ -79,7 +92,11 @@ internal sealed class RabbitMqTransport(Uri uri, RabbitMqOptions options) : IBro
         };
         try
         {
-            return factory.CreateConnectionAsync().GetAwaiter().GetResult();
+            // The URL's node first, then the cluster's others: the client takes the first that answers, and its
+            // recovery goes through the same list when a node fails.
+            var endpoints = new List<AmqpTcpEndpoint> { factory.Endpoint };
+            endpoints.AddRange(options.ClusterNodes.Select(n => Endpoint(n, uri)));
+            return factory.CreateConnectionAsync(endpoints).GetAwaiter().GetResult();
         }
         catch (global::RabbitMQ.Client.Exceptions.BrokerUnreachableException ex)
         {
