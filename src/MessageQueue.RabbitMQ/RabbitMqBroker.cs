@@ -220,7 +220,7 @@ internal sealed class RabbitMqBroker : IMessageBroker, Health.ITransportHealth
         var options = new ConsumerOptions();
         configure?.Invoke(options);
         ArgumentOutOfRangeException.ThrowIfLessThan(options.Prefetch, 1, "options.Prefetch");
-        var consumer = RabbitMqConsumer<T>.StartAsync(_connection, queue, options, Serializer, DeadLetters, Delays).GetAwaiter().GetResult();
+        var consumer = Recovery.RunAsync(() => RabbitMqConsumer<T>.StartAsync(_connection, queue, options, Serializer, DeadLetters, Delays), $"consuming queue '{queue}'", CancellationToken.None).GetAwaiter().GetResult();
         Attach(consumer);
         consumer.Disposed = () => _consumers.TryRemove(consumer, out _);
         return consumer;

@@ -69,7 +69,9 @@ internal sealed partial class RabbitMqConsumer<T>
             await _delays!.PublishAsync(toQueue: true, Queue, message.Exchange, message.RoutingKey, message.Raw, message.Properties, message.DeliveryCount, delay, CancellationToken.None).ConfigureAwait(false);
             delayed = true;
         }
-        catch (Exception ex) when (ex is MessageQueueException or IOException or global::RabbitMQ.Client.Exceptions.RabbitMQClientException or ObjectDisposedException)
+#pragma warning disable CA1031 // Whatever stops the delayed copy (the server, the connection, a header it cannot carry), the message must not be lost.
+        catch (Exception ex) when (ex is not OutOfMemoryException)
+#pragma warning restore CA1031
         {
             delayed = false; // redelivered at once rather than lost
         }

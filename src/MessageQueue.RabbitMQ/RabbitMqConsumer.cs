@@ -141,7 +141,16 @@ internal sealed partial class RabbitMqConsumer<T> : IConsumer<T>, IDeliverySourc
     private async Task ReopenAsync(IChannel closed)
     {
         await Task.Yield(); // not on the client's dispatcher
-        await closed.DisposeAsync().ConfigureAwait(false);
+        try
+        {
+            await closed.DisposeAsync().ConfigureAwait(false);
+        }
+#pragma warning disable CA1031 // The old channel is gone either way.
+        catch (Exception)
+#pragma warning restore CA1031
+        {
+        }
+
         var wait = TimeSpan.FromMilliseconds(100);
         while (Volatile.Read(ref _disposed) == 0)
         {

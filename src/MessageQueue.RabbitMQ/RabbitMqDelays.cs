@@ -30,6 +30,7 @@ internal sealed class RabbitMqDelays(RabbitMqBroker broker) : IAsyncDisposable
     internal const string ExchangeHeader = "x-mq-delay-exchange";
     internal const string RoutingKeyHeader = "x-mq-delay-routing-key";
     internal const string DeliveryCountHeader = "x-mq-delivery-count";
+    private const string CarbonCopyHeader = "CC";
     private const string LevelPrefix = "mq.delay.l";
     private const int KeyPrefixLength = (2 * Levels) + 2; // the bits with their dots, then "q." or "x."
     private const int MaxKey = 255;
@@ -39,6 +40,7 @@ internal sealed class RabbitMqDelays(RabbitMqBroker broker) : IAsyncDisposable
 
     private readonly SemaphoreSlim _declaring = new(1, 1);
     private readonly ConcurrentDictionary<string, byte> _bound = new(StringComparer.Ordinal);
+    private readonly ConcurrentDictionary<string, byte> _exchanges = new(StringComparer.Ordinal);
     private volatile bool _declared;
     private RabbitMqForwarder? _forwarder;
 
@@ -129,6 +131,12 @@ internal sealed class RabbitMqDelays(RabbitMqBroker broker) : IAsyncDisposable
         var headers = amqp.Headers is { } h ? new Dictionary<string, object?>(h, StringComparer.Ordinal) : new Dictionary<string, object?>(StringComparer.Ordinal);
         headers[ExchangeHeader] = exchange;
         headers[RoutingKeyHeader] = routingKey;
+        if (!headers.ContainsKey(CarbonCopyHeader))
+        {
+            // The cascade's routing key stays on the message; with its own key as a CC key too, RabbitMQ dead-letters it
+            // by that key as well when its queue dead-letters it (a CC key this short matches no binding of the cascade).
+            headers[CarbonCopyHeader] = new List<object?> { routingKey };
+        }
         if (deliveredBefore > 0)
         {
             headers[DeliveryCountHeader] = (long)deliveredBefore;
@@ -139,6 +147,16 @@ internal sealed class RabbitMqDelays(RabbitMqBroker broker) : IAsyncDisposable
         if (toQueue)
         {
             await EnsureBoundAsync(destination, cancellationToken).ConfigureAwait(false);
+        }
+        else if (!_exchanges.ContainsKey(destination))
+        {
+            // Checked now, as an undelayed publish is: when due, the forwarder could only drop it.
+            if (!await broker.ManagementImpl.ExistsAsync(destination, exchange: true, cancellationToken).ConfigureAwait(false))
+            {
+                throw new TopologyException($"Exchange '{destination}' does not exist on the RabbitMQ server; declare it first. Nothing was delayed.");
+            }
+
+            _exchanges[destination] = 0;
         }
 
         var (levelExchange, key) = Route(seconds, toQueue, destination);
@@ -237,6 +255,9 @@ internal sealed class RabbitMqDelays(RabbitMqBroker broker) : IAsyncDisposable
     /// <summary>Forgets that <paramref name="queue"/> is bound (it was deleted: a new queue of that name needs binding).</summary>
     internal void Forget(string queue) => _bound.TryRemove(queue, out _);
 
+    /// <summary>Forgets that <paramref name="exchange"/> exists (it was deleted).</summary>
+    internal void ForgetExchange(string exchange) => _exchanges.TryRemove(exchange, out _);
+
     /// <summary>The deliveries a delayed message had before (0 when it was not redelivered through the cascade).</summary>
     internal static int DeliveredBefore(IDictionary<string, object?>? headers) =>
         headers is not null && headers.TryGetValue(DeliveryCountHeader, out var value) && value is long or int
@@ -244,12 +265,103 @@ internal sealed class RabbitMqDelays(RabbitMqBroker broker) : IAsyncDisposable
             ? (int)n
             : 0;
 
-    /// <summary>The exchange and routing key a message was published with before it went through the cascade, or
-    /// those it arrived with.</summary>
-    internal static (string Exchange, string RoutingKey) Origin(IDictionary<string, object?>? headers, string exchange, string routingKey) =>
-        headers is not null && headers.TryGetValue(RoutingKeyHeader, out var key) && RabbitMqProperties.Text(key) is { } original
+    /// <summary>The exchange and routing key to show for a delivery: those the message was published with, when it
+    /// arrived from the cascade (or was dead-lettered by RabbitMQ with the cascade's routing key); else those it
+    /// arrived with.</summary>
+    internal static (string Exchange, string RoutingKey) Origin(IDictionary<string, object?>? headers, string exchange, string routingKey)
+    {
+        if (headers is null || !headers.TryGetValue(RoutingKeyHeader, out var key) || RabbitMqProperties.Text(key) is not { } original)
+        {
+            return (exchange, routingKey);
+        }
+
+        return exchange == DeliveryExchange
             ? (RabbitMqProperties.Text(headers.TryGetValue(ExchangeHeader, out var x) ? x : null) ?? "", original)
-            : (exchange, routingKey);
+            : (exchange, IsCascadeKey(routingKey) ? original : routingKey);
+    }
+
+    /// <summary>Whether <paramref name="key"/> is a routing key of the cascade (28 bits, then <c>q.</c> or <c>x.</c>).</summary>
+    internal static bool IsCascadeKey(string? key)
+    {
+        if (key is null || key.Length < KeyPrefixLength)
+        {
+            return false;
+        }
+
+        for (var i = 0; i < Levels; i++)
+        {
+            if (key[2 * i] is not ('0' or '1') || key[(2 * i) + 1] != '.')
+            {
+                return false;
+            }
+        }
+
+        return key[2 * Levels] is 'q' or 'x' && key[(2 * Levels) + 1] == '.';
+    }
+
+    /// <summary>
+    /// The headers of a message that went through the cascade, without its traces: the levels' <c>x-death</c> entries,
+    /// the cascade's exchange and routing keys in the deaths that came after (RabbitMQ records those it delivered the
+    /// message with), the first death when it was a level's (then the oldest remaining death is the first), and the
+    /// <c>CC</c> header that carried the message's own routing key (so that RabbitMQ dead-letters it by that key too).
+    /// </summary>
+    internal static Dictionary<string, object?> WithoutTraces(IDictionary<string, object?> wire)
+    {
+        var original = RabbitMqProperties.Text(wire[RoutingKeyHeader]) ?? "";
+        var originalExchange = RabbitMqProperties.Text(wire.TryGetValue(ExchangeHeader, out var x) ? x : null) ?? "";
+        var headers = new Dictionary<string, object?>(wire, StringComparer.Ordinal);
+        if (headers.TryGetValue(CarbonCopyHeader, out var cc) && cc is IList { Count: 1 } list && RabbitMqProperties.Text(list[0]) == original)
+        {
+            headers.Remove(CarbonCopyHeader);
+        }
+
+        var deaths = new List<object?>();
+        if (headers.TryGetValue("x-death", out var all) && all is IList entries)
+        {
+            foreach (var entry in entries)
+            {
+                if (IsLevelDeath(entry) || entry is not IDictionary<string, object?> table)
+                {
+                    continue;
+                }
+
+                var death = new Dictionary<string, object?>(table, StringComparer.Ordinal);
+                if (RabbitMqProperties.Text(death.TryGetValue("exchange", out var e) ? e : null) == DeliveryExchange)
+                {
+                    death["exchange"] = originalExchange;
+                }
+
+                if (death.TryGetValue("routing-keys", out var k) && k is IList keys)
+                {
+                    var own = keys.Cast<object?>().Where(r => !IsCascadeKey(RabbitMqProperties.Text(r))).ToList();
+                    death["routing-keys"] = own.Count > 0 ? own : [original];
+                }
+
+                deaths.Add(death);
+            }
+
+            headers["x-death"] = deaths;
+        }
+
+        if (IsLevel(RabbitMqProperties.Text(headers.TryGetValue("x-first-death-queue", out var fq) ? fq : null)))
+        {
+            headers.Remove("x-first-death-queue");
+            headers.Remove("x-first-death-reason");
+            headers.Remove("x-first-death-exchange");
+            if (deaths.Count > 0 && deaths[^1] is IDictionary<string, object?> first)
+            {
+                headers["x-first-death-queue"] = first.TryGetValue("queue", out var q) ? q : null;
+                headers["x-first-death-reason"] = first.TryGetValue("reason", out var r) ? r : null;
+                headers["x-first-death-exchange"] = first.TryGetValue("exchange", out var fe) ? fe : null;
+            }
+        }
+        else if (RabbitMqProperties.Text(headers.TryGetValue("x-first-death-exchange", out var fx) ? fx : null) == DeliveryExchange)
+        {
+            headers["x-first-death-exchange"] = originalExchange;
+        }
+
+        return headers;
+    }
 
     /// <summary>Whether <paramref name="name"/> is a header of the cascade's (not shown to the application).</summary>
     internal static bool IsOwnHeader(string name) => name is ExchangeHeader or RoutingKeyHeader or DeliveryCountHeader;
@@ -268,5 +380,4 @@ internal sealed class RabbitMqDelays(RabbitMqBroker broker) : IAsyncDisposable
         _declaring.Dispose();
     }
 
-    internal static IList WithoutLevels(IList deaths) => deaths.Cast<object?>().Where(d => !IsLevelDeath(d)).ToList();
 }

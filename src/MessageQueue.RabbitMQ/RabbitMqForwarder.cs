@@ -15,25 +15,43 @@ namespace MessageQueue.RabbitMq;
 internal sealed partial class RabbitMqForwarder : IAsyncDisposable
 {
     private readonly RabbitMqBroker _broker;
-    private readonly IChannel _channel;
+    private IChannel _channel = null!;
+    private volatile bool _disposed;
 
-    private RabbitMqForwarder(RabbitMqBroker broker, IChannel channel)
-    {
-        _broker = broker;
-        _channel = channel;
-    }
+    private RabbitMqForwarder(RabbitMqBroker broker) => _broker = broker;
 
     internal static async Task<RabbitMqForwarder> StartAsync(RabbitMqBroker broker, CancellationToken cancellationToken)
     {
-        var channel = await broker.Connection.CreateChannelAsync(cancellationToken: cancellationToken).ConfigureAwait(false);
+        var forwarder = new RabbitMqForwarder(broker);
+        await forwarder.OpenAsync(cancellationToken).ConfigureAwait(false);
+        return forwarder;
+    }
+
+    /// <summary>Consumes the forward queue on a new channel: at the start, and again when the server closed the
+    /// channel while the connection stayed up (a dropped connection is the client's to recover, with this channel).</summary>
+    private async Task OpenAsync(CancellationToken cancellationToken)
+    {
+        var channel = await _broker.Connection.CreateChannelAsync(cancellationToken: cancellationToken).ConfigureAwait(false);
         try
         {
-            var forwarder = new RabbitMqForwarder(broker, channel);
             await channel.BasicQosAsync(0, 32, global: false, cancellationToken).ConfigureAwait(false);
             var listener = new AsyncEventingBasicConsumer(channel);
-            listener.ReceivedAsync += forwarder.ForwardAsync;
+            listener.ReceivedAsync += (_, e) => ForwardAsync(channel, e);
+            channel.ChannelShutdownAsync += (_, e) =>
+            {
+                if (!_disposed && ReferenceEquals(channel, Volatile.Read(ref _channel)) && e.Initiator != ShutdownInitiator.Application && _broker.Connection.IsOpen)
+                {
+                    _ = Task.Run(() => ReopenAsync(channel));
+                }
+
+                return Task.CompletedTask;
+            };
+            Volatile.Write(ref _channel, channel);
             await channel.BasicConsumeAsync(RabbitMqDelays.ForwardQueue, autoAck: false, listener, cancellationToken).ConfigureAwait(false);
-            return forwarder;
+            if (_disposed)
+            {
+                await channel.CloseAsync(CancellationToken.None).ConfigureAwait(false); // stopped meanwhile
+            }
         }
         catch
         {
@@ -42,7 +60,35 @@ internal sealed partial class RabbitMqForwarder : IAsyncDisposable
         }
     }
 
-    private async Task ForwardAsync(object sender, BasicDeliverEventArgs e)
+    private async Task ReopenAsync(IChannel closed)
+    {
+        try
+        {
+            await closed.DisposeAsync().ConfigureAwait(false);
+        }
+#pragma warning disable CA1031 // The old channel is gone either way.
+        catch (Exception)
+#pragma warning restore CA1031
+        {
+        }
+
+        var wait = TimeSpan.FromMilliseconds(100);
+        while (!_disposed)
+        {
+            try
+            {
+                await OpenAsync(CancellationToken.None).ConfigureAwait(false);
+                return;
+            }
+            catch (Exception ex) when (ex is not OutOfMemoryException)
+            {
+                await Task.Delay(wait).ConfigureAwait(false); // the connection is down or recovering
+                wait = TimeSpan.FromTicks(Math.Min(wait.Ticks * 2, TimeSpan.FromSeconds(2).Ticks));
+            }
+        }
+    }
+
+    private async Task ForwardAsync(IChannel channel, BasicDeliverEventArgs e)
     {
         var (exchange, routingKey) = RabbitMqDelays.Origin(e.BasicProperties.Headers, e.Exchange, e.RoutingKey);
         var properties = RabbitMqProperties.FromAmqp(e.BasicProperties); // without the cascade's traces
@@ -62,7 +108,7 @@ internal sealed partial class RabbitMqForwarder : IAsyncDisposable
 
         try
         {
-            await _channel.BasicAckAsync(e.DeliveryTag, multiple: false).ConfigureAwait(false);
+            await channel.BasicAckAsync(e.DeliveryTag, multiple: false).ConfigureAwait(false);
         }
         catch (global::RabbitMQ.Client.Exceptions.AlreadyClosedException)
         {
@@ -72,16 +118,18 @@ internal sealed partial class RabbitMqForwarder : IAsyncDisposable
 
     public async ValueTask DisposeAsync()
     {
+        _disposed = true;
+        var channel = Volatile.Read(ref _channel);
         try
         {
-            await _channel.CloseAsync().ConfigureAwait(false); // what was not acked returns to the forward queue
+            await channel.CloseAsync().ConfigureAwait(false); // what was not acked returns to the forward queue
         }
         catch (Exception ex) when (ex is global::RabbitMQ.Client.Exceptions.AlreadyClosedException or OperationCanceledException or IOException)
         {
             // Closed by the server or the connection first.
         }
 
-        await _channel.DisposeAsync().ConfigureAwait(false);
+        await channel.DisposeAsync().ConfigureAwait(false);
     }
 
     [LoggerMessage(EventId = 61, EventName = "DelayedPublishDropped", Level = LogLevel.Warning, Message = "A delayed message {MessageId} for exchange '{Exchange}' (routing key '{RoutingKey}') could not be delivered when due and was dropped")]

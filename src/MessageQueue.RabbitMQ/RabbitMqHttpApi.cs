@@ -20,7 +20,11 @@ internal sealed class RabbitMqHttpApi : IDisposable
     {
         var userInfo = management.UserInfo.Length > 0 ? management.UserInfo : amqp.UserInfo.Length > 0 ? amqp.UserInfo : "guest:guest";
         var root = new UriBuilder(management) { UserName = "", Password = "" }.Uri;
-        _http = new HttpClient { BaseAddress = root.AbsoluteUri.EndsWith('/') ? root : new Uri(root.AbsoluteUri + "/"), Timeout = timeout };
+        _http = new HttpClient
+        {
+            BaseAddress = root.AbsoluteUri.EndsWith('/') ? root : new Uri(root.AbsoluteUri + "/"),
+            Timeout = timeout < TimeSpan.FromDays(24) ? timeout : Timeout.InfiniteTimeSpan, // HttpClient takes at most ~24.8 days
+        };
         _http.DefaultRequestHeaders.Authorization = new AuthenticationHeaderValue("Basic", Convert.ToBase64String(Encoding.UTF8.GetBytes(Uri.UnescapeDataString(userInfo))));
         var path = amqp.AbsolutePath.TrimStart('/');
         _vhost = Uri.EscapeDataString(path.Length == 0 ? "/" : Uri.UnescapeDataString(path));

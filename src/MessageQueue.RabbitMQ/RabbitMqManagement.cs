@@ -32,6 +32,7 @@ internal sealed class RabbitMqManagement(RabbitMqBroker broker) : IBrokerManagem
             throw new ArgumentException($"Exchange '{name}' is one of RabbitMQ's own and cannot be deleted.", nameof(name));
         }
 
+        broker.Delays.ForgetExchange(name);
         return DeleteAsync(name, exchange: true, cancellationToken);
     }
 
@@ -290,14 +291,20 @@ internal sealed class RabbitMqManagement(RabbitMqBroker broker) : IBrokerManagem
     }
 
     /// <summary>Runs <paramref name="operation"/> on a channel of its own, closed after it.</summary>
-    internal async Task WithChannelAsync(Func<IChannel, Task> operation, CancellationToken cancellationToken)
-    {
-        var channel = await broker.Connection.CreateChannelAsync(cancellationToken: cancellationToken).ConfigureAwait(false);
-        await using (channel.ConfigureAwait(false))
-        {
-            await operation(channel).ConfigureAwait(false);
-        }
-    }
+    internal Task WithChannelAsync(Func<IChannel, Task> operation, CancellationToken cancellationToken) =>
+        broker.Recovery.RunAsync(
+            async () =>
+            {
+                var channel = await broker.Connection.CreateChannelAsync(cancellationToken: cancellationToken).ConfigureAwait(false);
+                await using (channel.ConfigureAwait(false))
+                {
+                    await operation(channel).ConfigureAwait(false);
+                }
+
+                return true;
+            },
+            "a management operation",
+            cancellationToken); // while the connection is down, it waits for it (RecoveryTimeout)
 
     private static T Run<T>(Func<Task<T>> operation) => Task.Run(operation).GetAwaiter().GetResult(); // a synchronous member over AMQP
 

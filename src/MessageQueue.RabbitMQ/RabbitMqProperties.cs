@@ -121,22 +121,20 @@ internal static class RabbitMqProperties
     {
         var headers = new Dictionary<string, object?>(StringComparer.Ordinal);
         List<DeathRecord> deaths = [];
-        var firstDeathInCascade = false;
-        if (amqp.Headers is { } wire)
+        if (amqp.Headers is { } received)
         {
+            var wire = received.ContainsKey(RabbitMqDelays.RoutingKeyHeader) ? RabbitMqDelays.WithoutTraces(received) : received; // it went through the delay cascade
             var types = wire.TryGetValue(TypesHeader, out var t) && t is IDictionary<string, object?> table ? table : null;
-            var delayed = wire.ContainsKey(RabbitMqDelays.RoutingKeyHeader); // it went through the delay cascade
-            firstDeathInCascade = delayed && wire.TryGetValue("x-first-death-queue", out var fq) && RabbitMqDelays.IsLevel(Text(fq));
             foreach (var (name, value) in wire)
             {
-                if (name is TypesHeader or ClientSequenceHeader or DeliveryCountHeader || RabbitMqDelays.IsOwnHeader(name) || (firstDeathInCascade && name.StartsWith("x-first-death-", StringComparison.Ordinal)))
+                if (name is TypesHeader or ClientSequenceHeader or DeliveryCountHeader || RabbitMqDelays.IsOwnHeader(name))
                 {
                     continue;
                 }
 
                 if (name == "x-death")
                 {
-                    deaths = Deaths(delayed && value is IList all ? RabbitMqDelays.WithoutLevels(all) : value);
+                    deaths = Deaths(value);
                     continue;
                 }
 
@@ -144,16 +142,6 @@ internal static class RabbitMqProperties
                     ? Decode(value, hint)
                     : name.StartsWith("x-first-death-", StringComparison.Ordinal) || name.StartsWith("x-last-death-", StringComparison.Ordinal) ? Text(value) : value;
             }
-        }
-
-        if (firstDeathInCascade && deaths.Count > 0)
-        {
-            // RabbitMQ wrote the first death when the cascade dead-lettered the message, so a later real death did not
-            // replace it: the oldest remaining death is the first.
-            var first = deaths[^1];
-            headers["x-first-death-queue"] = first.Queue;
-            headers["x-first-death-reason"] = first.Reason;
-            headers["x-first-death-exchange"] = first.Exchange;
         }
 
         return new MessageProperties
@@ -183,8 +171,12 @@ internal static class RabbitMqProperties
     {
         switch (value)
         {
-            case null or bool or sbyte or short or int or long or float or double or byte[]:
+            case null or bool or sbyte or short or int or long or float or double or byte[] or AmqpTimestamp:
                 return (value, null);
+            case IDictionary<string, object?> table:
+                // A nested table (another publisher's, as AMQP gave it): it travels as an AMQP table again; its
+                // values take the forms headers travel in, without type hints (its strings come back as bytes).
+                return (table.ToDictionary(e => e.Key, e => Encode(e.Value).Wire, StringComparer.Ordinal), null);
             case string s:
                 return (s, "s");
             case byte b:

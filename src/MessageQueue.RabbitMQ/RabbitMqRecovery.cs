@@ -93,6 +93,24 @@ internal sealed class RabbitMqRecovery
         }
     }
 
+    /// <summary>Runs <paramref name="operation"/>; while the connection is down, waits for it (up to the recovery
+    /// timeout) and runs it again.</summary>
+    internal async Task<T> RunAsync<T>(Func<Task<T>> operation, string what, CancellationToken cancellationToken)
+    {
+        var deadline = Deadline();
+        while (true)
+        {
+            try
+            {
+                return await operation().ConfigureAwait(false);
+            }
+            catch (Exception ex) when (IsConnectionLoss(ex))
+            {
+                await WaitAsync(deadline, what, ex, cancellationToken).ConfigureAwait(false);
+            }
+        }
+    }
+
     /// <summary>Ends every wait: the broker is stopping.</summary>
     internal void Stop()
     {

@@ -50,7 +50,7 @@ internal sealed partial class RabbitMqSubscription<T> : ISubscription, IStopsGra
     internal static RabbitMqSubscription<T> Start(RabbitMqBroker broker, string queue, Func<Delivery<T>, CancellationToken, ValueTask> handler, SubscriptionOptions<T> options)
     {
         var prefetch = Math.Min(Math.Max(options.Prefetch, options.Concurrency), ushort.MaxValue);
-        var consumer = RabbitMqConsumer<T>.StartAsync(broker.Connection, queue, new ConsumerOptions { Prefetch = prefetch }, broker.Serializer, broker.DeadLetters, broker.Delays).GetAwaiter().GetResult();
+        var consumer = broker.Recovery.RunAsync(() => RabbitMqConsumer<T>.StartAsync(broker.Connection, queue, new ConsumerOptions { Prefetch = prefetch }, broker.Serializer, broker.DeadLetters, broker.Delays), $"subscribing to queue '{queue}'", CancellationToken.None).GetAwaiter().GetResult();
         return new RabbitMqSubscription<T>(broker, consumer, handler, options);
     }
 
@@ -172,8 +172,16 @@ internal sealed partial class RabbitMqSubscription<T> : ISubscription, IStopsGra
             LogRetry(_broker.Logger, Queue, messageId, attempt, delay, failure);
             if (delay > TimeSpan.Zero && !_ordered)
             {
-                await source.NackAsync(message, 0, requeue: true, delay).ConfigureAwait(false); // back after the delay
-                return;
+                try
+                {
+                    await source.NackAsync(message, 0, requeue: true, delay).ConfigureAwait(false); // back after the delay
+                    return;
+                }
+                catch (Exception ex) when (ex is NotSupportedException or ArgumentOutOfRangeException)
+                {
+                    // The cascade cannot carry this one (a delay over 8.5 years, a queue name it cannot route): it waits
+                    // in place instead, as an ordered subscription's retry does.
+                }
             }
 
             try

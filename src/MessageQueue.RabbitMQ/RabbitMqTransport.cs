@@ -79,7 +79,12 @@ internal sealed class RabbitMqTransport(Uri uri, RabbitMqOptions options) : IBro
         }
     }
 
-    private IConnection Connect()
+    private IConnection Connect() => ConnectAsync(uri, options, CancellationToken.None).GetAwaiter().GetResult();
+
+    /// <summary>Connects to the server at <paramref name="uri"/> (and the cluster's other nodes) with automatic
+    /// recovery: the client reconnects every second when the connection drops.</summary>
+    /// <exception cref="MessageQueueException">No node answered.</exception>
+    internal static async Task<IConnection> ConnectAsync(Uri uri, RabbitMqOptions options, CancellationToken cancellationToken)
     {
         var factory = new ConnectionFactory
         {
@@ -96,7 +101,7 @@ internal sealed class RabbitMqTransport(Uri uri, RabbitMqOptions options) : IBro
             // recovery goes through the same list when a node fails.
             var endpoints = new List<AmqpTcpEndpoint> { factory.Endpoint };
             endpoints.AddRange(options.ClusterNodes.Select(n => Endpoint(n, uri)));
-            return factory.CreateConnectionAsync(endpoints).GetAwaiter().GetResult();
+            return await factory.CreateConnectionAsync(endpoints, cancellationToken).ConfigureAwait(false);
         }
         catch (global::RabbitMQ.Client.Exceptions.BrokerUnreachableException ex)
         {

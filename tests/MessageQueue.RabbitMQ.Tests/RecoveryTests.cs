@@ -16,7 +16,7 @@ public sealed class RecoveryTests : BackendFixture
 
     protected override bool OnRabbitMq => true;
 
-    private static string RequireNode()
+    internal static string RequireNode()
     {
         var dir = Environment.GetEnvironmentVariable("MQ_RABBITMQ_NODE_DIR");
         if (string.IsNullOrWhiteSpace(dir))
@@ -28,7 +28,7 @@ public sealed class RecoveryTests : BackendFixture
     }
 
     /// <summary>Runs <c>rabbitmqctl</c> on the test node.</summary>
-    private static async Task CtlAsync(string dir, params string[] args)
+    internal static async Task CtlAsync(string dir, params string[] args)
     {
         var root = AppContext.BaseDirectory;
         while (!File.Exists(Path.Combine(root, "scripts", "rabbitmq-node.sh")))
