@@ -36,7 +36,7 @@ public class DurableBenchmarks
     private readonly WolverineMessage _wolverineMessage = new(42);
 
     [GlobalSetup(Targets = [nameof(RabbitOnePublisher), nameof(RabbitEightPublishers), nameof(RabbitEightPublishersPipelined)])]
-    public void ConnectRabbit() => _rabbit = new ConnectionFactory { HostName = "localhost" }.CreateConnectionAsync().GetAwaiter().GetResult();
+    public void ConnectRabbit() => _rabbit = RabbitMqPeer.ConnectAsync().GetAwaiter().GetResult();
 
     [GlobalCleanup(Targets = [nameof(RabbitOnePublisher), nameof(RabbitEightPublishers), nameof(RabbitEightPublishersPipelined)])]
     public void DisconnectRabbit() => _rabbit?.DisposeAsync().AsTask().GetAwaiter().GetResult();

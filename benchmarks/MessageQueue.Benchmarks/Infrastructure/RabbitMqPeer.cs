@@ -11,24 +11,31 @@ namespace MessageQueue.Benchmarks.Infrastructure;
 /// </summary>
 public static class RabbitMqPeer
 {
+    /// <summary>Gets the server's AMQP URL: <c>MQ_RABBITMQ_URL</c> (the test node of scripts/rabbitmq-node.sh), else
+    /// localhost:5672.</summary>
+    public static Uri Url { get; } = new(Environment.GetEnvironmentVariable("MQ_RABBITMQ_URL") is { Length: > 0 } url ? url : "amqp://guest:guest@localhost:5672/");
+
+    /// <summary>A connection to <see cref="Url"/>.</summary>
+    public static Task<IConnection> ConnectAsync() => new ConnectionFactory { Uri = Url }.CreateConnectionAsync();
+
     /// <summary>Why RabbitMQ cannot be used, or null when a server answers.</summary>
     public static string? Unavailable()
     {
         try
         {
             using var client = new TcpClient();
-            if (!client.ConnectAsync("localhost", 5672).Wait(TimeSpan.FromSeconds(2)))
+            if (!client.ConnectAsync(Url.Host, Url.Port).Wait(TimeSpan.FromSeconds(2)))
             {
-                return "no RabbitMQ server answered on localhost:5672 within 2 s";
+                return $"no RabbitMQ server answered on {Url.Host}:{Url.Port} within 2 s";
             }
 
-            var connection = new ConnectionFactory { HostName = "localhost" }.CreateConnectionAsync().GetAwaiter().GetResult();
+            var connection = ConnectAsync().GetAwaiter().GetResult();
             connection.DisposeAsync().AsTask().GetAwaiter().GetResult();
             return null;
         }
         catch (Exception ex) when (ex is SocketException or AggregateException or RabbitMQ.Client.Exceptions.BrokerUnreachableException)
         {
-            return $"RabbitMQ on localhost:5672 is not reachable ({ex.GetBaseException().Message})";
+            return $"RabbitMQ on {Url.Host}:{Url.Port} is not reachable ({ex.GetBaseException().Message})";
         }
     }
 
