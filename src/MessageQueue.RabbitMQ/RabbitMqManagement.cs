@@ -33,6 +33,7 @@ internal sealed class RabbitMqManagement(RabbitMqBroker broker) : IBrokerManagem
         }
 
         broker.Delays.ForgetExchange(name);
+        broker.Publisher.Forget(name);
         return DeleteAsync(name, exchange: true, cancellationToken);
     }
 

@@ -127,7 +127,7 @@ internal static class RabbitMqProperties
             var types = wire.TryGetValue(TypesHeader, out var t) && t is IDictionary<string, object?> table ? table : null;
             foreach (var (name, value) in wire)
             {
-                if (name is TypesHeader or ClientSequenceHeader or DeliveryCountHeader || RabbitMqDelays.IsOwnHeader(name))
+                if (name is TypesHeader or ClientSequenceHeader or DeliveryCountHeader or RabbitMqConfirmChannel.NumberHeader || RabbitMqDelays.IsOwnHeader(name))
                 {
                     continue;
                 }

@@ -14,21 +14,32 @@ namespace MessageQueue.RabbitMq;
 /// <see cref="MessageQueueException"/> for a publish through an exchange (RabbitMQ does not say which queue refused).
 /// A publish to an exchange that does not exist is a <see cref="TopologyException"/>.
 /// </summary>
-/// <remarks>Publishes run on a pool of at most <see cref="MaxChannels"/> channels, one publish per channel at a time
-/// (RabbitMQ.Client 7.1 can fail confirm tracking when publishes share a channel concurrently:
-/// rabbitmq-dotnet-client#1818); more concurrent publishes wait for a channel. A channel the server closed (an error)
-/// is dropped from the pool, never reused. While the connection is down (the client recovers it), a publish waits up
-/// to <see cref="RabbitMqOptions.RecoveryTimeout"/> for it and is then sent again; a publish that was sent but not
-/// confirmed when the connection dropped is sent again too, so it may arrive twice (never lost once confirmed).</remarks>
+/// <remarks>Publishes run on a few channels (<see cref="Channels"/>) in confirm mode whose confirms the transport
+/// tracks itself (<see cref="RabbitMqConfirmChannel"/>), so many publishes share a channel and the server confirms them
+/// in batches; at most <see cref="MaxOutstanding"/> are outstanding at once, more wait. Before the first publish to an
+/// exchange, the transport checks that it exists (a passive declare, remembered), so that a misaddressed publish does
+/// not close a channel others are using. A channel that closes fails what is outstanding on it and is replaced; those
+/// publishes are sent again on another channel (they may then arrive twice: a message the server routed but had not
+/// confirmed). While the connection is down (the client recovers it), a publish waits up to
+/// <see cref="RabbitMqOptions.RecoveryTimeout"/> for it and is then sent again, with the same possibility of a duplicate;
+/// a confirmed message is never lost.</remarks>
 internal sealed class RabbitMqPublisher(IConnection connection, IMessageSerializer serializer, RabbitMqRecovery? recovery = null) : IAsyncDisposable
 {
+    /// <summary>How many channels publish (round robin).</summary>
+    internal const int Channels = 4;
+
+    /// <summary>The most publishes outstanding at once; more wait.</summary>
+    internal const int MaxOutstanding = 4096;
+
+    private const int ChannelRetries = 3;
+
     private readonly RabbitMqRecovery _recovery = recovery ?? new RabbitMqRecovery(connection, TimeSpan.FromSeconds(30));
-
-    /// <summary>The most channels publishing at once (a connection carries at most 2047 channels in all).</summary>
-    internal const int MaxChannels = 128;
-
-    private readonly ConcurrentBag<IChannel> _idle = [];
-    private readonly SemaphoreSlim _slots = new(MaxChannels, MaxChannels);
+    private readonly RabbitMqConfirmChannel?[] _channels = new RabbitMqConfirmChannel?[Channels];
+    private readonly SemaphoreSlim _opening = new(1, 1);
+    private readonly SemaphoreSlim _slots = new(MaxOutstanding, MaxOutstanding);
+    private readonly ConcurrentDictionary<string, byte> _exchanges = new(StringComparer.Ordinal) { [""] = 0 };
+    private readonly ConcurrentDictionary<string, Task> _checks = new(StringComparer.Ordinal);
+    private int _turn;
     private volatile bool _disposed;
 
     /// <summary>Publishes <paramref name="message"/> with <paramref name="properties"/> and waits for the confirm.</summary>
@@ -43,28 +54,70 @@ internal sealed class RabbitMqPublisher(IConnection connection, IMessageSerializ
     /// connection is down, waits for it (see the remarks).</summary>
     internal async ValueTask<PublishResult> PublishAsync(string exchange, string routingKey, ReadOnlyMemory<byte> body, BasicProperties amqp, string messageId, bool mandatory, CancellationToken cancellationToken)
     {
-        var deadline = _recovery.Deadline();
+        ObjectDisposedException.ThrowIf(_disposed, this);
+        var deadline = DateTime.MinValue;
+        var channelRetries = 0;
         while (true)
         {
             try
             {
-                return await PublishOnceAsync(exchange, routingKey, body, amqp, messageId, mandatory, cancellationToken).ConfigureAwait(false);
+                var routed = await PublishOnceAsync(exchange, routingKey, body, amqp, messageId, cancellationToken).ConfigureAwait(false);
+                return routed
+                    ? new PublishResult(messageId, routedQueues: 1)
+                    : mandatory ? throw new UnroutableMessageException(exchange, routingKey) : new PublishResult(messageId, routedQueues: 0);
+            }
+            catch (RabbitMqNackException ex)
+            {
+                throw exchange.Length == 0
+                    ? new QueueFullException($"Queue '{routingKey}' refused the message (RabbitMQ nacked it: the queue is full and its overflow is reject-publish, or the server could not take it); nothing was enqueued.", ex)
+                    : new MessageQueueException($"RabbitMQ refused the message published to exchange '{exchange}' with routing key '{routingKey}' (a nack: a queue it routes to is full with reject-publish overflow, or the server could not take it).", ex);
+            }
+            catch (AlreadyClosedException ex) when (ex.ShutdownReason?.ReplyCode == Constants.NotFound && ex.ShutdownReason.ReplyText.Contains($"exchange '{exchange}'", StringComparison.Ordinal))
+            {
+                _exchanges.TryRemove(exchange, out _);
+                throw new TopologyException($"Exchange '{exchange}' does not exist on the RabbitMQ server ({ex.ShutdownReason.ReplyText}); declare it first. Nothing was published.", ex);
+            }
+            catch (AlreadyClosedException ex) when (ex.ShutdownReason is { Initiator: ShutdownInitiator.Peer } reason && reason.ReplyText.Contains($"exchange '{exchange}'", StringComparison.Ordinal))
+            {
+                // The server refused this publish (its exchange named: access refused, an internal exchange).
+                throw new MessageQueueException($"RabbitMQ refused the publish to exchange '{exchange}' with routing key '{routingKey}': {reason.ReplyText}.", ex);
+            }
+            catch (Exception ex) when (_disposed && ex is AlreadyClosedException or ObjectDisposedException)
+            {
+                throw new ObjectDisposedException($"The broker stopped before RabbitMQ confirmed the publish to exchange '{exchange}' with routing key '{routingKey}'; it may or may not have been routed.", ex);
             }
             catch (Exception ex) when (_recovery.IsConnectionLoss(ex) && !_disposed)
             {
+                if (deadline == DateTime.MinValue)
+                {
+                    deadline = _recovery.Deadline();
+                }
+
                 await _recovery.WaitAsync(deadline, $"the publish to exchange '{exchange}' with routing key '{routingKey}'", ex, cancellationToken).ConfigureAwait(false);
+            }
+            catch (AlreadyClosedException ex) when (!_disposed && connection.IsOpen)
+            {
+                // Its channel closed for another publish's error (the connection is up): again on another channel.
+                if (++channelRetries > ChannelRetries)
+                {
+                    throw new MessageQueueException($"The publish to exchange '{exchange}' with routing key '{routingKey}' failed: its channel was closed {ChannelRetries} times ({ex.ShutdownReason?.ReplyText ?? ex.Message}).", ex);
+                }
             }
         }
     }
 
-    private async ValueTask<PublishResult> PublishOnceAsync(string exchange, string routingKey, ReadOnlyMemory<byte> body, BasicProperties amqp, string messageId, bool mandatory, CancellationToken cancellationToken)
+    private async Task<bool> PublishOnceAsync(string exchange, string routingKey, ReadOnlyMemory<byte> body, BasicProperties amqp, string messageId, CancellationToken cancellationToken)
     {
-        ObjectDisposedException.ThrowIf(_disposed, this);
-        await _slots.WaitAsync(cancellationToken).ConfigureAwait(false);
-        IChannel channel;
+        if (!_exchanges.ContainsKey(exchange))
+        {
+            await _checks.GetOrAdd(exchange, CheckExchangeAsync).WaitAsync(cancellationToken).ConfigureAwait(false);
+        }
+
+        await _slots.WaitAsync(cancellationToken).ConfigureAwait(false); // held until the publish completes, waited for or not
+        RabbitMqConfirmChannel channel;
         try
         {
-            channel = await RentAsync(cancellationToken).ConfigureAwait(false);
+            channel = await ChannelAsync(cancellationToken).ConfigureAwait(false);
         }
         catch
         {
@@ -72,36 +125,83 @@ internal sealed class RabbitMqPublisher(IConnection connection, IMessageSerializ
             throw;
         }
 
-        var healthy = true;
+        return await channel.PublishAsync(exchange, routingKey, body, amqp, _slots, cancellationToken).ConfigureAwait(false);
+    }
+
+    /// <summary>Checks that <paramref name="exchange"/> exists (a passive declare on a channel of its own; one check at a
+    /// time per exchange, shared by the publishes that wait for it), so that a publish to a missing exchange fails alone
+    /// instead of closing a shared channel.</summary>
+    private async Task CheckExchangeAsync(string exchange)
+    {
         try
         {
-            await channel.BasicPublishAsync(exchange, routingKey, mandatory: true, amqp, body, cancellationToken).ConfigureAwait(false);
-            return new PublishResult(messageId, routedQueues: 1);
-        }
-        catch (PublishException ex) when (ex.IsReturn)
-        {
-            return mandatory ? throw new UnroutableMessageException(exchange, routingKey) : new PublishResult(messageId, routedQueues: 0);
-        }
-        catch (PublishException ex)
-        {
-            throw exchange.Length == 0
-                ? new QueueFullException($"Queue '{routingKey}' refused the message (RabbitMQ nacked it: the queue is full and its overflow is reject-publish, or the server could not take it); nothing was enqueued.", ex)
-                : new MessageQueueException($"RabbitMQ refused the message published to exchange '{exchange}' with routing key '{routingKey}' (a nack: a queue it routes to is full with reject-publish overflow, or the server could not take it).", ex);
-        }
-        catch (OperationInterruptedException ex) when (ex.ShutdownReason?.ReplyCode == Constants.NotFound)
-        {
-            healthy = false;
-            throw new TopologyException($"Exchange '{exchange}' does not exist on the RabbitMQ server ({ex.ShutdownReason.ReplyText}); declare it first. Nothing was published.", ex);
-        }
-        catch
-        {
-            healthy = false;
-            throw;
+            var channel = await connection.CreateChannelAsync().ConfigureAwait(false);
+            await using (channel.ConfigureAwait(false))
+            {
+                try
+                {
+                    await channel.ExchangeDeclarePassiveAsync(exchange).ConfigureAwait(false);
+                }
+                catch (OperationInterruptedException ex) when (ex.ShutdownReason?.ReplyCode == Constants.NotFound)
+                {
+                    throw new TopologyException($"Exchange '{exchange}' does not exist on the RabbitMQ server ({ex.ShutdownReason.ReplyText}); declare it first. Nothing was published.", ex);
+                }
+            }
+
+            _exchanges[exchange] = 0;
         }
         finally
         {
-            Return(channel, healthy);
-            _slots.Release();
+            _checks.TryRemove(exchange, out _); // known now, or checked again next time
+        }
+    }
+
+    /// <summary>Forgets that <paramref name="exchange"/> exists (it was deleted).</summary>
+    internal void Forget(string exchange)
+    {
+        if (exchange.Length > 0)
+        {
+            _exchanges.TryRemove(exchange, out _);
+        }
+    }
+
+    /// <summary>The next channel in turn, opened (again) when it is not usable; a broken one is closed, never reused.</summary>
+    private async ValueTask<RabbitMqConfirmChannel> ChannelAsync(CancellationToken cancellationToken)
+    {
+        var slot = (int)((uint)Interlocked.Increment(ref _turn) % Channels);
+        if (Volatile.Read(ref _channels[slot]) is { IsUsable: true } ready)
+        {
+            return ready;
+        }
+
+        await _opening.WaitAsync(cancellationToken).ConfigureAwait(false);
+        try
+        {
+            var current = _channels[slot];
+            if (current is { IsUsable: true })
+            {
+                return current;
+            }
+
+            if (current is not null)
+            {
+                _ = current.DisposeAsync().AsTask().ContinueWith(static t => _ = t.Exception, CancellationToken.None, TaskContinuationOptions.OnlyOnFaulted, TaskScheduler.Default);
+            }
+
+            ObjectDisposedException.ThrowIf(_disposed, this);
+            var opened = await RabbitMqConfirmChannel.OpenAsync(connection, cancellationToken).ConfigureAwait(false);
+            Volatile.Write(ref _channels[slot], opened);
+            if (_disposed)
+            {
+                await opened.DisposeAsync().ConfigureAwait(false); // DisposeAsync ran meanwhile: nothing stays open after it
+                ObjectDisposedException.ThrowIf(true, this);
+            }
+
+            return opened;
+        }
+        finally
+        {
+            _opening.Release();
         }
     }
 
@@ -117,43 +217,35 @@ internal sealed class RabbitMqPublisher(IConnection connection, IMessageSerializ
         }
     }
 
-    private async ValueTask<IChannel> RentAsync(CancellationToken cancellationToken)
-    {
-        while (_idle.TryTake(out var channel))
-        {
-            if (channel.IsOpen)
-            {
-                return channel;
-            }
-
-            await channel.DisposeAsync().ConfigureAwait(false);
-        }
-
-        return await connection.CreateChannelAsync(new CreateChannelOptions(publisherConfirmationsEnabled: true, publisherConfirmationTrackingEnabled: true), cancellationToken).ConfigureAwait(false);
-    }
-
-    private void Return(IChannel channel, bool healthy)
-    {
-        if (healthy && channel.IsOpen && !_disposed)
-        {
-            _idle.Add(channel);
-            while (_disposed && _idle.TryTake(out var late))
-            {
-                _ = late.DisposeAsync().AsTask(); // DisposeAsync drained the pool meanwhile: nothing stays open after it
-            }
-        }
-        else
-        {
-            _ = channel.DisposeAsync().AsTask(); // closed by the server, or the publisher is gone: never reused
-        }
-    }
-
+    /// <summary>Stops publishing: new publishes are refused; those outstanding get up to 5 seconds for their confirms;
+    /// then the channels close, failing what is left with an <see cref="ObjectDisposedException"/>.</summary>
+    /// <returns>A task that completes when the channels are closed.</returns>
     public async ValueTask DisposeAsync()
     {
         _disposed = true;
-        while (_idle.TryTake(out var channel))
+        var deadline = DateTime.UtcNow + TimeSpan.FromSeconds(5);
+        for (var held = 0; held < MaxOutstanding && DateTime.UtcNow < deadline; held++)
         {
-            await channel.DisposeAsync().ConfigureAwait(false);
+            if (!await _slots.WaitAsync(deadline - DateTime.UtcNow).ConfigureAwait(false))
+            {
+                break; // confirms still outstanding after the wait: they fail below
+            }
+        }
+
+        await _opening.WaitAsync().ConfigureAwait(false); // no channel is being opened
+        try
+        {
+            for (var i = 0; i < _channels.Length; i++)
+            {
+                if (Interlocked.Exchange(ref _channels[i], null) is { } channel)
+                {
+                    await channel.DisposeAsync().ConfigureAwait(false);
+                }
+            }
+        }
+        finally
+        {
+            _opening.Release();
         }
     }
 }
