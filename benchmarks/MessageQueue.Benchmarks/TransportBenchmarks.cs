@@ -1,5 +1,6 @@
 using System.Text.Json;
 using BenchmarkDotNet.Attributes;
+using BenchmarkDotNet.Configs;
 using MessageQueue.Benchmarks.Infrastructure;
 using RabbitMQ.Client;
 using RabbitMQ.Client.Events;
@@ -16,6 +17,8 @@ namespace MessageQueue.Benchmarks;
 /// </summary>
 [MemoryDiagnoser]
 [MedianColumn]
+[CategoriesColumn]
+[GroupBenchmarksBy(BenchmarkLogicalGroupRule.ByCategory)]
 public class TransportBenchmarks
 {
     public const int Messages = 2_000;
