@@ -10,19 +10,27 @@
 #   scripts/rabbitmq-node.sh ctl DIR ARGS...  runs rabbitmqctl ARGS on the node (for example close_all_connections
 #                                        "test", or stop_app then start_app: what the recovery tests do)
 #
-# The tests find the node through MQ_RABBITMQ_URL (for example amqp://guest:guest@127.0.0.1:5682/), its management
-# API through MQ_RABBITMQ_MANAGEMENT_URL (http://127.0.0.1:15682/) and its folder through MQ_RABBITMQ_NODE_DIR; without
-# the first they are reported as skipped. (Ports 35672-35682 are avoided: RabbitMQ's command-line tools use them.)
+# The tests find the node through MQ_RABBITMQ_URL (for example amqp://guest:guest@127.0.0.1:5682/) and its management
+# API through MQ_RABBITMQ_MANAGEMENT_URL (http://127.0.0.1:15682/); the tests that restart a node use a second one
+# (MQ_NODE_OFFSET=3: amqp://guest:guest@127.0.0.1:5685/) through MQ_RABBITMQ_RESTART_URL and MQ_RABBITMQ_NODE_DIR.
+# Without MQ_RABBITMQ_URL they are reported as skipped. (Ports 35672-35682 are avoided: RabbitMQ's command-line tools use them.)
 set -uo pipefail
 command="${1:-}"
 dir="${2:-}"
 [ -n "$command" ] && [ -n "$dir" ] || { echo "usage: $0 start|stop DIR" >&2; exit 2; }
-amqp_port=5682
-management_port=15682
+# A second node (for the tests that restart theirs, so that other test projects running meanwhile keep theirs):
+# MQ_NODE_OFFSET=3 at start moves every port up by 3 (AMQP 5685, ...) and names the node mqtest3; DIR remembers it.
+if [ "$command" = start ]; then
+  offset="${MQ_NODE_OFFSET:-0}"
+else
+  offset=$(cat "$dir/offset" 2>/dev/null || echo 0)
+fi
+amqp_port=$((5682 + offset))
+management_port=$((15682 + offset))
 export HOME="$dir"
-export RABBITMQ_NODENAME="mqtest@localhost"
-export RABBITMQ_DIST_PORT=45682
-export ERL_EPMD_PORT=44382
+export RABBITMQ_NODENAME="mqtest$([ "$offset" -eq 0 ] || echo "$offset")@localhost"
+export RABBITMQ_DIST_PORT=$((45682 + offset))
+export ERL_EPMD_PORT=$((44382 + offset))
 export ERL_EPMD_ADDRESS=127.0.0.1
 export RABBITMQ_SERVER_ADDITIONAL_ERL_ARGS="-kernel inet_dist_use_interface {127,0,0,1}"
 export RABBITMQ_MNESIA_BASE="$dir/mnesia"
@@ -44,6 +52,7 @@ case "$command" in
         || { echo "apt-get could not install rabbitmq-server (log: ${TMPDIR:-/tmp}/rabbitmq-apt.log)" >&2; exit 1; }
     fi
     mkdir -p "$dir"
+    echo "$offset" > "$dir/offset"
     echo "[rabbitmq_management]." > "$RABBITMQ_ENABLED_PLUGINS_FILE"
     printf 'listeners.tcp.1 = 127.0.0.1:%s\nloopback_users.guest = true\nmanagement.tcp.port = %s\nmanagement.tcp.ip = 127.0.0.1\ncollect_statistics_interval = 500\n' \
       "$amqp_port" "$management_port" > "$dir/rabbitmq.conf"

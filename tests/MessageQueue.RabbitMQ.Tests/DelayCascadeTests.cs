@@ -124,20 +124,4 @@ public sealed class DelayCascadeTests : BackendFixture
         Assert.That((await ReceiveAsync(consumer)).Message.Id, Is.EqualTo(4), "only the one that could be delayed");
         Assert.That(clock.Elapsed, Is.GreaterThanOrEqualTo(TimeSpan.FromMilliseconds(950)));
     }
-
-    [Test]
-    [CancelAfter(90_000)]
-    public async Task ADelayedMessage_SurvivesARestartOfTheServer()
-    {
-        var dir = RecoveryTests.RequireNode();
-        var broker = Build(b => b.AddQueue(N("q"), o => o.Durable = true), o => o.RecoveryTimeout = TimeSpan.FromSeconds(60));
-        await broker.SendAsync(N("q"), new Order(1), new PublishOptions { Delay = TimeSpan.FromSeconds(3) });
-        await RecoveryTests.CtlAsync(dir, "stop_app"); // the message waits in a delay level meanwhile
-        await RecoveryTests.CtlAsync(dir, "start_app");
-
-        await using var consumer = broker.Consume<Order>(N("q")); // waits for the connection to come back
-        var d = await ReceiveAsync(consumer);
-        Assert.That((d.Message, d.Properties.Deaths.Count, d.RoutingKey), Is.EqualTo((new Order(1), 0, N("q"))));
-        await d.AckAsync();
-    }
 }

@@ -16,12 +16,31 @@ public sealed class RecoveryTests : BackendFixture
 
     protected override bool OnRabbitMq => true;
 
+    protected override Uri NodeUrl => RestartUrl;
+
+    /// <summary>The node the restart tests may restart: a second one (<c>MQ_RABBITMQ_RESTART_URL</c>), so that the other
+    /// test projects, which run meanwhile, keep theirs.</summary>
+    internal static Uri RestartUrl
+    {
+        get
+        {
+            var url = Environment.GetEnvironmentVariable("MQ_RABBITMQ_RESTART_URL");
+            if (string.IsNullOrWhiteSpace(url))
+            {
+                Assert.Ignore("No RabbitMQ node to restart: MQ_RABBITMQ_RESTART_URL and MQ_RABBITMQ_NODE_DIR are not set (start one with 'MQ_NODE_OFFSET=3 scripts/rabbitmq-node.sh start /tmp/mq-restart' and set them to the URL it prints and that folder; .ci/run does both).");
+            }
+
+            return new Uri(url!);
+        }
+    }
+
     internal static string RequireNode()
     {
+        _ = RestartUrl;
         var dir = Environment.GetEnvironmentVariable("MQ_RABBITMQ_NODE_DIR");
         if (string.IsNullOrWhiteSpace(dir))
         {
-            Assert.Ignore("No restartable RabbitMQ node: MQ_RABBITMQ_NODE_DIR is not set (.ci/run sets it to the folder of the node scripts/rabbitmq-node.sh started).");
+            Assert.Ignore("No restartable RabbitMQ node: MQ_RABBITMQ_NODE_DIR is not set (.ci/run sets it to the folder of the second node scripts/rabbitmq-node.sh started).");
         }
 
         return dir!;
@@ -175,10 +194,26 @@ public sealed class RecoveryTests : BackendFixture
             await CtlAsync(dir, "start_app");
         }
 
-        Assert.That(down, Does.Contain("is down").And.Contain("127.0.0.1:5682"));
+        Assert.That(down, Does.Contain("is down").And.Contain($"127.0.0.1:{NodeUrl.Port}"));
         while (health.Problem is not null)
         {
             await Task.Yield(); // the client reconnects by itself (every second)
         }
+    }
+
+    [Test]
+    [CancelAfter(90_000)]
+    public async Task ADelayedMessage_SurvivesARestartOfTheServer()
+    {
+        var dir = RequireNode();
+        var broker = Build(b => b.AddQueue(N("q"), o => o.Durable = true), o => o.RecoveryTimeout = TimeSpan.FromSeconds(60));
+        await broker.SendAsync(N("q"), new Order(1), new PublishOptions { Delay = TimeSpan.FromSeconds(3) });
+        await CtlAsync(dir, "stop_app"); // the message waits in a delay level meanwhile
+        await CtlAsync(dir, "start_app");
+
+        await using var consumer = broker.Consume<Order>(N("q")); // waits for the connection to come back
+        var d = await ReceiveAsync(consumer);
+        Assert.That((d.Message, d.Properties.Deaths.Count, d.RoutingKey), Is.EqualTo((new Order(1), 0, N("q"))));
+        await d.AckAsync();
     }
 }

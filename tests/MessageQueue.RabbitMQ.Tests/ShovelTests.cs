@@ -13,6 +13,8 @@ public sealed class ShovelTests : BackendFixture
 
     protected override bool OnRabbitMq => true;
 
+    protected override Uri NodeUrl => RecoveryTests.RestartUrl; // it restarts its node
+
     private string _database = "";
 
     [SetUp]
@@ -33,7 +35,7 @@ public sealed class ShovelTests : BackendFixture
         var dir = RecoveryTests.RequireNode();
         var remote = Build(b => b.AddExchange(N("orders"), ExchangeType.Direct).AddQueue(N("billing"), q => q.Durable = true).Bind(N("orders"), N("billing"), "order.placed"));
         await using var local = new MessageBrokerBuilder().UseSqlite($"Data Source={_database}").AddQueue("outbox", q => q.Durable = true).Build();
-        var shovel = RabbitMqShovel.Start(local, "outbox", RabbitMqNode.RequireUrl().ToString(), N("orders"), o => o.RoutingKey = "order.placed");
+        var shovel = RabbitMqShovel.Start(local, "outbox", NodeUrl.ToString(), N("orders"), o => o.RoutingKey = "order.placed");
         try
         {
             for (var id = 1; id <= 150; id++)
@@ -89,14 +91,14 @@ public sealed class ShovelTests : BackendFixture
         var dir = RecoveryTests.RequireNode();
         var remote = Build(b => b.AddQueue(N("q"), q => q.Durable = true));
         await using var local = new MessageBrokerBuilder().UseSqlite($"Data Source={_database}").AddQueue("outbox", q => q.Durable = true).Build();
-        Assert.Throws<TopologyException>(() => RabbitMqShovel.Start(local, "missing", RabbitMqNode.RequireUrl().ToString(), ""));
+        Assert.Throws<TopologyException>(() => RabbitMqShovel.Start(local, "missing", NodeUrl.ToString(), ""));
         Assert.Throws<ArgumentException>(() => RabbitMqShovel.Start(local, "outbox", "http://localhost/", ""));
 
         await RecoveryTests.CtlAsync(dir, "stop_app");
         RabbitMqShovel shovel;
         try
         {
-            shovel = RabbitMqShovel.Start(local, "outbox", RabbitMqNode.RequireUrl().ToString(), "", o => o.RoutingKey = N("q")); // the default exchange: to the queue
+            shovel = RabbitMqShovel.Start(local, "outbox", NodeUrl.ToString(), "", o => o.RoutingKey = N("q")); // the default exchange: to the queue
             await local.SendAsync("outbox", new Order(1), new PublishOptions { MessageId = "m-1", Headers = new Dictionary<string, object?> { ["tenant"] = "a" } });
         }
         finally

@@ -19,6 +19,10 @@ public abstract class BackendFixture
     /// <summary>Gets whether this fixture runs on RabbitMQ.</summary>
     protected abstract bool OnRabbitMq { get; }
 
+    /// <summary>Gets the node this fixture's brokers run on (the test node; the restart tests have one of their own), or
+    /// marks the test skipped saying how to get one.</summary>
+    protected virtual Uri NodeUrl => RabbitMqNode.RequireUrl();
+
     /// <summary>Gets the backend's name, for transcripts and messages.</summary>
     protected string BackendName => OnRabbitMq ? "RabbitMQ" : "in-memory";
 
@@ -37,7 +41,7 @@ public abstract class BackendFixture
         Patience = _patience.Token;
         if (OnRabbitMq)
         {
-            RabbitMqNode.RequireUrl();
+            _ = NodeUrl;
         }
     }
 
@@ -53,7 +57,7 @@ public abstract class BackendFixture
         _patience?.Dispose();
         if (OnRabbitMq && _names.Count > 0)
         {
-            await using var connection = await RabbitMqNode.ConnectAsync();
+            await using var connection = await new ConnectionFactory { Uri = NodeUrl }.CreateConnectionAsync();
             foreach (var name in _names)
             {
                 await using var channel = await connection.CreateChannelAsync();
@@ -78,7 +82,7 @@ public abstract class BackendFixture
         topology(builder);
         if (OnRabbitMq)
         {
-            builder.UseRabbitMq(RabbitMqNode.RequireUrl().ToString(), rabbit);
+            builder.UseRabbitMq(NodeUrl.ToString(), rabbit);
         }
 
         var broker = builder.Build();
