@@ -85,9 +85,8 @@ internal sealed class RabbitMqConfirmChannel : IAsyncDisposable
                 _pending.Add(number, pending);
             }
 
-            var headers = properties.Headers is { } given ? new Dictionary<string, object?>(given, StringComparer.Ordinal) : new Dictionary<string, object?>(1, StringComparer.Ordinal);
-            headers[NumberHeader] = (long)number;
-            properties.Headers = headers; // a copy: a caller's dictionary is never changed
+            // Callers make the properties for each publish (a retry of the same publish gets its new number here).
+            (properties.Headers ??= new Dictionary<string, object?>(1, StringComparer.Ordinal))[NumberHeader] = (long)number;
 
             try
             {

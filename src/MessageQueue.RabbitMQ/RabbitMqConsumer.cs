@@ -138,44 +138,20 @@ internal sealed partial class RabbitMqConsumer<T> : IConsumer<T>, IDeliverySourc
         return Task.CompletedTask;
     }
 
-    private async Task ReopenAsync(IChannel closed)
-    {
-        await Task.Yield(); // not on the client's dispatcher
-        try
+    private Task ReopenAsync(IChannel closed) => RabbitMqReopen.RunAsync(
+        closed,
+        () => OpenAsync(CancellationToken.None),
+        () => Volatile.Read(ref _disposed) != 0,
+        ex =>
         {
-            await closed.DisposeAsync().ConfigureAwait(false);
-        }
-#pragma warning disable CA1031 // The old channel is gone either way.
-        catch (Exception)
-#pragma warning restore CA1031
-        {
-        }
+            if (ex is not TopologyException)
+            {
+                return false;
+            }
 
-        var wait = TimeSpan.FromMilliseconds(100);
-        while (Volatile.Read(ref _disposed) == 0)
-        {
-            try
-            {
-                await OpenAsync(CancellationToken.None).ConfigureAwait(false);
-                return;
-            }
-            catch (TopologyException ex)
-            {
-                _received.Writer.TryComplete(ex); // the queue is gone
-                return;
-            }
-            catch (Exception ex) when (ex is not OutOfMemoryException)
-            {
-                if (Volatile.Read(ref _disposed) != 0)
-                {
-                    return;
-                }
-
-                await Task.Delay(wait).ConfigureAwait(false); // the connection is down or recovering: try again
-                wait = TimeSpan.FromTicks(Math.Min(wait.Ticks * 2, TimeSpan.FromSeconds(2).Ticks));
-            }
-        }
-    }
+            _received.Writer.TryComplete(ex); // the queue is gone
+            return true;
+        });
 
     private async Task OnReceivedAsync(IChannel channel, BasicDeliverEventArgs e)
     {

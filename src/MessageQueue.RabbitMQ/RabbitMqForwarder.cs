@@ -41,7 +41,7 @@ internal sealed partial class RabbitMqForwarder : IAsyncDisposable
             {
                 if (!_disposed && ReferenceEquals(channel, Volatile.Read(ref _channel)) && e.Initiator != ShutdownInitiator.Application && _broker.Connection.IsOpen)
                 {
-                    _ = Task.Run(() => ReopenAsync(channel));
+                    _ = ReopenAsync(channel);
                 }
 
                 return Task.CompletedTask;
@@ -60,33 +60,8 @@ internal sealed partial class RabbitMqForwarder : IAsyncDisposable
         }
     }
 
-    private async Task ReopenAsync(IChannel closed)
-    {
-        try
-        {
-            await closed.DisposeAsync().ConfigureAwait(false);
-        }
-#pragma warning disable CA1031 // The old channel is gone either way.
-        catch (Exception)
-#pragma warning restore CA1031
-        {
-        }
-
-        var wait = TimeSpan.FromMilliseconds(100);
-        while (!_disposed)
-        {
-            try
-            {
-                await OpenAsync(CancellationToken.None).ConfigureAwait(false);
-                return;
-            }
-            catch (Exception ex) when (ex is not OutOfMemoryException)
-            {
-                await Task.Delay(wait).ConfigureAwait(false); // the connection is down or recovering
-                wait = TimeSpan.FromTicks(Math.Min(wait.Ticks * 2, TimeSpan.FromSeconds(2).Ticks));
-            }
-        }
-    }
+    private Task ReopenAsync(IChannel closed) =>
+        RabbitMqReopen.RunAsync(closed, () => OpenAsync(CancellationToken.None), () => _disposed, static _ => false);
 
     private async Task ForwardAsync(IChannel channel, BasicDeliverEventArgs e)
     {

@@ -27,27 +27,7 @@ public sealed class ClusterTests
         return (urls!.Split(',', StringSplitOptions.RemoveEmptyEntries | StringSplitOptions.TrimEntries), dir!);
     }
 
-    private static async Task<string> ClusterAsync(string dir, params string[] args)
-    {
-        var root = AppContext.BaseDirectory;
-        while (!File.Exists(Path.Combine(root, "scripts", "rabbitmq-cluster.sh")))
-        {
-            root = Path.GetDirectoryName(root.TrimEnd(Path.DirectorySeparatorChar)) ?? throw new InvalidOperationException("scripts/rabbitmq-cluster.sh not found above the test's folder");
-        }
-
-        var start = new ProcessStartInfo("bash") { RedirectStandardError = true, RedirectStandardOutput = true };
-        foreach (var a in new[] { Path.Combine(root, "scripts", "rabbitmq-cluster.sh") }.Concat(args.Take(1)).Append(dir).Concat(args.Skip(1)))
-        {
-            start.ArgumentList.Add(a);
-        }
-
-        using var process = Process.Start(start)!;
-        var error = process.StandardError.ReadToEndAsync();
-        var output = await process.StandardOutput.ReadToEndAsync();
-        await process.WaitForExitAsync();
-        Assert.That(process.ExitCode, Is.Zero, () => $"rabbitmq-cluster.sh {string.Join(' ', args)}: {error.Result}");
-        return output;
-    }
+    private static Task<string> ClusterAsync(string dir, params string[] args) => NodeScripts.RunAsync("rabbitmq-cluster.sh", [args[0], dir, .. args[1..]]);
 
     /// <summary>The number (1-3) of the node holding <paramref name="queue"/>'s leader, asked of a living node.</summary>
     private static async Task<int> LeaderAsync(string dir, string queue, int askNode = 1)

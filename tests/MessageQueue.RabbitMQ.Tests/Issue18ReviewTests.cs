@@ -10,92 +10,11 @@ namespace MessageQueue.RabbitMQ.Tests;
 
 /// <summary>Review of the RabbitMQ transport (issue 18): each test shows a fault and fails on the code as reviewed.
 /// Names are unique per test and deleted on the server afterwards.</summary>
-[TestFixture]
-[CancelAfter(90_000)]
-public sealed class Issue18ReviewTests
+public sealed class Issue18ReviewTests() : ReviewFixture("i18")
 {
     public sealed record Order(int Id);
 
-    private readonly List<IAsyncDisposable> _owned = [];
-    private readonly HashSet<string> _names = [];
-    private string _prefix = "";
-    private CancellationTokenSource _patience = null!;
-
-    private CancellationToken Patience => _patience.Token;
-
-    [SetUp]
-    public void NewPrefix()
-    {
-        RabbitMqNode.RequireUrl();
-        _prefix = $"i18{Guid.NewGuid():N}"[..11];
-        _patience = CancellationTokenSource.CreateLinkedTokenSource(TestContext.CurrentContext.CancellationToken);
-        _patience.CancelAfter(TimeSpan.FromSeconds(30));
-    }
-
-    [TearDown]
-    public async Task CleanUpAsync()
-    {
-        try
-        {
-            for (var i = _owned.Count - 1; i >= 0; i--)
-            {
-                await _owned[i].DisposeAsync();
-            }
-        }
-        finally
-        {
-            _owned.Clear();
-            _patience.Dispose();
-            await DeleteNamesAsync();
-        }
-    }
-
-    private async Task DeleteNamesAsync()
-    {
-        await using var connection = await RabbitMqNode.ConnectAsync();
-        foreach (var name in _names)
-        {
-            await using var channel = await connection.CreateChannelAsync();
-            await channel.QueueDeleteAsync(name);
-            await channel.ExchangeDeleteAsync(name);
-        }
-    }
-
-    private string N(string name)
-    {
-        _names.Add($"{_prefix}-{name}");
-        return $"{_prefix}-{name}";
-    }
-
-    private T Own<T>(T disposable)
-        where T : IAsyncDisposable
-    {
-        _owned.Add(disposable);
-        return disposable;
-    }
-
     private Task<T> NextAsync<T>(Channel<T> channel, string what) => Within(channel.Reader.ReadAsync(Patience).AsTask(), what);
-
-    private IMessageBroker Build(Action<MessageBrokerBuilder> topology, string? url = null, Action<RabbitMqOptions>? rabbit = null)
-    {
-        var builder = new MessageBrokerBuilder();
-        topology(builder);
-        builder.UseRabbitMq(url ?? RabbitMqNode.RequireUrl().ToString(), rabbit);
-        return Own(builder.Build());
-    }
-
-    private async Task<T> Within<T>(Task<T> task, string what)
-    {
-        try
-        {
-            return await task.WaitAsync(Patience);
-        }
-        catch (OperationCanceledException) when (Patience.IsCancellationRequested)
-        {
-            Assert.Fail($"Timed out: {what}");
-            throw;
-        }
-    }
 
     // RabbitMqConsumer.cs:91-95 completes the delivery buffer when the channel shuts down, and
     // RabbitMqSubscription.cs:95-103 ends every worker on the ObjectDisposedException that follows. RabbitMQ.Client 7

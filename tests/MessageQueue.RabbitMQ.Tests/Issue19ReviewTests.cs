@@ -7,101 +7,11 @@ namespace MessageQueue.RabbitMQ.Tests;
 
 /// <summary>Review of the delay cascade, connection recovery and management API (issue 19): each test shows a fault
 /// and fails on the code as reviewed. Names are unique per test and deleted on the server afterwards.</summary>
-[TestFixture]
-[CancelAfter(90_000)]
-public sealed class Issue19ReviewTests
+public sealed class Issue19ReviewTests() : ReviewFixture("i19")
 {
     public sealed record Order(int Id);
 
     private static readonly TimeSpan Second = TimeSpan.FromSeconds(1);
-    private readonly List<IAsyncDisposable> _owned = [];
-    private readonly HashSet<string> _names = [];
-    private string _prefix = "";
-    private CancellationTokenSource _patience = null!;
-
-    private CancellationToken Patience => _patience.Token;
-
-    [SetUp]
-    public void NewPrefix()
-    {
-        RabbitMqNode.RequireUrl();
-        _prefix = $"i19{Guid.NewGuid():N}"[..11];
-        _patience = CancellationTokenSource.CreateLinkedTokenSource(TestContext.CurrentContext.CancellationToken);
-        _patience.CancelAfter(TimeSpan.FromSeconds(30));
-    }
-
-    [TearDown]
-    public async Task CleanUpAsync()
-    {
-        var failures = new List<Exception>();
-        try
-        {
-            for (var i = _owned.Count - 1; i >= 0; i--)
-            {
-                try
-                {
-                    await _owned[i].DisposeAsync(); // each one, or a broker left running skews the next test
-                }
-#pragma warning disable CA1031 // Reported below, after the rest is disposed.
-                catch (Exception ex)
-#pragma warning restore CA1031
-                {
-                    failures.Add(ex);
-                }
-            }
-        }
-        finally
-        {
-            _owned.Clear();
-            _patience.Dispose();
-            await using var connection = await RabbitMqNode.ConnectAsync();
-            foreach (var name in _names)
-            {
-                await using var channel = await connection.CreateChannelAsync();
-                await channel.QueueDeleteAsync(name);
-                await channel.ExchangeDeleteAsync(name);
-            }
-        }
-
-        if (failures.Count > 0)
-        {
-            throw new AggregateException("Disposing failed", failures);
-        }
-    }
-
-    private string N(string name)
-    {
-        _names.Add($"{_prefix}-{name}");
-        return $"{_prefix}-{name}";
-    }
-
-    private T Own<T>(T disposable)
-        where T : IAsyncDisposable
-    {
-        _owned.Add(disposable);
-        return disposable;
-    }
-
-    private IMessageBroker Build(Action<MessageBrokerBuilder> topology, Action<RabbitMqOptions>? rabbit = null)
-    {
-        var builder = new MessageBrokerBuilder();
-        topology(builder);
-        builder.UseRabbitMq(RabbitMqNode.RequireUrl().ToString(), rabbit);
-        return Own(builder.Build());
-    }
-
-    private async Task<T> Within<T>(Task<T> task, string what)
-    {
-        try
-        {
-            return await task.WaitAsync(Patience);
-        }
-        catch (OperationCanceledException) when (Patience.IsCancellationRequested)
-        {
-            Assert.Fail($"Timed out: {what}");
-            throw;
-        }
-    }
 
     private Task<Delivery<Order>> ReceiveAsync(IConsumer<Order> consumer, string what) => Within(consumer.ReceiveAsync(Patience).AsTask(), what);
 

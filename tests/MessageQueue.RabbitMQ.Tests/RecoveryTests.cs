@@ -47,26 +47,7 @@ public sealed class RecoveryTests : BackendFixture
     }
 
     /// <summary>Runs <c>rabbitmqctl</c> on the test node.</summary>
-    internal static async Task CtlAsync(string dir, params string[] args)
-    {
-        var root = AppContext.BaseDirectory;
-        while (!File.Exists(Path.Combine(root, "scripts", "rabbitmq-node.sh")))
-        {
-            root = Path.GetDirectoryName(root.TrimEnd(Path.DirectorySeparatorChar)) ?? throw new InvalidOperationException("scripts/rabbitmq-node.sh not found above the test's folder");
-        }
-
-        var start = new ProcessStartInfo("bash") { RedirectStandardError = true, RedirectStandardOutput = true };
-        foreach (var a in new[] { Path.Combine(root, "scripts", "rabbitmq-node.sh"), "ctl", dir }.Concat(args))
-        {
-            start.ArgumentList.Add(a);
-        }
-
-        using var process = Process.Start(start)!;
-        var error = process.StandardError.ReadToEndAsync();
-        await process.StandardOutput.ReadToEndAsync();
-        await process.WaitForExitAsync();
-        Assert.That(process.ExitCode, Is.Zero, () => $"rabbitmqctl {string.Join(' ', args)}: {error.Result}");
-    }
+    internal static Task CtlAsync(string dir, params string[] args) => NodeScripts.RunAsync("rabbitmq-node.sh", ["ctl", dir, .. args]);
 
     [Test]
     public async Task ARestartOfTheServer_WhilePublishingAndConsuming_LosesNoConfirmedMessage()
