@@ -52,7 +52,7 @@ public sealed class ManagementTests : BackendFixture
         await using var consumer = broker.Consume<Order>(N("q"), o => o.Prefetch = 1);
         await (await ReceiveAsync(consumer)).AckAsync();
         var held = await ReceiveAsync(consumer);
-        var info = await CountersAsync(broker, N("q"), i => i is { Published: 3, Acked: 1, Delivered: 2, Unacked: 1 });
+        var info = await CountersAsync(broker, N("q"), i => i is { Published: 3, Acked: 1, Delivered: 2, Unacked: 1, Ready: 1, Consumers: 1 });
         using (Assert.EnterMultipleScope())
         {
             Assert.That((info.Ready, info.Unacked, info.Consumers), Is.EqualTo((1, 1, 1)));
