@@ -22,6 +22,13 @@ public static class Program
             return Interleaved(className, args);
         }
 
+        if (args is ["--allocations", var countClass, ..])
+        {
+            var calls = args.Length > 2 ? int.Parse(args[2], System.Globalization.CultureInfo.InvariantCulture) : 5;
+            Console.WriteLine(InterleavedRunner.CountAllocationsAsync(countClass, calls).GetAwaiter().GetResult());
+            return 0;
+        }
+
         if (args is ["--repeat", var repeatClass, var repeatMethod, ..])
         {
             var seconds = args.Length > 3 ? double.Parse(args[3], System.Globalization.CultureInfo.InvariantCulture) : 20;

@@ -26,6 +26,12 @@ public class TransportBenchmarks
 
     public sealed record Order(int Id, string Sku, int Quantity);
 
+    /// <summary>Gets or sets how many times <see cref="Messages"/> each row moves (1 for the timed runs; more for
+    /// <c>--allocations</c>, whose counts lose less over a longer window).</summary>
+    public int Scale { get; set; } = 1;
+
+    private int Count => Messages * Scale;
+
     private readonly Order _order = new(42, "lamp", 2);
     private readonly BasicProperties _properties = new() { Persistent = true, Type = "Order", ContentType = "application/json" };
     private IConnection _connection = null!;
@@ -83,7 +89,7 @@ public class TransportBenchmarks
     [RequiresRabbitMq, BenchmarkCategory("publish, 1 outstanding"), Benchmark(Baseline = true, OperationsPerInvoke = Messages, Description = "raw RabbitMQ.Client")]
     public async Task RawPublishOne()
     {
-        for (var i = 0; i < Messages; i++)
+        for (var i = 0; i < Count; i++)
         {
             await _publisher.BasicPublishAsync("", _rawQueue, mandatory: true, _properties, JsonSerializer.SerializeToUtf8Bytes(_order)).ConfigureAwait(false);
         }
@@ -92,7 +98,7 @@ public class TransportBenchmarks
     [RequiresRabbitMq, BenchmarkCategory("publish, 1 outstanding"), Benchmark(OperationsPerInvoke = Messages, Description = "MessageQueue on RabbitMQ")]
     public async Task TransportPublishOne()
     {
-        for (var i = 0; i < Messages; i++)
+        for (var i = 0; i < Count; i++)
         {
             await _broker.SendAsync(_queue, _order).ConfigureAwait(false);
         }
@@ -102,7 +108,7 @@ public class TransportBenchmarks
     public async Task RawPublishHundred()
     {
         var pending = new Queue<ValueTask>(Outstanding);
-        for (var i = 0; i < Messages; i++)
+        for (var i = 0; i < Count; i++)
         {
             if (pending.Count == Outstanding)
             {
@@ -124,7 +130,7 @@ public class TransportBenchmarks
     public async Task TransportPublishHundred()
     {
         var pending = new Queue<ValueTask<PublishResult>>(Outstanding);
-        for (var i = 0; i < Messages; i++)
+        for (var i = 0; i < Count; i++)
         {
             if (pending.Count == Outstanding)
             {
@@ -154,7 +160,7 @@ public class TransportBenchmarks
         {
             GC.KeepAlive(JsonSerializer.Deserialize<Order>(e.Body.Span));
             await channel.BasicAckAsync(e.DeliveryTag, multiple: false).ConfigureAwait(false);
-            if (++received == Messages)
+            if (++received == Count)
             {
                 done.TrySetResult();
             }
@@ -168,7 +174,7 @@ public class TransportBenchmarks
     public async Task TransportConsume()
     {
         await using var consumer = _broker.Consume<Order>(_queue, o => o.Prefetch = 100);
-        for (var i = 0; i < Messages; i++)
+        for (var i = 0; i < Count; i++)
         {
             var delivery = await consumer.ReceiveAsync().ConfigureAwait(false);
             await delivery.AckAsync().ConfigureAwait(false);

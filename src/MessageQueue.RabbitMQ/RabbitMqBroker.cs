@@ -104,9 +104,71 @@ internal sealed class RabbitMqBroker : IMessageBroker, Health.ITransportHealth
         }
 
         Metrics.CountSent(exchange, "publish");
-        return Diagnostics.BrokerTracing.Source.HasListeners()
-            ? Diagnostics.BrokerTracing.Traced(exchange, routingKey, send: false, options, o => PublishCore(exchange, routingKey, message, o, cancellationToken))
+        if (Diagnostics.BrokerTracing.Source.HasListeners())
+        {
+            return PublishTraced(exchange, routingKey, message, options, cancellationToken);
+        }
+
+        return options is null && !cancellationToken.CanBeCanceled && TryPublishDefault(exchange, routingKey, message, send: false, out var started)
+            ? started
             : PublishCore(exchange, routingKey, message, options, cancellationToken);
+    }
+
+    private ValueTask<PublishResult> PublishTraced(string exchange, string routingKey, object message, PublishOptions? options, CancellationToken cancellationToken) =>
+        Diagnostics.BrokerTracing.Traced(exchange, routingKey, send: false, options, o => PublishCore(exchange, routingKey, message, o, cancellationToken));
+
+    /// <summary>A publish without options and without a cancellable token, when the publisher can start it at once
+    /// without allocating (<see cref="RabbitMqPublisher.TryPublishDefault"/>). The message is serialized only once it
+    /// can; a failure to serialize or a type name AMQP cannot carry is thrown (a send: the returned task faults) as on
+    /// the general path.</summary>
+    private bool TryPublishDefault(string exchange, string routingKey, object message, bool send, out ValueTask<PublishResult> started)
+    {
+        started = default;
+        if (!_publisher.CanStartDefault(exchange))
+        {
+            return false;
+        }
+
+        byte[] body;
+        try
+        {
+            body = _publisher.Serialize(message);
+        }
+        catch (Exception ex) when (send)
+        {
+            started = ValueTask.FromException<PublishResult>(ex);
+            return true;
+        }
+
+        try
+        {
+            if (_publisher.TryPublishDefault(exchange, routingKey, body, MessageTypeNames.NameOf(message.GetType()), Time.GetUtcNow().UtcTicks, send, out started))
+            {
+                return true;
+            }
+        }
+        catch (ArgumentException ex) when (send)
+        {
+            started = ValueTask.FromException<PublishResult>(ex);
+            return true;
+        }
+
+        // It could not start at once after all: the general path, with the body made.
+        var properties = MessageBroker.DefaultProperties(message, Time.GetUtcNow().UtcTicks);
+        started = send ? SendBodyAsync(routingKey, body, properties) : _publisher.PublishAsync(exchange, routingKey, body, RabbitMqProperties.ToAmqp(properties), properties.MessageId, mandatory: false, CancellationToken.None);
+        return true;
+    }
+
+    private async ValueTask<PublishResult> SendBodyAsync(string queue, byte[] body, MessageProperties properties)
+    {
+        try
+        {
+            return await _publisher.PublishAsync("", queue, body, RabbitMqProperties.ToAmqp(properties), properties.MessageId, mandatory: true, CancellationToken.None).ConfigureAwait(false);
+        }
+        catch (UnroutableMessageException ex)
+        {
+            throw RabbitMqPublisher.NoSuchQueue(queue, ex);
+        }
     }
 
     private ValueTask<PublishResult> PublishCore(string exchange, string routingKey, object message, PublishOptions? options, CancellationToken cancellationToken)
@@ -147,10 +209,18 @@ internal sealed class RabbitMqBroker : IMessageBroker, Health.ITransportHealth
         }
 
         Metrics.CountSent(queue, "send");
-        return Diagnostics.BrokerTracing.Source.HasListeners()
-            ? Diagnostics.BrokerTracing.Traced("", queue, send: true, options, o => SendAsync(queue, message, Properties(message, o, out var delay), delay, cancellationToken))
+        if (Diagnostics.BrokerTracing.Source.HasListeners())
+        {
+            return SendTraced(queue, message, options, cancellationToken);
+        }
+
+        return options is null && !cancellationToken.CanBeCanceled && TryPublishDefault("", queue, message, send: true, out var started)
+            ? started
             : SendAsync(queue, message, Properties(message, options, out var delay), delay, cancellationToken);
     }
+
+    private ValueTask<PublishResult> SendTraced(string queue, object message, PublishOptions? options, CancellationToken cancellationToken) =>
+        Diagnostics.BrokerTracing.Traced("", queue, send: true, options, o => SendAsync(queue, message, Properties(message, o, out var delay), delay, cancellationToken));
 
     private async ValueTask<PublishResult> SendAsync(string queue, object message, MessageProperties properties, TimeSpan delay, CancellationToken cancellationToken)
     {
@@ -166,7 +236,7 @@ internal sealed class RabbitMqBroker : IMessageBroker, Health.ITransportHealth
         }
         catch (UnroutableMessageException ex)
         {
-            throw new TopologyException($"Queue '{queue}' does not exist on the RabbitMQ server; declare it before sending to it. Nothing was enqueued.", ex);
+            throw RabbitMqPublisher.NoSuchQueue(queue, ex);
         }
     }
 

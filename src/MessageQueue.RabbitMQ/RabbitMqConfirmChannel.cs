@@ -1,3 +1,4 @@
+using System.Runtime.CompilerServices;
 using RabbitMQ.Client;
 using RabbitMQ.Client.Events;
 using RabbitMQ.Client.Exceptions;
@@ -24,8 +25,9 @@ internal sealed class RabbitMqConfirmChannel : IAsyncDisposable
     private readonly IChannel _channel;
     private readonly SemaphoreSlim _write = new(1, 1);
     private readonly Lock _gate = new();
-    private readonly SortedDictionary<ulong, Pending> _pending = [];
+    private readonly Dictionary<ulong, ConfirmWaiter> _pending = [];
     private ulong _next = 1;
+    private ulong _lowest = 1; // no publish below it is outstanding
     private ShutdownEventArgs? _closed;
     private volatile bool _broken;
 
@@ -95,14 +97,7 @@ internal sealed class RabbitMqConfirmChannel : IAsyncDisposable
             }
             catch (Exception ex)
             {
-                // Whether the server counted it is unknown now, so the numbering is too: no one may publish here again.
-                lock (_gate)
-                {
-                    _pending.Remove(number);
-                }
-
-                Break(null);
-                pending.Fail(ex);
+                WriteFailed(number, ex);
             }
         }
         catch (Exception ex) when (!pending.Task.IsCompleted)
@@ -118,38 +113,129 @@ internal sealed class RabbitMqConfirmChannel : IAsyncDisposable
         return await pending.Task.WaitAsync(cancellationToken).ConfigureAwait(false);
     }
 
+    /// <summary>Starts a publish (mandatory) without waiting, when it can be written at once: nobody else is writing
+    /// on this channel and it is usable. Its number goes into <paramref name="number"/>, a boxed <see cref="long"/> that
+    /// is the value of <paramref name="properties"/>' <see cref="NumberHeader"/> and the caller's alone until
+    /// <paramref name="waiter"/> completes; the waiter completes once, with the confirm, the nack, or the failure of the
+    /// write or the channel (its caller retries).</summary>
+    /// <returns>False when it could not start (nothing was sent, and the waiter is not used).</returns>
+    internal bool TryStart(string exchange, string routingKey, ReadOnlyMemory<byte> body, BasicProperties properties, object number, ConfirmWaiter waiter)
+    {
+        if (!_write.Wait(0))
+        {
+            return false;
+        }
+
+        ulong n;
+        lock (_gate)
+        {
+            if (_broken)
+            {
+                _write.Release();
+                return false;
+            }
+
+            n = _next++;
+            _pending.Add(n, waiter);
+        }
+
+        Unsafe.Unbox<long>(number) = (long)n; // the client copies it into the frame before the write completes
+        ValueTask sent;
+        try
+        {
+            sent = _channel.BasicPublishAsync(exchange, routingKey, mandatory: true, properties, body, CancellationToken.None);
+        }
+        catch (Exception ex)
+        {
+            WriteFailed(n, ex);
+            _write.Release();
+            return true;
+        }
+
+        if (sent.IsCompletedSuccessfully)
+        {
+            _write.Release();
+        }
+        else
+        {
+            _ = FinishWriteAsync(sent, n);
+        }
+
+        return true;
+    }
+
+    private async Task FinishWriteAsync(ValueTask sent, ulong number)
+    {
+        try
+        {
+            await sent.ConfigureAwait(false);
+        }
+        catch (Exception ex)
+        {
+            WriteFailed(number, ex);
+        }
+        finally
+        {
+            _write.Release();
+        }
+    }
+
+    /// <summary>A write failed: whether the server counted it is unknown, so the numbering is too: no one may publish
+    /// here again. Its waiter fails, unless a confirm or the channel's end completed it first.</summary>
+    private void WriteFailed(ulong number, Exception error)
+    {
+        ConfirmWaiter? mine;
+        lock (_gate)
+        {
+            _pending.Remove(number, out mine);
+        }
+
+        Break(null);
+        mine?.Fail(error);
+    }
+
+    /// <summary>Completes the publishes a <c>basic.ack</c> or <c>basic.nack</c> names (one, or every one up to it with
+    /// <c>multiple</c>), under the lock: each waiter's continuation runs elsewhere.</summary>
     private Task Confirm(ulong number, bool multiple, bool acked)
     {
-        List<Pending> done = [];
         lock (_gate)
         {
             if (multiple)
             {
-                while (_pending.Count > 0 && _pending.First() is var (first, p) && first <= number)
+                var last = Math.Min(number, _next - 1);
+                for (var n = _lowest; n <= last; n++)
                 {
-                    _pending.Remove(first);
-                    done.Add(p);
+                    if (_pending.Remove(n, out var p))
+                    {
+                        Complete(p, acked);
+                    }
                 }
+
+                _lowest = Math.Max(_lowest, last + 1);
             }
             else if (_pending.Remove(number, out var one))
             {
-                done.Add(one);
-            }
-        }
-
-        foreach (var p in done)
-        {
-            if (acked)
-            {
-                p.Succeed(!p.Returned);
-            }
-            else
-            {
-                p.Fail(new RabbitMqNackException());
+                Complete(one, acked);
+                while (_lowest < _next && !_pending.ContainsKey(_lowest))
+                {
+                    _lowest++;
+                }
             }
         }
 
         return Task.CompletedTask;
+    }
+
+    private static void Complete(ConfirmWaiter waiter, bool acked)
+    {
+        if (acked)
+        {
+            waiter.Succeed(!waiter.Returned);
+        }
+        else
+        {
+            waiter.Fail(new RabbitMqNackException());
+        }
     }
 
     private Task OnReturnAsync(object sender, BasicReturnEventArgs e)
@@ -171,7 +257,7 @@ internal sealed class RabbitMqConfirmChannel : IAsyncDisposable
     /// <summary>Marks the channel unusable and fails what is outstanding on it.</summary>
     private void Break(ShutdownEventArgs? reason)
     {
-        List<Pending> failed;
+        List<ConfirmWaiter> failed;
         lock (_gate)
         {
             _broken = true;
@@ -202,22 +288,25 @@ internal sealed class RabbitMqConfirmChannel : IAsyncDisposable
         await _channel.DisposeAsync().ConfigureAwait(false);
     }
 
-    /// <summary>An outstanding publish: completes with whether it was routed, and then releases its slot, once.</summary>
-    private sealed class Pending(SemaphoreSlim? slot) : TaskCompletionSource<bool>(TaskCreationOptions.RunContinuationsAsynchronously)
+    /// <summary>An outstanding publish of <see cref="PublishAsync"/>: completes with whether it was routed, and then
+    /// releases its slot, once.</summary>
+    private sealed class Pending(SemaphoreSlim? slot) : ConfirmWaiter
     {
-        internal bool Returned { get; set; }
+        private readonly TaskCompletionSource<bool> _completion = new(TaskCreationOptions.RunContinuationsAsynchronously);
 
-        internal void Succeed(bool routed)
+        internal Task<bool> Task => _completion.Task;
+
+        internal override void Succeed(bool routed)
         {
-            if (TrySetResult(routed))
+            if (_completion.TrySetResult(routed))
             {
                 slot?.Release();
             }
         }
 
-        internal void Fail(Exception error)
+        internal override void Fail(Exception error)
         {
-            if (TrySetException(error))
+            if (_completion.TrySetException(error))
             {
                 slot?.Release();
             }
@@ -225,12 +314,28 @@ internal sealed class RabbitMqConfirmChannel : IAsyncDisposable
 
         internal void Cancel()
         {
-            if (TrySetCanceled())
+            if (_completion.TrySetCanceled())
             {
                 slot?.Release();
             }
         }
     }
+}
+
+/// <summary>A publish numbered on a <see cref="RabbitMqConfirmChannel"/>, waiting for its confirm. The channel
+/// completes it once: <see cref="Succeed"/> or <see cref="Fail"/>, by whoever took it from the channel's outstanding
+/// publishes.</summary>
+internal abstract class ConfirmWaiter
+{
+    /// <summary>Gets or sets whether the server returned it (unroutable); its ack follows. Set under the channel's
+    /// lock.</summary>
+    internal bool Returned { get; set; }
+
+    /// <summary>The server acked it: routed, or returned before.</summary>
+    internal abstract void Succeed(bool routed);
+
+    /// <summary>The server nacked it (<see cref="RabbitMqNackException"/>), or its write or channel failed.</summary>
+    internal abstract void Fail(Exception error);
 }
 
 /// <summary>The server nacked a publish (a full <c>reject-publish</c> queue, or an internal error).</summary>

@@ -75,6 +75,10 @@ internal sealed partial class RabbitMqConsumer<T>
         {
             delayed = false; // redelivered at once rather than lost
         }
+        finally
+        {
+            message.Release();
+        }
 
         try
         {
@@ -111,7 +115,16 @@ internal sealed partial class RabbitMqConsumer<T>
             return refused;
         }
 
-        var published = await _deadLetters!.TryPublishAsync(Queue, message, reason, exception, death).ConfigureAwait(false);
+        bool published;
+        try
+        {
+            published = await _deadLetters!.TryPublishAsync(Queue, message, reason, exception, death).ConfigureAwait(false);
+        }
+        finally
+        {
+            message.Release();
+        }
+
         try
         {
             if (published)
@@ -141,6 +154,7 @@ internal sealed partial class RabbitMqConsumer<T>
             return refused;
         }
 
+        m.Release(); // settled by this call: nothing reads its bytes again
         try
         {
             await send(m.Channel, m.DeliveryTag, requeue).ConfigureAwait(false);

@@ -1,3 +1,4 @@
+using System.Buffers;
 using System.Runtime.CompilerServices;
 using System.Threading.Channels;
 using MessageQueue.Consuming;
@@ -155,7 +156,6 @@ internal sealed partial class RabbitMqConsumer<T> : IConsumer<T>, IDeliverySourc
 
     private async Task OnReceivedAsync(IChannel channel, BasicDeliverEventArgs e)
     {
-        var body = e.Body.ToArray(); // the client reuses its buffer after this handler returns
         object? message;
         string? problem;
         Exception? failure = null;
@@ -163,7 +163,7 @@ internal sealed partial class RabbitMqConsumer<T> : IConsumer<T>, IDeliverySourc
         try
         {
             count = DeliveryCount(e);
-            (message, problem) = TryRead(body, e.BasicProperties);
+            (message, problem) = TryRead(e.Body.Span, e.BasicProperties);
         }
 #pragma warning disable CA1031 // Whatever fails in reading a delivery, it is dead-lettered, never left unsettled.
         catch (Exception ex)
@@ -172,8 +172,14 @@ internal sealed partial class RabbitMqConsumer<T> : IConsumer<T>, IDeliverySourc
             (message, problem, failure) = (null, $"The message could not be read as a '{typeof(T).FullName}': {ex.Message}; it was dead-lettered instead of delivered.", ex);
         }
 
+        // The client reuses its buffer after this handler returns: the bytes are copied into a rented array, given back
+        // when the delivery is settled (RabbitMqMessage.Release). One that cannot be read keeps an array of its own.
+        var length = e.Body.Length;
+        var rent = message is not null && length > 0;
+        var body = rent ? ArrayPool<byte>.Shared.Rent(length) : e.Body.ToArray();
+        e.Body.Span.CopyTo(body);
         var (exchange, routingKey) = RabbitMqDelays.Origin(e.BasicProperties.Headers, e.Exchange, e.RoutingKey);
-        var received = new RabbitMqMessage(message ?? body, body, e.BasicProperties, exchange, routingKey, e.DeliveryTag, count, channel, Volatile.Read(ref _epoch), Volatile.Read(ref _lost).Token);
+        var received = new RabbitMqMessage(message ?? body, body, length, rent, e.BasicProperties, exchange, routingKey, e.DeliveryTag, count, channel, Volatile.Read(ref _epoch), Volatile.Read(ref _lost).Token);
         if (message is null)
         {
             await ((IDeliverySource)this).RejectAsync(received, 0, problem, failure).ConfigureAwait(false); // dead-lettered with the reason
@@ -200,7 +206,7 @@ internal sealed partial class RabbitMqConsumer<T> : IConsumer<T>, IDeliverySourc
 
     /// <summary>The body as a <typeparamref name="T"/>, or null and why not: its AMQP type names another type, or it
     /// cannot be deserialized as a <typeparamref name="T"/> (the reasons the in-memory broker gives).</summary>
-    private (object? Message, string? Problem) TryRead(byte[] body, IReadOnlyBasicProperties properties)
+    private (object? Message, string? Problem) TryRead(ReadOnlySpan<byte> body, IReadOnlyBasicProperties properties)
     {
         // Its type name says what it is: a type this process knows that is not a T (a subtype is one) is refused, as
         // in memory; an unknown name (another application's) is judged by whether the body reads as a T.
@@ -248,6 +254,7 @@ internal sealed partial class RabbitMqConsumer<T> : IConsumer<T>, IDeliverySourc
     private static ValueTask AutoAckAsync(RabbitMqMessage message)
     {
         message.TrySettle();
+        message.Release(); // an auto-acked delivery is never settled again: nothing republishes its bytes
         return message.Channel.BasicAckAsync(message.DeliveryTag, multiple: false);
     }
 

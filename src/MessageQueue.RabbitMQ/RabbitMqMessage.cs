@@ -1,10 +1,13 @@
+using System.Buffers;
 using RabbitMQ.Client;
 
 namespace MessageQueue.RabbitMq;
 
-/// <summary>A message a RabbitMQ consumer received: its body (copied out of the client's buffer), properties and
-/// delivery tag, the channel it came on, and whether it was settled.</summary>
-internal sealed class RabbitMqMessage(object body, byte[] raw, IReadOnlyBasicProperties properties, string exchange, string routingKey, ulong deliveryTag, int deliveryCount, IChannel channel, int epoch, CancellationToken lost)
+/// <summary>A message a RabbitMQ consumer received: its body (the bytes copied out of the client's buffer into an
+/// array rented from <see cref="ArrayPool{T}.Shared"/>, given back by <see cref="Release"/> once the delivery is settled
+/// and nothing needs them: a dead letter or a delayed redelivery republishes them), properties and delivery tag, the
+/// channel it came on, and whether it was settled.</summary>
+internal sealed class RabbitMqMessage(object body, byte[] raw, int length, bool rented, IReadOnlyBasicProperties properties, string exchange, string routingKey, ulong deliveryTag, int deliveryCount, IChannel channel, int epoch, CancellationToken lost)
 {
     /// <summary>Gets a token cancelled when its channel closes (the server has it again): a retry held in place ends.</summary>
     internal CancellationToken Lost { get; } = lost;
@@ -18,11 +21,24 @@ internal sealed class RabbitMqMessage(object body, byte[] raw, IReadOnlyBasicPro
 
     private MessageProperties? _properties;
     private int _settled;
+    private byte[]? _raw = raw;
 
     internal object Body { get; } = body;
 
-    /// <summary>Gets the body as it arrived (to dead-letter it with a reason).</summary>
-    internal byte[] Raw { get; } = raw;
+    /// <summary>Gets the body as it arrived (to dead-letter it with a reason, or delay it). Only the one who settled
+    /// the delivery reads it, before <see cref="Release"/>.</summary>
+    /// <exception cref="InvalidOperationException">It was released.</exception>
+    internal ReadOnlyMemory<byte> Raw => new(Volatile.Read(ref _raw) ?? throw new InvalidOperationException("The delivery's bytes were released after it was settled."), 0, length);
+
+    /// <summary>Gives the bytes back to the pool, once (by whoever settled the delivery, after the last use of
+    /// <see cref="Raw"/>). A delivery never settled (its consumer went away) keeps them for the collector.</summary>
+    internal void Release()
+    {
+        if (Interlocked.Exchange(ref _raw, null) is { } bytes && rented)
+        {
+            ArrayPool<byte>.Shared.Return(bytes);
+        }
+    }
 
     /// <summary>Gets the AMQP properties as they arrived.</summary>
     internal IReadOnlyBasicProperties Amqp { get; } = properties;

@@ -90,6 +90,23 @@ internal static class RabbitMqProperties
         return amqp;
     }
 
+    /// <summary>Writes into <paramref name="amqp"/> what <see cref="ToAmqp"/> makes of the properties of a message
+    /// published without options (<c>MessageBroker.DefaultProperties</c>: an id, the time, the type name, persistent),
+    /// leaving its headers (the transport's number header) as they are.</summary>
+    /// <exception cref="ArgumentException">The type name is longer than AMQP carries.</exception>
+    internal static void WriteDefault(BasicProperties amqp, string messageId, string typeName, long nowTicks)
+    {
+        amqp.MessageId = messageId;
+        amqp.CorrelationId = null;
+        amqp.ReplyTo = null;
+        amqp.ContentType = null;
+        amqp.Type = ShortString(typeName, nameof(MessageProperties.MessageType));
+        amqp.Priority = 0;
+        amqp.Timestamp = new AmqpTimestamp(new DateTimeOffset(nowTicks, TimeSpan.Zero).ToUnixTimeSeconds());
+        amqp.DeliveryMode = DeliveryModes.Persistent;
+        amqp.Expiration = null;
+    }
+
     /// <summary>Death records as RabbitMQ writes them in <c>x-death</c>: a list of tables, most recent first.</summary>
     private static List<object?> XDeath(IReadOnlyList<DeathRecord> deaths)
     {

@@ -23,7 +23,7 @@ namespace MessageQueue.RabbitMq;
 /// confirmed). While the connection is down (the client recovers it), a publish waits up to
 /// <see cref="RabbitMqOptions.RecoveryTimeout"/> for it and is then sent again, with the same possibility of a duplicate;
 /// a confirmed message is never lost.</remarks>
-internal sealed class RabbitMqPublisher(IConnection connection, IMessageSerializer serializer, RabbitMqRecovery? recovery = null) : IAsyncDisposable
+internal sealed partial class RabbitMqPublisher(IConnection connection, IMessageSerializer serializer, RabbitMqRecovery? recovery = null) : IAsyncDisposable
 {
     /// <summary>How many channels publish (round robin).</summary>
     internal const int Channels = 4;
@@ -51,16 +51,23 @@ internal sealed class RabbitMqPublisher(IConnection connection, IMessageSerializ
     }
 
     /// <summary>Publishes a body as it is (a dead letter, a re-driven message) and waits for the confirm; while the
-    /// connection is down, waits for it (see the remarks).</summary>
-    internal async ValueTask<PublishResult> PublishAsync(string exchange, string routingKey, ReadOnlyMemory<byte> body, BasicProperties amqp, string messageId, bool mandatory, CancellationToken cancellationToken)
+    /// connection is down, waits for it (see the remarks). <paramref name="firstError"/>, when given, is how a first
+    /// attempt made elsewhere failed (<see cref="TryPublishDefault"/>): it is handled as this loop handles its own.</summary>
+    internal async ValueTask<PublishResult> PublishAsync(string exchange, string routingKey, ReadOnlyMemory<byte> body, BasicProperties amqp, string messageId, bool mandatory, CancellationToken cancellationToken, Exception? firstError = null)
     {
-        ObjectDisposedException.ThrowIf(_disposed, this);
+        ObjectDisposedException.ThrowIf(_disposed && firstError is null, this);
         var deadline = DateTime.MinValue;
         var channelRetries = 0;
         while (true)
         {
             try
             {
+                if (firstError is { } failed)
+                {
+                    firstError = null;
+                    System.Runtime.ExceptionServices.ExceptionDispatchInfo.Throw(failed);
+                }
+
                 var routed = await PublishOnceAsync(exchange, routingKey, body, amqp, messageId, cancellationToken).ConfigureAwait(false);
                 return routed
                     ? new PublishResult(messageId, routedQueues: 1)
@@ -166,9 +173,13 @@ internal sealed class RabbitMqPublisher(IConnection connection, IMessageSerializ
     }
 
     /// <summary>The next channel in turn, opened (again) when it is not usable; a broken one is closed, never reused.</summary>
-    private async ValueTask<RabbitMqConfirmChannel> ChannelAsync(CancellationToken cancellationToken)
+    private ValueTask<RabbitMqConfirmChannel> ChannelAsync(CancellationToken cancellationToken) => ChannelAsync(NextSlot(), cancellationToken);
+
+    private int NextSlot() => (int)((uint)Interlocked.Increment(ref _turn) % Channels);
+
+    /// <summary>The channel of <paramref name="slot"/>, opened (again) when it is not usable.</summary>
+    private async ValueTask<RabbitMqConfirmChannel> ChannelAsync(int slot, CancellationToken cancellationToken)
     {
-        var slot = (int)((uint)Interlocked.Increment(ref _turn) % Channels);
         if (Volatile.Read(ref _channels[slot]) is { IsUsable: true } ready)
         {
             return ready;

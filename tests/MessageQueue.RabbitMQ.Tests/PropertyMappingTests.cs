@@ -145,4 +145,41 @@ public sealed class PropertyMappingTests
 
         throw new TimeoutException($"Nothing arrived in '{queue}' within 5 s.");
     }
+
+    /// <summary>Issue 19, point 7: the pooled publish writes a message without options as the general path does
+    /// (MessageBroker.DefaultProperties through ToAmqp), over whatever a previous publish left in its properties.</summary>
+    [Test]
+    public void ThePooledPublishsProperties_AreWhatTheGeneralPathMakes_WhateverWasThereBefore()
+    {
+        var now = new DateTimeOffset(2026, 12, 3, 10, 0, 0, 500, TimeSpan.Zero).UtcTicks;
+        var general = RabbitMqProperties.ToAmqp(MessageBroker.DefaultProperties("a body", now));
+        var pooled = new BasicProperties
+        {
+            CorrelationId = "old",
+            ReplyTo = "old",
+            ContentType = "old",
+            Priority = 9,
+            Expiration = "100",
+            DeliveryMode = DeliveryModes.Transient,
+            Headers = new Dictionary<string, object?> { [RabbitMqConfirmChannel.NumberHeader] = 5L },
+        };
+        RabbitMqProperties.WriteDefault(pooled, general.MessageId!, typeof(string).FullName!, now);
+        using (Assert.EnterMultipleScope())
+        {
+            Assert.That(pooled.MessageId, Is.EqualTo(general.MessageId));
+            Assert.That(pooled.Type, Is.EqualTo(general.Type));
+            Assert.That(pooled.Timestamp, Is.EqualTo(general.Timestamp));
+            Assert.That(pooled.DeliveryMode, Is.EqualTo(general.DeliveryMode));
+            Assert.That(pooled.Priority, Is.EqualTo(general.Priority));
+            Assert.That(pooled.CorrelationId, Is.EqualTo(general.CorrelationId));
+            Assert.That(pooled.ReplyTo, Is.EqualTo(general.ReplyTo));
+            Assert.That(pooled.ContentType, Is.EqualTo(general.ContentType));
+            Assert.That(pooled.Expiration, Is.EqualTo(general.Expiration));
+            Assert.That(pooled.AppId, Is.EqualTo(general.AppId));
+            Assert.That(pooled.Headers!.Keys, Is.EqualTo(new[] { RabbitMqConfirmChannel.NumberHeader }), "only the transport's number header, which the channel sets");
+            Assert.That(general.Headers, Is.Null);
+        }
+
+        Assert.Throws<ArgumentException>(() => RabbitMqProperties.WriteDefault(pooled, "id", new string('x', 256), now), "a type name AMQP cannot carry is refused as ToAmqp refuses it");
+    }
 }

@@ -17,7 +17,7 @@ namespace MessageQueue.Benchmarks.Infrastructure;
 /// BenchmarkDotNet's classes stay the source of per-operation detail and allocations; this gives ratios that one
 /// slow minute cannot bend.
 /// </summary>
-public static class InterleavedRunner
+public static partial class InterleavedRunner
 {
     /// <summary>Runs <paramref name="className"/>'s rows (those of <paramref name="category"/>, or all) for
     /// <paramref name="rounds"/> rounds and returns the Markdown report.</summary>
