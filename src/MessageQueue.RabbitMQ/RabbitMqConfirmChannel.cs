@@ -149,22 +149,24 @@ internal sealed class RabbitMqConfirmChannel : IAsyncDisposable
         {
             WriteFailed(n, ex);
             _write.Release();
+            waiter.WriteEnded();
             return true;
         }
 
         if (sent.IsCompletedSuccessfully)
         {
             _write.Release();
+            waiter.WriteEnded();
         }
         else
         {
-            _ = FinishWriteAsync(sent, n);
+            _ = FinishWriteAsync(sent, n, waiter);
         }
 
         return true;
     }
 
-    private async Task FinishWriteAsync(ValueTask sent, ulong number)
+    private async Task FinishWriteAsync(ValueTask sent, ulong number, ConfirmWaiter waiter)
     {
         try
         {
@@ -177,6 +179,7 @@ internal sealed class RabbitMqConfirmChannel : IAsyncDisposable
         finally
         {
             _write.Release();
+            waiter.WriteEnded();
         }
     }
 
@@ -336,6 +339,12 @@ internal abstract class ConfirmWaiter
 
     /// <summary>The server nacked it (<see cref="RabbitMqNackException"/>), or its write or channel failed.</summary>
     internal abstract void Fail(Exception error);
+
+    /// <summary>Its write ended (<see cref="RabbitMqConfirmChannel.TryStart"/>: after <see cref="Succeed"/> or
+    /// <see cref="Fail"/> perhaps, which can come first): the client no longer reads its properties or body.</summary>
+    internal virtual void WriteEnded()
+    {
+    }
 }
 
 /// <summary>The server nacked a publish (a full <c>reject-publish</c> queue, or an internal error).</summary>

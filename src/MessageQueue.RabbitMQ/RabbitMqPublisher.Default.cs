@@ -119,7 +119,9 @@ internal sealed partial class RabbitMqPublisher
         private string _routingKey = "";
         private byte[] _body = [];
         private bool _send;
-        private int _completed;
+        private int _outcomes; // how many of the two (its outcome, the end of its write) are still to come
+        private bool _routed;
+        private Exception? _error;
 
         internal DefaultPublish(RabbitMqPublisher owner)
         {
@@ -137,23 +139,46 @@ internal sealed partial class RabbitMqPublisher
         internal void Prepare(string exchange, string routingKey, byte[] body, bool send)
         {
             (_exchange, _routingKey, _body, _send) = (exchange, routingKey, body, send);
-            Returned = false;
-            _completed = 0;
+            (Returned, _routed, _error, _outcomes) = (false, false, null, 2);
             Amqp.Headers![RabbitMqConfirmChannel.NumberHeader] = Number; // a retry on the general path replaced it
         }
 
-        internal void Clear() => (_exchange, _routingKey, _body) = ("", "", []);
+        internal void Clear() => (_exchange, _routingKey, _body, _error) = ("", "", [], null);
 
         internal override void Succeed(bool routed)
         {
-            if (Interlocked.Exchange(ref _completed, 1) != 0)
+            _routed = routed;
+            Arrived();
+        }
+
+        internal override void Fail(Exception error)
+        {
+            _error = error;
+            Arrived();
+        }
+
+        internal override void WriteEnded() => Arrived();
+
+        /// <summary>One of the two arrived; the second ends the publish. Until both are in, nothing else may touch its
+        /// properties: the client may still be writing them (a confirm can come before the write's task completes,
+        /// and a channel's end fails what is outstanding while its write is under way).</summary>
+        private void Arrived()
+        {
+            if (Interlocked.Decrement(ref _outcomes) != 0)
             {
                 return;
             }
 
             _owner._slots.Release();
+            if (_error is { } error)
+            {
+                // The general path's loop takes it from here, on the thread pool (this may run under the channel's lock).
+                ThreadPool.UnsafeQueueUserWorkItem(static state => _ = state.Publish.RetryAsync(state.Error), (Publish: this, Error: error), preferLocal: false);
+                return;
+            }
+
             var id = Amqp.MessageId!;
-            if (routed)
+            if (_routed)
             {
                 _core.SetResult(new PublishResult(id, routedQueues: 1));
             }
@@ -165,19 +190,6 @@ internal sealed partial class RabbitMqPublisher
             {
                 _core.SetResult(new PublishResult(id, routedQueues: 0));
             }
-        }
-
-        /// <summary>The first attempt failed: the general path's loop takes it from here (on the thread pool: this runs
-        /// under the channel's lock).</summary>
-        internal override void Fail(Exception error)
-        {
-            if (Interlocked.Exchange(ref _completed, 1) != 0)
-            {
-                return;
-            }
-
-            _owner._slots.Release();
-            ThreadPool.UnsafeQueueUserWorkItem(static state => _ = state.Publish.RetryAsync(state.Error), (Publish: this, Error: error), preferLocal: false);
         }
 
         private async Task RetryAsync(Exception error)

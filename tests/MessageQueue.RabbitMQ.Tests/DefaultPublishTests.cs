@@ -1,5 +1,7 @@
+using System.Reflection;
 using System.Threading.Channels;
 using MessageQueue.RabbitMq;
+using RabbitMQ.Client;
 
 namespace MessageQueue.RabbitMQ.Tests;
 
@@ -134,6 +136,65 @@ public sealed class DefaultPublishTests() : ReviewFixture("dpt")
         }
 
         Assert.That(sent, Is.Empty);
+    }
+
+    /// <summary>A channel that closes fails what is outstanding on it, perhaps while a pooled publish is still being
+    /// written there: its retry on another channel must wait for that write (they share its properties), and every
+    /// send ends, confirmed or failed, none lost.</summary>
+    [Test]
+    public async Task ClosingThePublishersChannels_WhileSendsRun_EverySendEnds_AndNoConfirmedMessageIsLost()
+    {
+        const int Senders = 6, Each = 250;
+        var queue = N("q");
+        var broker = Build(b => b.AddQueue(queue));
+        await WarmAsync(broker, queue);
+        await broker.Management.PurgeAsync(queue);
+        var running = true;
+        var closer = Task.Run(async () =>
+        {
+            var channels = (RabbitMqConfirmChannel?[])typeof(RabbitMqPublisher).GetField("_channels", BindingFlags.NonPublic | BindingFlags.Instance)!.GetValue(Publisher(broker))!;
+            for (var round = 0; Volatile.Read(ref running) && round < 40; round++)
+            {
+                if (channels[round % channels.Length] is { IsUsable: true } open)
+                {
+                    var channel = (IChannel)typeof(RabbitMqConfirmChannel).GetField("_channel", BindingFlags.NonPublic | BindingFlags.Instance)!.GetValue(open)!;
+                    try
+                    {
+                        await channel.CloseAsync(); // its outstanding publishes fail and are sent again elsewhere
+                    }
+                    catch (ObjectDisposedException)
+                    {
+                        // replaced and disposed by the publisher meanwhile
+                    }
+                }
+
+                await Task.Yield();
+            }
+        });
+        var sends = await Task.WhenAll(Enumerable.Range(0, Senders).Select(s => Task.Run(async () =>
+        {
+            var confirmed = new List<int>();
+            for (var i = 0; i < Each; i++)
+            {
+                var id = (s * Each) + i;
+                await broker.SendAsync(queue, new Order(id)); // a failure fails the test: each is sent again until confirmed
+                confirmed.Add(id);
+            }
+
+            return confirmed;
+        })));
+        Volatile.Write(ref running, false);
+        await closer;
+
+        var missing = sends.SelectMany(c => c).ToHashSet();
+        Assert.That(missing, Has.Count.EqualTo(Senders * Each));
+        await using var consumer = broker.Consume<Order>(queue, o => o.Prefetch = 200);
+        while (missing.Count > 0)
+        {
+            var d = await Within(consumer.ReceiveAsync(Patience).AsTask(), $"the {missing.Count} confirmed messages not yet received");
+            missing.Remove(d.Message.Id); // one sent twice (routed, then its channel closed before the confirm) comes twice
+            await d.AckAsync();
+        }
     }
 
     [Test]
