@@ -70,4 +70,38 @@ public sealed class BenchmarkSmokeTests
 
         Assert.That(() => InterleavedRunner.RunAsync("NoSuchBenchmarks", 1), Throws.ArgumentException.With.Message.Contains("NoSuchBenchmarks"));
     }
+
+    /// <summary>The allocation counter (<c>--allocations</c>, issue 19 point 7) counts what a row allocates per
+    /// operation: 0 and 3 for the probe's rows, within 5%. It needs the runtime's allocation events on from the start,
+    /// so it runs in a process of its own, as benchmarks/README.md says to run it.</summary>
+    [Test]
+    [CancelAfter(120_000)]
+    public async Task TheAllocationCounter_CountsTheObjectsARowAllocatesPerOperation(CancellationToken cancellationToken)
+    {
+        var start = new System.Diagnostics.ProcessStartInfo("dotnet", [typeof(Program).Assembly.Location, "--allocations", nameof(AllocationProbeBenchmarks), "20"])
+        {
+            RedirectStandardOutput = true,
+            RedirectStandardError = true,
+        };
+        start.Environment["DOTNET_EnableEventPipe"] = "1";
+        start.Environment["DOTNET_EventPipeOutputPath"] = Path.Combine(Path.GetTempPath(), $"mq-alloc-{Guid.NewGuid():N}.nettrace");
+        start.Environment["DOTNET_EventPipeConfig"] = "Microsoft-Windows-DotNETRuntime:0x200000:5";
+        using var process = System.Diagnostics.Process.Start(start)!;
+        var output = await process.StandardOutput.ReadToEndAsync(cancellationToken);
+        var errors = await process.StandardError.ReadToEndAsync(cancellationToken);
+        await process.WaitForExitAsync(cancellationToken);
+        File.Delete(start.Environment["DOTNET_EventPipeOutputPath"]!);
+
+        double PerOperation(string row) => double.Parse(
+            System.Text.RegularExpressions.Regex.Match(output, $@"^{row}: ([\d.]+) objects per message", System.Text.RegularExpressions.RegexOptions.Multiline).Groups[1].Value,
+            System.Globalization.CultureInfo.InvariantCulture);
+
+        Assert.That(process.ExitCode, Is.Zero, errors);
+        using (Assert.EnterMultipleScope())
+        {
+            Assert.That(PerOperation("no object"), Is.EqualTo(0).Within(0.05), output);
+            Assert.That(PerOperation("three objects"), Is.EqualTo(3).Within(0.15), output);
+            Assert.That(output, Does.Contain("System.Byte[]").And.Contain("System.Collections.Generic.List<Int32>"), "objects are counted by type");
+        }
+    }
 }

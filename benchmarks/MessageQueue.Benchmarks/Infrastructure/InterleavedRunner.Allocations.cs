@@ -33,7 +33,7 @@ public static partial class InterleavedRunner
         foreach (var group in rows.GroupBy(r => r.Category))
         {
             text.AppendLine();
-            text.AppendLine(CultureInfo.InvariantCulture, $"### {group.Key}");
+            text.AppendLine(CultureInfo.InvariantCulture, $"### {(group.Key.Length == 0 ? "rows" : group.Key)}");
             foreach (var row in group)
             {
                 var scale = type.GetProperty("Scale");
