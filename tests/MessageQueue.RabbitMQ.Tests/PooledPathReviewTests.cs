@@ -1,0 +1,105 @@
+using MessageQueue.RabbitMq;
+
+namespace MessageQueue.RabbitMQ.Tests;
+
+/// <summary>Review of the pooled publish of a message without options (RabbitMqPublisher.Default.cs): each test shows
+/// a fault and fails on the code as reviewed.</summary>
+public sealed class PooledPathReviewTests() : ReviewFixture("ppr")
+{
+    public sealed record Order(int Id);
+
+    /// <summary>A type name within the attribute's 255 characters but over AMQP's 255 bytes in UTF-8 (200 × 'é' =
+    /// 400 bytes): the transport refuses it with an <see cref="ArgumentException"/>.</summary>
+    [MessageType("éééééééééééééééééééééééééééééééééééééééééééééééééééééééééééééééééééééééééééééééééééééééééééééééééééééééééééééééééééééééééééééééééééééééééééééééééééééééééééééééééééééééééééééééééééééééééééééééééééééééé")]
+    public sealed record Wide(int Id);
+
+    private static RabbitMqPublisher Publisher(IMessageBroker broker) => ((RabbitMqBroker)broker).Publisher;
+
+    /// <summary>Sends until the publisher's channels are open and sends start at once.</summary>
+    private static async Task WarmAsync(IMessageBroker broker, string queue)
+    {
+        for (var i = 0; i < 100 && Publisher(broker).StartedAtOnce < 8; i++)
+        {
+            await broker.SendAsync(queue, new Order(-1));
+        }
+
+        Assert.That(Publisher(broker).StartedAtOnce, Is.GreaterThanOrEqualTo(8), "sends without options start at once once the channels are open");
+    }
+
+    /// <summary>TryPublishDefault takes a slot, then WriteDefault throws for the type name: the slot is never given
+    /// back. After MaxOutstanding such refusals every publish waits for a slot forever.</summary>
+    [Test]
+    public async Task SendsWhoseTypeNameAmqpCannotCarry_AreRefused_WithoutKeepingTheirSlots()
+    {
+        var queue = N("q");
+        var broker = Build(b => b.AddQueue(queue));
+        await WarmAsync(broker, queue);
+        for (var i = 0; i < RabbitMqPublisher.MaxOutstanding; i++)
+        {
+            var wide = new Wide(i);
+            Assert.That(await Refused(() => broker.SendAsync(queue, wide)), Is.InstanceOf<ArgumentException>(), $"refused send {i}");
+        }
+
+        var sent = await Within(broker.SendAsync(queue, new Order(1)).AsTask(), "a send after the refused ones (it waits for a slot)");
+        Assert.That(sent.RoutedQueues, Is.EqualTo(1));
+    }
+
+    /// <summary>The same through PublishAsync, whose ArgumentException is thrown synchronously (as on the general
+    /// path): each one keeps a slot too.</summary>
+    [Test]
+    public async Task PublishesWhoseTypeNameAmqpCannotCarry_AreRefused_WithoutKeepingTheirSlots()
+    {
+        var queue = N("q");
+        var broker = Build(b => b.AddQueue(queue));
+        await WarmAsync(broker, queue);
+        for (var i = 0; i < RabbitMqPublisher.MaxOutstanding; i++)
+        {
+            var wide = new Wide(i);
+            Assert.That(await Refused(() => broker.PublishAsync("", queue, wide)), Is.InstanceOf<ArgumentException>(), $"refused publish {i}");
+        }
+
+        var published = await Within(broker.PublishAsync("", queue, new Order(1)).AsTask(), "a publish after the refused ones (it waits for a slot)");
+        Assert.That(published.RoutedQueues, Is.EqualTo(1));
+    }
+
+    /// <summary>A caller waiting synchronously (sync over async) gets its result on the general path (an incomplete
+    /// async ValueTask is a Task). On the pooled path GetResult runs before the confirm: it throws, and it resets the
+    /// pooled publish and puts it back in the pool while the channel still has it outstanding (the next publish that
+    /// rents it is then completed by this one's confirm).</summary>
+    [Test]
+    public async Task ASendWaitedForSynchronously_GetsItsResult_AsOnTheGeneralPath()
+    {
+        var queue = N("q");
+        var broker = Build(b => b.AddQueue(queue));
+        await WarmAsync(broker, queue);
+        var general = await Task.Run(() => broker.SendAsync(queue, new Order(0), new PublishOptions()).AsTask().GetAwaiter().GetResult());
+        Assert.That(general.RoutedQueues, Is.EqualTo(1), "the general path, for comparison");
+
+        for (var round = 0; round < 20; round++)
+        {
+            var pooled = await Task.Run(() =>
+            {
+                var send = broker.SendAsync(queue, new Order(round));
+#pragma warning disable CA2012 // the point of the test: a caller that waits synchronously
+                return send.GetAwaiter().GetResult();
+#pragma warning restore CA2012
+            });
+            Assert.That(pooled.RoutedQueues, Is.EqualTo(1), $"round {round}");
+        }
+    }
+
+    private static async Task<Exception?> Refused(Func<ValueTask<PublishResult>> publish)
+    {
+        try
+        {
+            await publish();
+            return null;
+        }
+#pragma warning disable CA1031 // returned to the caller's assert
+        catch (Exception ex)
+#pragma warning restore CA1031
+        {
+            return ex;
+        }
+    }
+}
