@@ -61,7 +61,17 @@ internal sealed partial class RabbitMqPublisher
         }
 
         var publish = Rent();
-        RabbitMqProperties.WriteDefault(publish.Amqp, Queues.MessageIds.New(), typeName, nowTicks);
+        try
+        {
+            RabbitMqProperties.WriteDefault(publish.Amqp, Queues.MessageIds.New(), typeName, nowTicks);
+        }
+        catch
+        {
+            Return(publish); // a type name AMQP cannot carry: refused, nothing kept
+            _slots.Release();
+            throw;
+        }
+
         publish.Prepare(exchange, routingKey, body, send);
         if (!channel.TryStart(exchange, routingKey, body, publish.Amqp, publish.Number, publish))
         {
@@ -216,6 +226,10 @@ internal sealed partial class RabbitMqPublisher
             {
                 throw new InvalidOperationException("This publish's result was already taken (a ValueTask awaited twice).");
             }
+
+            // Waited for synchronously before it ended (GetAwaiter().GetResult()): wait as a Task-backed result would,
+            // never giving it back to the pool while it is outstanding.
+            SpinWait.SpinUntil(() => _core.GetStatus(token) != ValueTaskSourceStatus.Pending);
 
             try
             {
