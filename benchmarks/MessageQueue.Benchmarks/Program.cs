@@ -25,7 +25,8 @@ public static class Program
         if (args is ["--allocations", var countClass, ..])
         {
             var calls = args.Length > 2 ? int.Parse(args[2], System.Globalization.CultureInfo.InvariantCulture) : 5;
-            Console.WriteLine(InterleavedRunner.CountAllocationsAsync(countClass, calls).GetAwaiter().GetResult());
+            var category = args.Length > 3 ? args[3] : null;
+            Console.WriteLine(InterleavedRunner.CountAllocationsAsync(countClass, calls, category).GetAwaiter().GetResult());
             return 0;
         }
 

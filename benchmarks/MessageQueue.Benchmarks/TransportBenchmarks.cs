@@ -33,7 +33,15 @@ public class TransportBenchmarks
     private int Count => Messages * Scale;
 
     private readonly Order _order = new(42, "lamp", 2);
-    private readonly BasicProperties _properties = new() { Persistent = true, Type = "Order", ContentType = "application/json" };
+    // The properties the transport's messages carry (id, type, timestamp, persistent), so the client encodes and
+    // decodes the same fields in both rows; the raw id is one string, where the transport makes one per message.
+    private readonly BasicProperties _properties = new()
+    {
+        Persistent = true,
+        Type = "Order",
+        MessageId = Guid.NewGuid().ToString("N"),
+        Timestamp = new AmqpTimestamp(DateTimeOffset.UtcNow.ToUnixTimeSeconds()),
+    };
     private IConnection _connection = null!;
     private IChannel _publisher = null!;
     private IMessageBroker _broker = null!;

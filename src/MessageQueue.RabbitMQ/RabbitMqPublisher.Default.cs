@@ -229,7 +229,12 @@ internal sealed partial class RabbitMqPublisher
 
             // Waited for synchronously before it ended (GetAwaiter().GetResult()): wait as a Task-backed result would,
             // never giving it back to the pool while it is outstanding.
-            SpinWait.SpinUntil(() => _core.GetStatus(token) != ValueTaskSourceStatus.Pending);
+            // A loop, not SpinWait.SpinUntil with a lambda: its closure would be allocated on every call.
+            var spin = default(SpinWait);
+            while (_core.GetStatus(token) == ValueTaskSourceStatus.Pending)
+            {
+                spin.SpinOnce();
+            }
 
             try
             {
