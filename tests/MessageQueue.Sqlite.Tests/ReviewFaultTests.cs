@@ -58,7 +58,7 @@ public sealed class ReviewFaultTests : TempDatabaseFixture
 
         // A row that did not fit leaves q's counts (DeadLetterRowAsync, under q's lock) before its dead letter is sent
         // to "dead" (after the lock), as RabbitMQ dead-letters asynchronously too; q may signal a change in between
-        // (the admitted row joining), so "dead" is waited for: reading it at once failed under load in CI, 1 of 2.
+        // (another row joining or going), so "dead" is waited for: reading it at once failed under load in CI, 1 of 2.
         await broker.WaitForQueueAsync("dead", i => i.Ready >= 2);
         await broker.Engine().Context.Durable!.Barrier();
         Assert.Multiple(() =>
