@@ -12,18 +12,9 @@ public sealed class DefaultPublishTests() : ReviewFixture("dpt")
 {
     public sealed record Order(int Id, string Note = "");
 
-    private static RabbitMqPublisher Publisher(IMessageBroker broker) => ((RabbitMqBroker)broker).Publisher;
+    private static RabbitMqPublisher Publisher(IMessageBroker broker) => PooledPublish.Publisher(broker);
 
-    /// <summary>Sends until the publisher's channels are open and sends start at once.</summary>
-    private static async Task WarmAsync(IMessageBroker broker, string queue)
-    {
-        for (var i = 0; i < 100 && Publisher(broker).StartedAtOnce < 8; i++)
-        {
-            await broker.SendAsync(queue, new Order(-1));
-        }
-
-        Assert.That(Publisher(broker).StartedAtOnce, Is.GreaterThanOrEqualTo(8), "sends without options start at once once the channels are open");
-    }
+    private static Task WarmAsync(IMessageBroker broker, string queue) => PooledPublish.WarmAsync(broker, queue, new Order(-1));
 
     [Test]
     public async Task SendsWithoutOptions_StartAtOnce_AndArriveWithTheGeneralPathsProperties()

@@ -13,18 +13,7 @@ public sealed class PooledPathReviewTests() : ReviewFixture("ppr")
     [MessageType("éééééééééééééééééééééééééééééééééééééééééééééééééééééééééééééééééééééééééééééééééééééééééééééééééééééééééééééééééééééééééééééééééééééééééééééééééééééééééééééééééééééééééééééééééééééééééééééééééééééééé")]
     public sealed record Wide(int Id);
 
-    private static RabbitMqPublisher Publisher(IMessageBroker broker) => ((RabbitMqBroker)broker).Publisher;
-
-    /// <summary>Sends until the publisher's channels are open and sends start at once.</summary>
-    private static async Task WarmAsync(IMessageBroker broker, string queue)
-    {
-        for (var i = 0; i < 100 && Publisher(broker).StartedAtOnce < 8; i++)
-        {
-            await broker.SendAsync(queue, new Order(-1));
-        }
-
-        Assert.That(Publisher(broker).StartedAtOnce, Is.GreaterThanOrEqualTo(8), "sends without options start at once once the channels are open");
-    }
+    private static Task WarmAsync(IMessageBroker broker, string queue) => PooledPublish.WarmAsync(broker, queue, new Order(-1));
 
     /// <summary>TryPublishDefault takes a slot, then WriteDefault throws for the type name: the slot is never given
     /// back. After MaxOutstanding such refusals every publish waits for a slot forever.</summary>
