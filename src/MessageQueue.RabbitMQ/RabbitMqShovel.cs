@@ -35,9 +35,10 @@ public sealed class RabbitMqShovelOptions
 /// down; the shovel publishes each message to RabbitMQ with a publisher confirm and acks it in the local queue only
 /// after RabbitMQ confirmed it, one at a time, in the queue's order. While RabbitMQ cannot be reached (or refuses a
 /// message), the shovel waits and tries the same message again, so nothing is lost and nothing overtakes it. A message
-/// reaches RabbitMQ twice only when the local queue redelivers it (the process stopped between RabbitMQ's confirm and the
-/// local ack): <see cref="Redelivered"/> counts those. A message RabbitMQ routes to no queue is dropped there, as a
-/// RabbitMQ shovel's is.
+/// reaches RabbitMQ twice when the local queue redelivers it (the process stopped between RabbitMQ's confirm and the
+/// local ack): <see cref="Redelivered"/> counts those; or when the connection drops after RabbitMQ took the message but
+/// before its confirm arrived: the one message in flight is sent again (at most one per drop, not counted). A message
+/// RabbitMQ routes to no queue is dropped there, as a RabbitMQ shovel's is.
 /// </summary>
 public sealed partial class RabbitMqShovel : IAsyncDisposable
 {

@@ -5,7 +5,8 @@ namespace MessageQueue.RabbitMQ.Tests;
 /// <summary>Issue 19, point 5: store-and-forward (<see cref="RabbitMqShovel"/>). The application publishes to a durable
 /// queue of an in-process broker on SQLite; the shovel forwards to a RabbitMQ exchange. RabbitMQ is stopped and
 /// restarted mid-run (<c>rabbitmqctl stop_app</c>, <c>start_app</c>): the local publishes are confirmed throughout, and
-/// every message arrives at RabbitMQ, in order, none lost; duplicates only by redelivery, counted.</summary>
+/// every message arrives at RabbitMQ, in order, none lost; published twice only by a local redelivery (counted) or by
+/// a resend after a drop (one).</summary>
 [CancelAfter(120_000)]
 public sealed class ShovelTests : BackendFixture
 {
@@ -58,10 +59,16 @@ public sealed class ShovelTests : BackendFixture
 
             await using var consumer = remote.Consume<Order>(N("billing"), o => o.Prefetch = 100);
             var received = new List<int>();
+            var firstDeliveries = new List<int>(); // RabbitMQ's redeliveries to this consumer are not the shovel's
             while (received.Count < 300 || received.Distinct().Count() < 300)
             {
                 var d = await ReceiveAsync(consumer);
                 received.Add(d.Message.Id);
+                if (d.DeliveryCount == 1)
+                {
+                    firstDeliveries.Add(d.Message.Id);
+                }
+
                 await d.AckAsync();
             }
 
@@ -71,11 +78,16 @@ public sealed class ShovelTests : BackendFixture
             }
 
             var ids = received.Distinct().ToList();
-            TestContext.Out.WriteLine($"{received.Count} received, {shovel.Forwarded} forwarded, {shovel.Redelivered} redelivered locally");
+            var published = firstDeliveries.Count - firstDeliveries.Distinct().Count();
+            TestContext.Out.WriteLine($"{received.Count} received ({received.Count - firstDeliveries.Count} redelivered by RabbitMQ, {published} published twice), {shovel.Forwarded} forwarded, {shovel.Redelivered} redelivered locally");
             using (Assert.EnterMultipleScope())
             {
                 Assert.That(ids, Is.EqualTo(Enumerable.Range(1, 300)), "all of them, in order");
-                Assert.That(received.Count - ids.Count, Is.LessThanOrEqualTo(shovel.Redelivered), "duplicates only by redelivery");
+
+                // Published twice only when redelivered locally, or the one message in flight when the node stopped
+                // (its confirm lost, it is sent again). A consumer whose connection drops gets its unacked messages
+                // again, marked redelivered (CI saw 100 once: a prefetch window); those are RabbitMQ's, not the shovel's.
+                Assert.That(published, Is.LessThanOrEqualTo(shovel.Redelivered + 1), "duplicates only by redelivery");
                 Assert.That(local.Management.GetQueueInfo("outbox"), Has.Property(nameof(QueueInfo.Ready)).Zero.And.Property(nameof(QueueInfo.Unacked)).Zero, "each left the local store once RabbitMQ confirmed it");
             }
         }
