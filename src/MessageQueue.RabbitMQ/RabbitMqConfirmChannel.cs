@@ -50,7 +50,7 @@ internal sealed class RabbitMqConfirmChannel : IAsyncDisposable
     /// <summary>Opens a channel in confirm mode on <paramref name="connection"/>.</summary>
     internal static async Task<RabbitMqConfirmChannel> OpenAsync(IConnection connection, CancellationToken cancellationToken)
     {
-        var channel = await connection.CreateChannelAsync(new CreateChannelOptions(publisherConfirmationsEnabled: true, publisherConfirmationTrackingEnabled: false), cancellationToken).ConfigureAwait(false);
+        var channel = await RabbitMqRecovery.CreateChannelWhenRecoveredAsync(connection, new CreateChannelOptions(publisherConfirmationsEnabled: true, publisherConfirmationTrackingEnabled: false), cancellationToken).ConfigureAwait(false);
         return new RabbitMqConfirmChannel(channel);
     }
 

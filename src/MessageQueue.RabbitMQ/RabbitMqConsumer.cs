@@ -68,7 +68,7 @@ internal sealed partial class RabbitMqConsumer<T> : IConsumer<T>, IDeliverySourc
     /// that drops is the client's to recover, with this channel and its consumer.</summary>
     private async Task OpenAsync(CancellationToken cancellationToken)
     {
-        var channel = await _connection.CreateChannelAsync(cancellationToken: cancellationToken).ConfigureAwait(false);
+        var channel = await RabbitMqRecovery.CreateChannelWhenRecoveredAsync(_connection, cancellationToken: cancellationToken).ConfigureAwait(false);
         try
         {
             await channel.BasicQosAsync(0, _prefetch, global: false, cancellationToken).ConfigureAwait(false);
@@ -324,9 +324,10 @@ internal sealed partial class RabbitMqConsumer<T> : IConsumer<T>, IDeliverySourc
 
             await channel.CloseAsync().ConfigureAwait(false); // the server requeues what was not settled
         }
-        catch (Exception ex) when (ex is global::RabbitMQ.Client.Exceptions.AlreadyClosedException or global::RabbitMQ.Client.Exceptions.OperationInterruptedException or IOException or OperationCanceledException)
+        catch (Exception ex) when (ex is global::RabbitMQ.Client.Exceptions.AlreadyClosedException or global::RabbitMQ.Client.Exceptions.OperationInterruptedException or IOException or OperationCanceledException or ObjectDisposedException)
         {
-            // The server or the network closed it first: it requeued what was not settled.
+            // The server or the network closed it first: it requeued what was not settled. (Disposed: the server closed
+            // it and RabbitMqReopen disposed it before a new one was in place; that one sees this consumer disposed.)
         }
         finally
         {

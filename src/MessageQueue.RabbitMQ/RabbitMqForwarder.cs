@@ -31,7 +31,7 @@ internal sealed partial class RabbitMqForwarder : IAsyncDisposable
     /// channel while the connection stayed up (a dropped connection is the client's to recover, with this channel).</summary>
     private async Task OpenAsync(CancellationToken cancellationToken)
     {
-        var channel = await _broker.Connection.CreateChannelAsync(cancellationToken: cancellationToken).ConfigureAwait(false);
+        var channel = await RabbitMqRecovery.CreateChannelWhenRecoveredAsync(_broker.Connection, cancellationToken: cancellationToken).ConfigureAwait(false);
         try
         {
             await channel.BasicQosAsync(0, 32, global: false, cancellationToken).ConfigureAwait(false);
@@ -51,6 +51,7 @@ internal sealed partial class RabbitMqForwarder : IAsyncDisposable
             if (_disposed)
             {
                 await channel.CloseAsync(CancellationToken.None).ConfigureAwait(false); // stopped meanwhile
+                await channel.DisposeAsync().ConfigureAwait(false);
             }
         }
         catch
@@ -99,9 +100,10 @@ internal sealed partial class RabbitMqForwarder : IAsyncDisposable
         {
             await channel.CloseAsync().ConfigureAwait(false); // what was not acked returns to the forward queue
         }
-        catch (Exception ex) when (ex is global::RabbitMQ.Client.Exceptions.AlreadyClosedException or OperationCanceledException or IOException)
+        catch (Exception ex) when (ex is global::RabbitMQ.Client.Exceptions.AlreadyClosedException or OperationCanceledException or IOException or ObjectDisposedException)
         {
-            // Closed by the server or the connection first.
+            // Closed by the server or the connection first. (Disposed: the server closed it and RabbitMqReopen disposed
+            // it before a new one was in place; OpenAsync closes that one when it sees this forwarder disposed.)
         }
 
         await channel.DisposeAsync().ConfigureAwait(false);

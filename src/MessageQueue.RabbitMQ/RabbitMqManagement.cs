@@ -296,7 +296,7 @@ internal sealed class RabbitMqManagement(RabbitMqBroker broker) : IBrokerManagem
         broker.Recovery.RunAsync(
             async () =>
             {
-                var channel = await broker.Connection.CreateChannelAsync(cancellationToken: cancellationToken).ConfigureAwait(false);
+                var channel = await RabbitMqRecovery.CreateChannelWhenRecoveredAsync(broker.Connection, cancellationToken: cancellationToken).ConfigureAwait(false);
                 await using (channel.ConfigureAwait(false))
                 {
                     await operation(channel).ConfigureAwait(false);

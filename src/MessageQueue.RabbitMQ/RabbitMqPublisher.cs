@@ -142,7 +142,7 @@ internal sealed partial class RabbitMqPublisher(IConnection connection, IMessage
     {
         try
         {
-            var channel = await connection.CreateChannelAsync().ConfigureAwait(false);
+            var channel = await RabbitMqRecovery.CreateChannelWhenRecoveredAsync(connection).ConfigureAwait(false);
             await using (channel.ConfigureAwait(false))
             {
                 try

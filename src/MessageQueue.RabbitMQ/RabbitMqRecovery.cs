@@ -1,3 +1,4 @@
+using System.Runtime.CompilerServices;
 using RabbitMQ.Client;
 
 namespace MessageQueue.RabbitMq;
@@ -16,11 +17,15 @@ internal sealed class RabbitMqRecovery
     private TaskCompletionSource _up = NewUp();
     private volatile bool _stopped;
 
+    /// <summary>The recovery watching each connection, for <see cref="CreateChannelWhenRecoveredAsync"/>.</summary>
+    private static readonly ConditionalWeakTable<IConnection, RabbitMqRecovery> Watching = new();
+
     internal RabbitMqRecovery(IConnection connection, TimeSpan timeout)
     {
         _connection = connection;
         _timeout = timeout;
         _up.TrySetResult();
+        Watching.TryAdd(connection, this);
         connection.ConnectionShutdownAsync += (_, e) =>
         {
             if (e.Initiator != ShutdownInitiator.Application)
@@ -59,7 +64,7 @@ internal sealed class RabbitMqRecovery
 
     /// <summary>Waits until the connection is back, or fails saying what could not be done once
     /// <paramref name="deadline"/> passes.</summary>
-    internal async Task WaitAsync(DateTime deadline, string what, Exception cause, CancellationToken cancellationToken)
+    internal async Task WaitAsync(DateTime deadline, string what, Exception? cause, CancellationToken cancellationToken)
     {
         while (true)
         {
@@ -93,6 +98,35 @@ internal sealed class RabbitMqRecovery
         }
     }
 
+    /// <summary>
+    /// Opens a channel on <paramref name="connection"/>, first waiting (up to the recovery timeout) while the client is
+    /// recovering it. Every channel of the transport is opened here. A channel opened once the connection is open
+    /// again but before the client recovered its channels and consumers is recorded by the client and then "recovered"
+    /// a second time: its deliveries come on one server channel and its acks go to another (406 unknown delivery tag),
+    /// so the server closes it and redelivers its whole prefetch window, and at worst the client's recovery fails.
+    /// </summary>
+    internal static async Task<IChannel> CreateChannelWhenRecoveredAsync(IConnection connection, CreateChannelOptions? options = null, CancellationToken cancellationToken = default)
+    {
+        if (Watching.TryGetValue(connection, out var recovery) && recovery.Recovering)
+        {
+            await recovery.WaitAsync(recovery.Deadline(), "opening a channel", cause: null, cancellationToken).ConfigureAwait(false);
+        }
+
+        return await connection.CreateChannelAsync(options, cancellationToken).ConfigureAwait(false);
+    }
+
+    /// <summary>Whether the connection dropped and the client has not finished recovering it.</summary>
+    private bool Recovering
+    {
+        get
+        {
+            lock (_gate)
+            {
+                return !_up.Task.IsCompleted;
+            }
+        }
+    }
+
     /// <summary>Runs <paramref name="operation"/>; while the connection is down, waits for it (up to the recovery
     /// timeout) and runs it again.</summary>
     internal async Task<T> RunAsync<T>(Func<Task<T>> operation, string what, CancellationToken cancellationToken)
@@ -121,7 +155,7 @@ internal sealed class RabbitMqRecovery
         }
     }
 
-    private MessageQueueException Down(string what, Exception cause) => _stopped
+    private MessageQueueException Down(string what, Exception? cause) => _stopped
         ? new MessageQueueException($"The broker stopped while {what} waited for the RabbitMQ connection.", cause)
         : new MessageQueueException($"The connection to the RabbitMQ server is down and did not come back within {_timeout} (RabbitMqOptions.RecoveryTimeout): {what} failed. Nothing confirmed was lost; what failed may have reached the server.", cause);
 

@@ -18,7 +18,7 @@ internal sealed class RabbitMqRedrive(RabbitMqBroker broker, string source, Redr
     {
         cancellationToken.ThrowIfCancellationRequested();
         var moved = 0;
-        var channel = await broker.Connection.CreateChannelAsync(cancellationToken: cancellationToken).ConfigureAwait(false);
+        var channel = await RabbitMqRecovery.CreateChannelWhenRecoveredAsync(broker.Connection, cancellationToken: cancellationToken).ConfigureAwait(false);
         await using (channel.ConfigureAwait(false))
         {
             while (moved < max)

@@ -169,7 +169,7 @@ internal static class RabbitMqTopology
     internal static async Task DeclareAsync(IConnection connection, IReadOnlyList<TopologyItem> items, CancellationToken cancellationToken = default)
     {
         ThrowIfRefused(items);
-        var channel = await connection.CreateChannelAsync(cancellationToken: cancellationToken).ConfigureAwait(false);
+        var channel = await RabbitMqRecovery.CreateChannelWhenRecoveredAsync(connection, cancellationToken: cancellationToken).ConfigureAwait(false);
         try
         {
             foreach (var item in items)

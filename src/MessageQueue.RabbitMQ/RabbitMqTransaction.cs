@@ -93,7 +93,7 @@ internal sealed class RabbitMqTransaction(RabbitMqBroker broker) : IPublishTrans
             var returned = new List<(string Exchange, string RoutingKey, string? MessageId)>();
             if (_staged.Count > 0)
             {
-                var channel = await broker.Connection.CreateChannelAsync(cancellationToken: cancellationToken).ConfigureAwait(false);
+                var channel = await RabbitMqRecovery.CreateChannelWhenRecoveredAsync(broker.Connection, cancellationToken: cancellationToken).ConfigureAwait(false);
                 await using (channel.ConfigureAwait(false))
                 {
                     // Mandatory on the wire: RabbitMQ returns what reaches no queue before it answers the commit, so each
