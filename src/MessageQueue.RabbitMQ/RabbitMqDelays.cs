@@ -181,8 +181,8 @@ internal sealed class RabbitMqDelays(RabbitMqBroker broker) : IAsyncDisposable
             }
 
             await broker.ManagementImpl.WithChannelAsync(channel => DeclareAsync(channel, cancellationToken), cancellationToken).ConfigureAwait(false);
-            _declared = true;
             _forwarder ??= await RabbitMqForwarder.StartAsync(broker, cancellationToken).ConfigureAwait(false);
+            _declared = true; // only once this broker forwards: a start that failed is tried again by the next delay
         }
         catch (OperationInterruptedException ex) when (ex.ShutdownReason?.ReplyCode == Constants.PreconditionFailed)
         {

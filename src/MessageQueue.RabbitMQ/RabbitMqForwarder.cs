@@ -10,7 +10,9 @@ namespace MessageQueue.RabbitMq;
 /// cascade's traces removed), waits for the confirm, and only then acks it; a crash in between forwards it again (at
 /// least once). Every broker of the transport consumes it once it knows the cascade exists, so a delayed publish is
 /// forwarded as long as one of them runs. A message whose exchange is gone, or that a full queue refuses, is dropped
-/// with a warning, as RabbitMQ drops a publish that reaches no queue.
+/// with a warning, as RabbitMQ drops a publish that reaches no queue. One whose publish waited longer than
+/// <see cref="RabbitMqOptions.RecoveryTimeout"/> for the connection (or the client's recovery of it) is not refused:
+/// it goes back to the forward queue and is forwarded again.
 /// </summary>
 internal sealed partial class RabbitMqForwarder : IAsyncDisposable
 {
@@ -73,6 +75,13 @@ internal sealed partial class RabbitMqForwarder : IAsyncDisposable
         {
             await _broker.Publisher.PublishAsync(exchange, routingKey, body, RabbitMqProperties.ToAmqp(properties), properties.MessageId, mandatory: false, CancellationToken.None).ConfigureAwait(false);
         }
+        catch (MessageQueueException ex) when (RabbitMqRecovery.IsDown(ex) || !_broker.Recovery.IsUp)
+        {
+            // Not a refusal: the publish waited for the connection or its recovery longer than RecoveryTimeout. Back to
+            // the forward queue, forwarded again (the next attempt waits as long again).
+            await RequeueAsync(channel, e.DeliveryTag).ConfigureAwait(false);
+            return;
+        }
         catch (Exception ex) when (ex is TopologyException or QueueFullException or ArgumentException || ex.GetType() == typeof(MessageQueueException))
         {
             LogDropped(_broker.Logger, properties.MessageId, exchange, routingKey, ex);
@@ -89,6 +98,18 @@ internal sealed partial class RabbitMqForwarder : IAsyncDisposable
         catch (global::RabbitMQ.Client.Exceptions.AlreadyClosedException)
         {
             // Closed meanwhile: the server forwards it again (at least once).
+        }
+    }
+
+    private static async Task RequeueAsync(IChannel channel, ulong deliveryTag)
+    {
+        try
+        {
+            await channel.BasicNackAsync(deliveryTag, multiple: false, requeue: true).ConfigureAwait(false);
+        }
+        catch (Exception ex) when (ex is global::RabbitMQ.Client.Exceptions.AlreadyClosedException or ObjectDisposedException)
+        {
+            // Closed meanwhile: the server requeues it anyway.
         }
     }
 

@@ -155,9 +155,20 @@ internal sealed class RabbitMqRecovery
         }
     }
 
-    private MessageQueueException Down(string what, Exception? cause) => _stopped
-        ? new MessageQueueException($"The broker stopped while {what} waited for the RabbitMQ connection.", cause)
-        : new MessageQueueException($"The connection to the RabbitMQ server is down and did not come back within {_timeout} (RabbitMqOptions.RecoveryTimeout): {what} failed. Nothing confirmed was lost; what failed may have reached the server.", cause);
+    /// <summary>Whether <paramref name="ex"/> is this class's: the connection was down (or the broker stopped) for
+    /// longer than the wait, which says nothing about the message itself.</summary>
+    internal static bool IsDown(Exception ex) => ex.Data.Contains(DownKey);
+
+    private const string DownKey = "MessageQueue.RabbitMq.ConnectionDown";
+
+    private MessageQueueException Down(string what, Exception? cause)
+    {
+        var ex = _stopped
+            ? new MessageQueueException($"The broker stopped while {what} waited for the RabbitMQ connection.", cause)
+            : new MessageQueueException($"The connection to the RabbitMQ server is down and did not come back within {_timeout} (RabbitMqOptions.RecoveryTimeout): {what} failed. Nothing confirmed was lost; what failed may have reached the server.", cause);
+        ex.Data[DownKey] = true;
+        return ex;
+    }
 
     private static TaskCompletionSource NewUp() => new(TaskCreationOptions.RunContinuationsAsynchronously);
 }
