@@ -30,6 +30,14 @@ public static class Program
             return 0;
         }
 
+        if (args is ["--pool", .. var pooled])
+        {
+            // --pool run1.csv run2.csv ... [--category "name"]: the rounds of several --interleaved --csv runs pooled.
+            var poolCategory = pooled.SkipWhile(a => a != "--category").Skip(1).FirstOrDefault();
+            Console.WriteLine(PooledRatios.Report([.. pooled.TakeWhile(a => a != "--category")], poolCategory));
+            return 0;
+        }
+
         if (args is ["--repeat", var repeatClass, var repeatMethod, ..])
         {
             var seconds = args.Length > 3 ? double.Parse(args[3], System.Globalization.CultureInfo.InvariantCulture) : 20;
@@ -51,15 +59,17 @@ public static class Program
 
     // --repeat Class Method [seconds]: one row over and over (InterleavedRunner.RepeatAsync), for a profiler.
 
-    /// <summary><c>--interleaved Class [--rounds N] [--warmup N] [--category "name"] [--out file.md]</c>: the class's rows in
-    /// rotated rounds in this process (<see cref="InterleavedRunner"/>); the report goes to the console and, with
-    /// <c>--out</c>, to a Markdown file.</summary>
+    /// <summary><c>--interleaved Class [--rounds N] [--warmup N] [--category "name"] [--out file.md] [--csv file.csv]</c>: the class's
+    /// rows in rotated rounds in this process (<see cref="InterleavedRunner"/>); the report goes to the console and, with
+    /// <c>--out</c>, to a Markdown file; <c>--csv</c> writes each row's time in each round.</summary>
     private static int Interleaved(string className, string[] args)
     {
         string? Option(string name) => args.SkipWhile(a => a != name).Skip(1).FirstOrDefault();
         var rounds = int.Parse(Option("--rounds") ?? "10", System.Globalization.CultureInfo.InvariantCulture);
         var warmup = int.Parse(Option("--warmup") ?? "3", System.Globalization.CultureInfo.InvariantCulture);
-        var report = InterleavedRunner.RunAsync(className, rounds, Option("--category"), Console.Out, warmup).GetAwaiter().GetResult();
+        using var csv = Option("--csv") is { } csvFile ? new StreamWriter(csvFile) : null;
+        csv?.WriteLine("round,category,row,ns,cpu_ns");
+        var report = InterleavedRunner.RunAsync(className, rounds, Option("--category"), Console.Out, warmup, csv).GetAwaiter().GetResult();
         Console.WriteLine(report);
         if (Option("--out") is { } file)
         {

@@ -71,6 +71,41 @@ public sealed class BenchmarkSmokeTests
         Assert.That(() => InterleavedRunner.RunAsync("NoSuchBenchmarks", 1), Throws.ArgumentException.With.Message.Contains("NoSuchBenchmarks"));
     }
 
+    /// <summary><c>--pool</c> pools the rounds of several <c>--csv</c> runs: ratios paired by round within each run, their
+    /// median over all rounds with a bootstrap interval around it. Two runs of known times: the row takes 1.25x the
+    /// baseline's time in every round (0.800x), so the median and both ends of the interval are 0.800x.</summary>
+    [Test]
+    public void PooledRatios_PairRoundsWithinEachRun_AndGiveTheMedianOverAllOfThem()
+    {
+        var files = new[] { Path.GetTempFileName(), Path.GetTempFileName() };
+        try
+        {
+            for (var f = 0; f < files.Length; f++)
+            {
+                var lines = new List<string> { "round,category,row,ns,cpu_ns" };
+                for (var round = 1; round <= 20; round++)
+                {
+                    var baseline = 1000.0 * (round + (f * 50)); // times drift between rounds and runs; ratios do not
+                    lines.Add($"{round},\"c\",\"raw (baseline)\",{baseline},1");
+                    lines.Add($"{round},\"c\",\"ours\",{baseline * 1.25},1");
+                }
+
+                File.WriteAllLines(files[f], lines);
+            }
+
+            var report = PooledRatios.Report(files, "c");
+            Assert.That(report, Does.Contain("| ours | 40 | 0.800x (0.800-0.800) |").And.Contain("0.800x, 0.800x"));
+            Assert.That(() => PooledRatios.Report(files, "no such category"), Throws.ArgumentException.With.Message.Contains("no baseline row"));
+        }
+        finally
+        {
+            foreach (var file in files)
+            {
+                File.Delete(file);
+            }
+        }
+    }
+
     /// <summary>The allocation counter (<c>--allocations</c>, issue 19 point 7) counts what a row allocates per
     /// operation: 0 and 3 for the probe's rows, within 5%. It needs the runtime's allocation events on from the start,
     /// so it runs in a process of its own, as benchmarks/README.md says to run it.</summary>

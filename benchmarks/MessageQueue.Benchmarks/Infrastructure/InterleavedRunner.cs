@@ -20,8 +20,9 @@ namespace MessageQueue.Benchmarks.Infrastructure;
 public static partial class InterleavedRunner
 {
     /// <summary>Runs <paramref name="className"/>'s rows (those of <paramref name="category"/>, or all) for
-    /// <paramref name="rounds"/> rounds and returns the Markdown report.</summary>
-    public static async Task<string> RunAsync(string className, int rounds, string? category = null, TextWriter? log = null, int warmupRounds = 3)
+    /// <paramref name="rounds"/> rounds and returns the Markdown report; <paramref name="csv"/>, when given, gets one
+    /// line per row and round (<c>round,category,row,ns,cpu_ns</c>, per message), to pool rounds across runs.</summary>
+    public static async Task<string> RunAsync(string className, int rounds, string? category = null, TextWriter? log = null, int warmupRounds = 3, TextWriter? csv = null)
     {
         ArgumentOutOfRangeException.ThrowIfLessThan(rounds, 1);
         var type = typeof(InterleavedRunner).Assembly.GetTypes().SingleOrDefault(t => t.Name == className)
@@ -55,7 +56,9 @@ public static partial class InterleavedRunner
             for (var k = 0; k < rows.Count; k++)
             {
                 var row = rows[(round + k) % rows.Count];
-                results[row].Add(await InvokeAsync(instance, type, row).ConfigureAwait(false));
+                var measured = await InvokeAsync(instance, type, row).ConfigureAwait(false);
+                results[row].Add(measured);
+                csv?.WriteLine(string.Create(CultureInfo.InvariantCulture, $"{round + 1},\"{row.Category}\",\"{row.Name}{(row.Baseline ? " (baseline)" : "")}\",{measured.Ns:F1},{measured.CpuNs:F1}"));
             }
 
             var after = Machine.Read();
