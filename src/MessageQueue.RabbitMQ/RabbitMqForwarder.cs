@@ -10,22 +10,34 @@ namespace MessageQueue.RabbitMq;
 /// cascade's traces removed), waits for the confirm, and only then acks it; a crash in between forwards it again (at
 /// least once). Every broker of the transport consumes it once it knows the cascade exists, so a delayed publish is
 /// forwarded as long as one of them runs. A message whose exchange is gone, or that a full queue refuses, is dropped
-/// with a warning, as RabbitMQ drops a publish that reaches no queue. One whose publish waited longer than
-/// <see cref="RabbitMqOptions.RecoveryTimeout"/> for the connection (or the client's recovery of it) is not refused:
-/// it goes back to the forward queue and is forwarded again.
+/// with a warning, as RabbitMQ drops a publish that reaches no queue. One whose publish failed otherwise (the connection
+/// down, or its recovery longer than <see cref="RabbitMqOptions.RecoveryTimeout"/>) is held and tried again every
+/// second, with a warning, until it is published or the broker stops; it may then reach its exchange twice (a publish
+/// that failed may have reached the server), as at least once allows.
 /// </summary>
 internal sealed partial class RabbitMqForwarder : IAsyncDisposable
 {
     private readonly RabbitMqBroker _broker;
     private IChannel _channel = null!;
     private volatile bool _disposed;
+    private readonly CancellationTokenSource _stopping = new();
 
     private RabbitMqForwarder(RabbitMqBroker broker) => _broker = broker;
 
     internal static async Task<RabbitMqForwarder> StartAsync(RabbitMqBroker broker, CancellationToken cancellationToken)
     {
         var forwarder = new RabbitMqForwarder(broker);
-        await forwarder.OpenAsync(cancellationToken).ConfigureAwait(false);
+        try
+        {
+            await forwarder.OpenAsync(cancellationToken).ConfigureAwait(false);
+        }
+        catch
+        {
+            forwarder._disposed = true; // a reopening started by the failed channel's shutdown stops
+            await forwarder._stopping.CancelAsync().ConfigureAwait(false);
+            throw;
+        }
+
         return forwarder;
     }
 
@@ -68,54 +80,80 @@ internal sealed partial class RabbitMqForwarder : IAsyncDisposable
 
     private async Task ForwardAsync(IChannel channel, BasicDeliverEventArgs e)
     {
-        var (exchange, routingKey) = RabbitMqDelays.Origin(e.BasicProperties.Headers, e.Exchange, e.RoutingKey);
-        var properties = RabbitMqProperties.FromAmqp(e.BasicProperties); // without the cascade's traces
-        var body = e.Body.ToArray();
+        string exchange, routingKey;
+        MessageProperties properties;
+        byte[] body;
         try
         {
-            await _broker.Publisher.PublishAsync(exchange, routingKey, body, RabbitMqProperties.ToAmqp(properties), properties.MessageId, mandatory: false, CancellationToken.None).ConfigureAwait(false);
+            (exchange, routingKey) = RabbitMqDelays.Origin(e.BasicProperties.Headers, e.Exchange, e.RoutingKey);
+            properties = RabbitMqProperties.FromAmqp(e.BasicProperties); // without the cascade's traces
+            body = e.Body.ToArray();
         }
-        catch (MessageQueueException ex) when (RabbitMqRecovery.IsDown(ex) || !_broker.Recovery.IsUp)
+#pragma warning disable CA1031 // A message this forwarder cannot read never will be: dropped, said so, not left unacked.
+        catch (Exception ex)
+#pragma warning restore CA1031
         {
-            // Not a refusal: the publish waited for the connection or its recovery longer than RecoveryTimeout. Back to
-            // the forward queue, forwarded again (the next attempt waits as long again).
-            await RequeueAsync(channel, e.DeliveryTag).ConfigureAwait(false);
+            LogDropped(_broker.Logger, e.BasicProperties.MessageId ?? "(no id)", e.Exchange, e.RoutingKey, ex);
+            await AckAsync(channel, e.DeliveryTag).ConfigureAwait(false);
             return;
         }
-        catch (Exception ex) when (ex is TopologyException or QueueFullException or ArgumentException || ex.GetType() == typeof(MessageQueueException))
+
+        while (true)
         {
-            LogDropped(_broker.Logger, properties.MessageId, exchange, routingKey, ex);
-        }
-        catch (Exception ex) when (ex is ObjectDisposedException or OperationCanceledException or global::RabbitMQ.Client.Exceptions.AlreadyClosedException)
-        {
-            return; // stopping: the server gives it to another broker, or to this one's next run
+            try
+            {
+                await _broker.Publisher.PublishAsync(exchange, routingKey, body, RabbitMqProperties.ToAmqp(properties), properties.MessageId, mandatory: false, _stopping.Token).ConfigureAwait(false);
+                break;
+            }
+            catch (Exception ex) when (_disposed && ex is ObjectDisposedException or OperationCanceledException or MessageQueueException or global::RabbitMQ.Client.Exceptions.AlreadyClosedException)
+            {
+                return; // stopping: unacked, the server gives it to another broker, or to this one's next run
+            }
+            catch (Exception ex) when (ex is TopologyException or QueueFullException or ArgumentException || (ex.GetType() == typeof(MessageQueueException) && !RabbitMqRecovery.IsDown(ex) && _broker.Recovery.IsUp))
+            {
+                LogDropped(_broker.Logger, properties.MessageId, exchange, routingKey, ex); // refused: RabbitMQ drops such a publish too
+                break;
+            }
+#pragma warning disable CA1031 // Anything else is not the message's fault (the connection down or recovering longer than RecoveryTimeout): kept and tried again.
+            catch (Exception ex) when (ex is not OutOfMemoryException)
+#pragma warning restore CA1031
+            {
+                // Held here, not requeued: a requeue would come straight back (a spin while the connection recovers),
+                // and every requeue counts against a quorum queue's delivery limit. The deliveries behind it wait.
+                LogWaiting(_broker.Logger, properties.MessageId, exchange, ex);
+                try
+                {
+                    await Task.Delay(RetryPause, _stopping.Token).ConfigureAwait(false);
+                }
+                catch (OperationCanceledException)
+                {
+                    return; // stopping
+                }
+            }
         }
 
-        try
-        {
-            await channel.BasicAckAsync(e.DeliveryTag, multiple: false).ConfigureAwait(false);
-        }
-        catch (global::RabbitMQ.Client.Exceptions.AlreadyClosedException)
-        {
-            // Closed meanwhile: the server forwards it again (at least once).
-        }
+        await AckAsync(channel, e.DeliveryTag).ConfigureAwait(false);
     }
 
-    private static async Task RequeueAsync(IChannel channel, ulong deliveryTag)
+    /// <summary>How long a publish that failed for the connection waits before it is tried again.</summary>
+    private static readonly TimeSpan RetryPause = TimeSpan.FromSeconds(1);
+
+    private static async Task AckAsync(IChannel channel, ulong deliveryTag)
     {
         try
         {
-            await channel.BasicNackAsync(deliveryTag, multiple: false, requeue: true).ConfigureAwait(false);
+            await channel.BasicAckAsync(deliveryTag, multiple: false).ConfigureAwait(false);
         }
         catch (Exception ex) when (ex is global::RabbitMQ.Client.Exceptions.AlreadyClosedException or ObjectDisposedException)
         {
-            // Closed meanwhile: the server requeues it anyway.
+            // Closed meanwhile: the server forwards it again (at least once).
         }
     }
 
     public async ValueTask DisposeAsync()
     {
         _disposed = true;
+        await _stopping.CancelAsync().ConfigureAwait(false); // a publish held for the connection ends, its message unacked
         var channel = Volatile.Read(ref _channel);
         try
         {
@@ -132,4 +170,10 @@ internal sealed partial class RabbitMqForwarder : IAsyncDisposable
 
     [LoggerMessage(EventId = 61, EventName = "DelayedPublishDropped", Level = LogLevel.Warning, Message = "A delayed message {MessageId} for exchange '{Exchange}' (routing key '{RoutingKey}') could not be delivered when due and was dropped")]
     private static partial void LogDropped(ILogger logger, string messageId, string exchange, string routingKey, Exception exception);
+
+    [LoggerMessage(EventId = 64, EventName = "DelayedPublishWaiting", Level = LogLevel.Warning, Message = "A delayed message {MessageId} for exchange '{Exchange}' is due but could not be published yet; it is tried again in a second")]
+    private static partial void LogWaiting(ILogger logger, string messageId, string exchange, Exception exception);
+
+    [LoggerMessage(EventId = 65, EventName = "DelayForwarderNotStarted", Level = LogLevel.Warning, Message = "This broker could not start forwarding delayed publishes to exchanges (consuming mq.delay.forward); the next delayed publish tries again")]
+    internal static partial void LogNotStarted(ILogger logger, Exception exception);
 }
