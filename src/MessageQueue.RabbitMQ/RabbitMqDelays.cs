@@ -167,7 +167,7 @@ internal sealed class RabbitMqDelays(RabbitMqBroker broker) : IAsyncDisposable
     /// and starts forwarding delayed publishes to exchanges.</summary>
     internal async ValueTask EnsureDeclaredAsync(CancellationToken cancellationToken)
     {
-        if (_declared && Volatile.Read(ref _forwarder) is not null)
+        if (_declared)
         {
             return;
         }
@@ -175,25 +175,14 @@ internal sealed class RabbitMqDelays(RabbitMqBroker broker) : IAsyncDisposable
         await _declaring.WaitAsync(cancellationToken).ConfigureAwait(false);
         try
         {
-            if (!_declared)
+            if (_declared)
             {
-                await broker.ManagementImpl.WithChannelAsync(channel => DeclareAsync(channel, cancellationToken), cancellationToken).ConfigureAwait(false);
-                _declared = true;
+                return;
             }
 
-            if (_forwarder is null)
-            {
-                try
-                {
-                    Volatile.Write(ref _forwarder, await RabbitMqForwarder.StartAsync(broker, cancellationToken).ConfigureAwait(false));
-                }
-                catch (Exception ex) when (ex is not OperationCanceledException || !cancellationToken.IsCancellationRequested)
-                {
-                    // Delays to queues do not need it; delays to exchanges wait in the forward queue for a broker that
-                    // forwards. The next delayed publish tries again.
-                    RabbitMqForwarder.LogNotStarted(broker.Logger, ex);
-                }
-            }
+            await broker.ManagementImpl.WithChannelAsync(channel => DeclareAsync(channel, cancellationToken), cancellationToken).ConfigureAwait(false);
+            _declared = true;
+            _forwarder ??= await RabbitMqForwarder.StartAsync(broker, cancellationToken).ConfigureAwait(false);
         }
         catch (OperationInterruptedException ex) when (ex.ShutdownReason?.ReplyCode == Constants.PreconditionFailed)
         {

@@ -28,7 +28,7 @@ public sealed class RecoveryWindowTests() : ReviewFixture("rw")
         }, proxy.Url);
         var direct = Build(b => b.AddQueue(queue));
         var inWindow = 0;
-        for (var round = 0; round < 4; round++)
+        for (var round = 0; round < 2; round++)
         {
             for (var id = 1; id <= 200; id++)
             {
