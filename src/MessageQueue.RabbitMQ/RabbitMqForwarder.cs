@@ -10,11 +10,10 @@ namespace MessageQueue.RabbitMq;
 /// cascade's traces removed), waits for the confirm, and only then acks it; a crash in between forwards it again (at
 /// least once). Every broker of the transport consumes it once it knows the cascade exists, so a delayed publish is
 /// forwarded as long as one of them runs. A message whose exchange is gone, or that a full queue refuses, is dropped
-/// with a warning, as RabbitMQ drops a publish that reaches no queue. One whose publish failed for the connection (down,
-/// or its recovery longer than <see cref="RabbitMqOptions.RecoveryTimeout"/>) is held and tried again every second,
-/// with a warning, while its delivery's channel lives (when that goes down, the server has it again); one that failed
-/// otherwise is requeued after a second. Either may then reach its exchange twice (a publish that failed may have
-/// reached the server), as at least once allows.
+/// with a warning, as RabbitMQ drops a publish that reaches no queue. One whose publish failed otherwise (the connection
+/// down, or its recovery longer than <see cref="RabbitMqOptions.RecoveryTimeout"/>) goes back to the forward queue after
+/// a one-second pause, with a warning, and is forwarded again; it may then reach its exchange twice (a publish that
+/// failed may have reached the server), as at least once allows.
 /// </summary>
 internal sealed partial class RabbitMqForwarder : IAsyncDisposable
 {
@@ -22,7 +21,6 @@ internal sealed partial class RabbitMqForwarder : IAsyncDisposable
     private IChannel _channel = null!;
     private volatile bool _disposed;
     private readonly CancellationTokenSource _stopping = new();
-    private CancellationTokenSource _lost = new();
 
     private RabbitMqForwarder(RabbitMqBroker broker) => _broker = broker;
 
@@ -55,7 +53,6 @@ internal sealed partial class RabbitMqForwarder : IAsyncDisposable
             listener.ReceivedAsync += (_, e) => ForwardAsync(channel, e);
             channel.ChannelShutdownAsync += (_, e) =>
             {
-                _ = Interlocked.Exchange(ref _lost, new CancellationTokenSource()).CancelAsync(); // held deliveries end
                 if (!_disposed && ReferenceEquals(channel, Volatile.Read(ref _channel)) && e.Initiator != ShutdownInitiator.Application && _broker.Connection.IsOpen)
                 {
                     _ = ReopenAsync(channel);
@@ -83,7 +80,6 @@ internal sealed partial class RabbitMqForwarder : IAsyncDisposable
 
     private async Task ForwardAsync(IChannel channel, BasicDeliverEventArgs e)
     {
-        var lost = Volatile.Read(ref _lost).Token; // cancelled when this delivery's channel goes down: the server has it again
         string exchange, routingKey;
         MessageProperties properties;
         byte[] body;
@@ -102,47 +98,36 @@ internal sealed partial class RabbitMqForwarder : IAsyncDisposable
             return;
         }
 
-        using var held = CancellationTokenSource.CreateLinkedTokenSource(_stopping.Token, lost);
-        while (true)
+        try
         {
+            await _broker.Publisher.PublishAsync(exchange, routingKey, body, RabbitMqProperties.ToAmqp(properties), properties.MessageId, mandatory: false, _stopping.Token).ConfigureAwait(false);
+        }
+        catch (Exception ex) when (_disposed || ex is ObjectDisposedException)
+        {
+            return; // stopping: unacked, the server gives it to a broker that forwards
+        }
+        catch (Exception ex) when (ex is TopologyException or QueueFullException or ArgumentException || (ex.GetType() == typeof(MessageQueueException) && !RabbitMqRecovery.IsDown(ex) && _broker.Recovery.IsUp))
+        {
+            LogDropped(_broker.Logger, properties.MessageId, exchange, routingKey, ex); // refused: RabbitMQ drops such a publish too
+        }
+#pragma warning disable CA1031 // Anything else is not known to be the message's fault: it is kept.
+        catch (Exception ex) when (ex is not OutOfMemoryException)
+#pragma warning restore CA1031
+        {
+            // The connection down, or recovering longer than RecoveryTimeout, or another failure: back to the forward
+            // queue after a pause (a requeue at once would come straight back, a spin while the client recovers).
+            LogWaiting(_broker.Logger, properties.MessageId, exchange, ex);
             try
             {
-                await _broker.Publisher.PublishAsync(exchange, routingKey, body, RabbitMqProperties.ToAmqp(properties), properties.MessageId, mandatory: false, held.Token).ConfigureAwait(false);
-                break;
+                await Task.Delay(RetryPause, _stopping.Token).ConfigureAwait(false);
             }
-            catch (Exception ex) when (_disposed || held.IsCancellationRequested || ex is ObjectDisposedException)
+            catch (OperationCanceledException)
             {
-                return; // stopping, or the channel went down: unacked, the server gives it to a broker that forwards
+                return; // stopping
             }
-            catch (Exception ex) when (ex is TopologyException or QueueFullException or ArgumentException || (ex.GetType() == typeof(MessageQueueException) && !RabbitMqRecovery.IsDown(ex) && _broker.Recovery.IsUp))
-            {
-                LogDropped(_broker.Logger, properties.MessageId, exchange, routingKey, ex); // refused: RabbitMQ drops such a publish too
-                break;
-            }
-#pragma warning disable CA1031 // Anything else is not known to be the message's fault: it is kept.
-            catch (Exception ex) when (ex is not OutOfMemoryException)
-#pragma warning restore CA1031
-            {
-                // The connection down or recovering longer than RecoveryTimeout: held here and tried again while this
-                // delivery's channel lives (a requeue would come straight back, a spin, and count against a quorum
-                // queue's delivery limit). Another failure: requeued after the same pause, so the queue moves on.
-                var connection = RabbitMqRecovery.IsDown(ex) || !_broker.Recovery.IsUp;
-                LogWaiting(_broker.Logger, properties.MessageId, exchange, ex);
-                try
-                {
-                    await Task.Delay(RetryPause, held.Token).ConfigureAwait(false);
-                }
-                catch (OperationCanceledException)
-                {
-                    return;
-                }
 
-                if (!connection)
-                {
-                    await RequeueAsync(channel, e.DeliveryTag).ConfigureAwait(false);
-                    return;
-                }
-            }
+            await RequeueAsync(channel, e.DeliveryTag).ConfigureAwait(false);
+            return;
         }
 
         await AckAsync(channel, e.DeliveryTag).ConfigureAwait(false);
@@ -178,7 +163,7 @@ internal sealed partial class RabbitMqForwarder : IAsyncDisposable
     public async ValueTask DisposeAsync()
     {
         _disposed = true;
-        await _stopping.CancelAsync().ConfigureAwait(false); // a publish held for the connection ends, its message unacked
+        await _stopping.CancelAsync().ConfigureAwait(false); // a publish or pause under way ends, its message unacked
         var channel = Volatile.Read(ref _channel);
         try
         {
@@ -196,6 +181,6 @@ internal sealed partial class RabbitMqForwarder : IAsyncDisposable
     [LoggerMessage(EventId = 61, EventName = "DelayedPublishDropped", Level = LogLevel.Warning, Message = "A delayed message {MessageId} for exchange '{Exchange}' (routing key '{RoutingKey}') could not be delivered when due and was dropped")]
     private static partial void LogDropped(ILogger logger, string messageId, string exchange, string routingKey, Exception exception);
 
-    [LoggerMessage(EventId = 64, EventName = "DelayedPublishWaiting", Level = LogLevel.Warning, Message = "A delayed message {MessageId} for exchange '{Exchange}' is due but could not be published; it is tried again in a second")]
+    [LoggerMessage(EventId = 64, EventName = "DelayedPublishWaiting", Level = LogLevel.Warning, Message = "A delayed message {MessageId} for exchange '{Exchange}' is due but could not be published; it goes back to the forward queue in a second")]
     private static partial void LogWaiting(ILogger logger, string messageId, string exchange, Exception exception);
 }
