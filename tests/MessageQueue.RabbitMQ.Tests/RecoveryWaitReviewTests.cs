@@ -82,15 +82,6 @@ public sealed class RecoveryWaitReviewTests() : ReviewFixture("rwr")
         Assert.That(await Within(arrived.Task, "the delayed message in its queue"), Is.EqualTo("due-1"));
     }
 
-    private async Task UntilAsync(Func<bool> condition)
-    {
-        while (!condition())
-        {
-            Patience.ThrowIfCancellationRequested();
-            await Task.Yield();
-        }
-    }
-
     /// <summary>Completes <paramref name="dropped"/> with the message of the forwarder's "dropped" warning.</summary>
     private sealed class DropLog(TaskCompletionSource<string> dropped) : ILoggerFactory, ILogger
     {

@@ -63,13 +63,4 @@ public sealed class RecoveryWindowTests() : ReviewFixture("rw")
 
         Assert.That(inWindow, Is.GreaterThan(0), "no consumer started while the client was recovering");
     }
-
-    private async Task UntilAsync(Func<bool> condition)
-    {
-        while (!condition())
-        {
-            Patience.ThrowIfCancellationRequested();
-            await Task.Yield();
-        }
-    }
 }

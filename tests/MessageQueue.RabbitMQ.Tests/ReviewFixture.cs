@@ -89,6 +89,16 @@ public abstract class ReviewFixture
         return Own(builder.Build());
     }
 
+    /// <summary>Returns once <paramref name="condition"/> holds (checked between yields, bounded by the patience).</summary>
+    protected async Task UntilAsync(Func<bool> condition)
+    {
+        while (!condition())
+        {
+            Patience.ThrowIfCancellationRequested();
+            await Task.Yield();
+        }
+    }
+
     /// <summary><paramref name="task"/>'s result, or the test fails saying what did not come in time.</summary>
     protected async Task<T> Within<T>(Task<T> task, string what)
     {
