@@ -22,6 +22,9 @@ internal sealed partial class RabbitMqForwarder : IAsyncDisposable
     private volatile bool _disposed;
     private readonly CancellationTokenSource _stopping = new();
 
+    /// <summary>How long a publish that failed for the connection waits before it is tried again.</summary>
+    private static readonly TimeSpan RetryPause = TimeSpan.FromSeconds(1);
+
     private RabbitMqForwarder(RabbitMqBroker broker) => _broker = broker;
 
     internal static async Task<RabbitMqForwarder> StartAsync(RabbitMqBroker broker, CancellationToken cancellationToken)
@@ -94,7 +97,7 @@ internal sealed partial class RabbitMqForwarder : IAsyncDisposable
 #pragma warning restore CA1031
         {
             LogDropped(_broker.Logger, e.BasicProperties.MessageId ?? "(no id)", e.Exchange, e.RoutingKey, ex);
-            await AckAsync(channel, e.DeliveryTag).ConfigureAwait(false);
+            await SettleAsync(channel, e.DeliveryTag).ConfigureAwait(false);
             return;
         }
 
@@ -126,37 +129,31 @@ internal sealed partial class RabbitMqForwarder : IAsyncDisposable
                 return; // stopping
             }
 
-            await RequeueAsync(channel, e.DeliveryTag).ConfigureAwait(false);
+            await SettleAsync(channel, e.DeliveryTag, requeue: true).ConfigureAwait(false);
             return;
         }
 
-        await AckAsync(channel, e.DeliveryTag).ConfigureAwait(false);
+        await SettleAsync(channel, e.DeliveryTag).ConfigureAwait(false);
     }
 
-    private static async Task RequeueAsync(IChannel channel, ulong deliveryTag)
+    /// <summary>Acks the delivery, or nacks it with requeue; a channel closed meanwhile has given it back to the server,
+    /// which forwards it again (at least once).</summary>
+    private static async Task SettleAsync(IChannel channel, ulong deliveryTag, bool requeue = false)
     {
         try
         {
-            await channel.BasicNackAsync(deliveryTag, multiple: false, requeue: true).ConfigureAwait(false);
+            if (requeue)
+            {
+                await channel.BasicNackAsync(deliveryTag, multiple: false, requeue: true).ConfigureAwait(false);
+            }
+            else
+            {
+                await channel.BasicAckAsync(deliveryTag, multiple: false).ConfigureAwait(false);
+            }
         }
         catch (Exception ex) when (ex is global::RabbitMQ.Client.Exceptions.AlreadyClosedException or ObjectDisposedException)
         {
-            // Closed meanwhile: the server requeues it anyway.
-        }
-    }
-
-    /// <summary>How long a publish that failed for the connection waits before it is tried again.</summary>
-    private static readonly TimeSpan RetryPause = TimeSpan.FromSeconds(1);
-
-    private static async Task AckAsync(IChannel channel, ulong deliveryTag)
-    {
-        try
-        {
-            await channel.BasicAckAsync(deliveryTag, multiple: false).ConfigureAwait(false);
-        }
-        catch (Exception ex) when (ex is global::RabbitMQ.Client.Exceptions.AlreadyClosedException or ObjectDisposedException)
-        {
-            // Closed meanwhile: the server forwards it again (at least once).
+            // Closed meanwhile.
         }
     }
 

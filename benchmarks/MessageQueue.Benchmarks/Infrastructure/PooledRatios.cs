@@ -37,11 +37,11 @@ public static class PooledRatios
                 ratios.AddRange(runRatios);
                 times.AddRange(byRound.Select(g => g.First(l => l.Row == row).Ns));
                 baseTimes.AddRange(byRound.Select(g => g.First(l => l.Row == baseline).Ns));
-                perRun.Add(runRatios.Count == 0 ? "-" : string.Create(CultureInfo.InvariantCulture, $"{Median(runRatios):F3}x"));
+                perRun.Add(runRatios.Count == 0 ? "-" : string.Create(CultureInfo.InvariantCulture, $"{InterleavedRunner.Median(runRatios):F3}x"));
             }
 
             var (low, high) = Bootstrap(ratios);
-            text.AppendLine(CultureInfo.InvariantCulture, $"| {row} | {ratios.Count} | {Median(ratios):F3}x ({low:F3}-{high:F3}) | {Median(times) / Median(baseTimes):F3} | {string.Join(", ", perRun)} |");
+            text.AppendLine(CultureInfo.InvariantCulture, $"| {row} | {ratios.Count} | {InterleavedRunner.Median(ratios):F3}x ({low:F3}-{high:F3}) | {InterleavedRunner.Median(times) / InterleavedRunner.Median(baseTimes):F3} | {string.Join(", ", perRun)} |");
         }
 
         return text.ToString();
@@ -68,16 +68,10 @@ public static class PooledRatios
                 sample[i] = values[random.Next(values.Count)];
             }
 
-            medians[b] = Median(sample);
+            medians[b] = InterleavedRunner.Median(sample);
         }
 
         Array.Sort(medians);
         return (medians[(int)(medians.Length * 0.025)], medians[(int)(medians.Length * 0.975) - 1]);
-    }
-
-    private static double Median(IEnumerable<double> values)
-    {
-        var sorted = values.Order().ToList();
-        return sorted.Count == 0 ? double.NaN : sorted.Count % 2 == 1 ? sorted[sorted.Count / 2] : (sorted[(sorted.Count / 2) - 1] + sorted[sorted.Count / 2]) / 2;
     }
 }
